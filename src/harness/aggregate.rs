@@ -1,0 +1,113 @@
+//! Aggregation: per cell, mean and sample standard deviation (n − 1) of every metric over seeds, and
+//! counts of statuses and outcomes. The result is plain data (`summary.json`) that compare and diff read.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::store::{RunRecord, RunStatus};
+use crate::spec::{Experiment, Run};
+
+/// Mean, sample std and count of one metric over seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); absent for n < 2.
+    pub std: Option<f64>,
+    pub n: usize,
+    pub min: f64,
+    pub max: f64,
+    /// Per-seed values, in seed order, so later comparisons can run their own tests.
+    pub values: Vec<f64>,
+}
+
+impl Stat {
+    pub fn of(values: &[f64]) -> Option<Stat> {
+        if values.is_empty() {
+            return None;
+        }
+        let n = values.len();
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let std = (n >= 2)
+            .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+        Some(Stat {
+            mean,
+            std,
+            n,
+            min: values.iter().cloned().fold(f64::INFINITY, f64::min),
+            max: values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            values: values.to_vec(),
+        })
+    }
+}
+
+/// One cell aggregated over its seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellSummary {
+    pub cell: String,
+    pub row: String,
+    pub column: String,
+    /// Seeds the profile plans for this cell.
+    pub planned: Vec<u64>,
+    /// Seeds with a current record (spec hash matches).
+    pub seeds: Vec<u64>,
+    pub spec_hashes: Vec<String>,
+    pub status_counts: BTreeMap<String, usize>,
+    pub outcome_counts: BTreeMap<String, usize>,
+    pub metrics: BTreeMap<String, Stat>,
+    /// Runs that failed (engine error), with their messages.
+    pub failures: Vec<String>,
+}
+
+/// Every cell of one experiment under one profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub experiment: String,
+    pub profile: String,
+    pub title: String,
+    pub cells: Vec<CellSummary>,
+}
+
+/// Aggregates the stored records of `runs` (records whose hash differs from the plan are left out).
+pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeMap<String, RunRecord>) -> Summary {
+    let mut cells = Vec::new();
+    for cell in &exp.cells {
+        let mine: Vec<&Run> = runs.iter().filter(|r| r.cell == cell.id).collect();
+        let recs: Vec<&RunRecord> = mine
+            .iter()
+            .filter_map(|r| records.get(&r.file_name()).filter(|rec| rec.spec_hash == r.hash))
+            .collect();
+        let mut status_counts = BTreeMap::new();
+        let mut outcome_counts = BTreeMap::new();
+        let mut failures = Vec::new();
+        let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for rec in &recs {
+            *status_counts.entry(rec.status.as_str().to_string()).or_insert(0) += 1;
+            if let Some(o) = &rec.outcome {
+                *outcome_counts.entry(o.clone()).or_insert(0) += 1;
+            }
+            if rec.status == RunStatus::Failed {
+                failures.push(format!("seed {}: {}", rec.seed, rec.message.as_deref().unwrap_or("?")));
+                continue;
+            }
+            for (k, v) in &rec.metrics {
+                if v.is_finite() {
+                    values.entry(k.clone()).or_default().push(*v);
+                }
+            }
+        }
+        cells.push(CellSummary {
+            cell: cell.id.clone(),
+            row: cell.row.clone(),
+            column: cell.column.clone(),
+            planned: mine.iter().map(|r| r.seed).collect(),
+            seeds: recs.iter().map(|r| r.seed).collect(),
+            spec_hashes: recs.iter().map(|r| r.spec_hash.clone()).collect(),
+            status_counts,
+            outcome_counts,
+            metrics: values.iter().filter_map(|(k, v)| Stat::of(v).map(|s| (k.clone(), s))).collect(),
+            failures,
+        });
+    }
+    Summary { experiment: exp.name.clone(), profile: profile.to_string(), title: exp.title.clone(), cells }
+}

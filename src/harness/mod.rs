@@ -1,0 +1,92 @@
+//! The harness: plan runs, execute them, store records, aggregate, and write tables and figures.
+
+pub mod aggregate;
+pub mod execute;
+pub mod plan;
+pub mod provenance;
+pub mod report;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::spec::Experiment;
+pub use execute::ExecOptions;
+use store::{write_atomic, Store};
+
+/// Files regenerated from the stored runs.
+#[derive(Debug)]
+pub struct Outputs {
+    pub summary: PathBuf,
+    pub table: PathBuf,
+    pub figures: Vec<PathBuf>,
+    pub markdown: String,
+}
+
+/// What `reproduce` did.
+#[derive(Debug)]
+pub struct Reproduced {
+    pub executed: Vec<(String, store::RunStatus)>,
+    pub skipped: usize,
+    pub outputs: Outputs,
+}
+
+/// Runs every pending run of `profile`, then regenerates the summary, table and figures.
+/// `say` receives progress messages for the user.
+pub fn reproduce(
+    exp: &Experiment,
+    profile: &str,
+    seeds: Option<&[u64]>,
+    out: &Path,
+    force: bool,
+    opts: &ExecOptions,
+    say: &dyn Fn(&str),
+) -> Result<Reproduced> {
+    let runs = exp.runs(profile, seeds)?;
+    let store = Store::new(out, &exp.name, profile);
+    let plan = plan::plan(runs.clone(), &store, force)?;
+    for (path, why) in &plan.unreadable {
+        let aside = execute::set_aside(path)?;
+        say(&format!("warning: {why}\n  set aside as {}; the run will be recomputed", aside.display()));
+    }
+    if !plan.foreign.is_empty() {
+        say(&format!(
+            "note: {} stored record(s) in {} belong to no planned run (other seeds?) and are left alone",
+            plan.foreign.len(),
+            store.runs_dir().display()
+        ));
+    }
+    say(&format!(
+        "{} / profile {}: {} run(s) to compute, {} already stored (--force recomputes them), {} job(s)",
+        exp.name,
+        profile,
+        plan.pending.len(),
+        plan.done.len(),
+        opts.jobs
+    ));
+    let report = execute::execute(&plan.pending, &store, opts)?;
+    let outputs = regenerate(exp, profile, seeds, out)?;
+    Ok(Reproduced { executed: report.finished, skipped: plan.done.len(), outputs })
+}
+
+/// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures.
+pub fn regenerate(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &Path) -> Result<Outputs> {
+    let runs = exp.runs(profile, seeds)?;
+    let store = Store::new(out, &exp.name, profile);
+    let records = store.load_all()?;
+    let summary = aggregate::aggregate(exp, profile, &runs, &records);
+    let summary_path = store.dir.join("summary.json");
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Record {
+        path: summary_path.clone(),
+        msg: format!("cannot serialise summary: {e}"),
+    })?;
+    write_atomic(&summary_path, json.as_bytes())?;
+    let markdown = report::markdown(exp, &summary);
+    let table = store.dir.join("table.md");
+    write_atomic(&table, markdown.as_bytes())?;
+    let figures = match &exp.figure {
+        Some(fig) => crate::plot::draw(exp, fig, &runs, &records, &store.dir)?,
+        None => Vec::new(),
+    };
+    Ok(Outputs { summary: summary_path, table, figures, markdown })
+}

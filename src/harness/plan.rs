@@ -1,0 +1,52 @@
+//! Planning: which runs of a profile still need computing, given what the store already holds.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::store::{RunStatus, Store};
+use crate::error::Result;
+use crate::spec::Run;
+
+/// The runs of one invocation, split by what needs doing.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Runs to compute now.
+    pub pending: Vec<Run>,
+    /// Runs already stored with the same spec hash (kept).
+    pub done: Vec<Run>,
+    /// Stored records whose file matches no planned run (another seed set, a removed cell).
+    pub foreign: Vec<String>,
+    /// Records that could not be read; they are set aside and their runs re-computed.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Splits `runs` into pending and done. A stored record counts as done when its spec hash matches and it
+/// did not fail; `force` makes every run pending.
+pub fn plan(runs: Vec<Run>, store: &Store, force: bool) -> Result<Plan> {
+    let mut p = Plan::default();
+    let planned: BTreeSet<String> = runs.iter().map(|r| r.file_name()).collect();
+    if let Ok(entries) = std::fs::read_dir(store.runs_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") && !planned.contains(&name) {
+                p.foreign.push(name);
+            }
+        }
+    }
+    p.foreign.sort();
+    for run in runs {
+        if force {
+            p.pending.push(run);
+            continue;
+        }
+        match store.load(&run) {
+            Ok(Some(rec)) if rec.spec_hash == run.hash && rec.status != RunStatus::Failed => p.done.push(run),
+            Ok(_) => p.pending.push(run),
+            Err(e) => {
+                p.unreadable.push((store.run_path(&run), e.to_string()));
+                p.pending.push(run);
+            }
+        }
+    }
+    Ok(p)
+}

@@ -1,0 +1,114 @@
+//! Reporting: the markdown table of a summary (mean ± std (n) per metric, outcome counts, the paper's
+//! value beside ours).
+
+use comfy_table::{presets::ASCII_MARKDOWN, Table};
+
+use super::aggregate::{CellSummary, Stat, Summary};
+use crate::spec::{Experiment, MetricSpec};
+
+/// `mean ± std (n)` with the metric's digits; `≥` marks a lower bound (its `<name>_censored` metric > 0).
+pub fn format_stat(stat: &Stat, digits: usize, lower_bound: bool) -> String {
+    let ge = if lower_bound { "≥ " } else { "" };
+    match stat.std {
+        Some(s) => format!("{ge}{:.*} ± {:.*} ({})", digits, stat.mean, digits, s, stat.n),
+        None => format!("{ge}{:.*} ({})", digits, stat.mean, stat.n),
+    }
+}
+
+fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
+    match cell.metrics.get(&m.name) {
+        Some(stat) => {
+            let censored = cell.metrics.get(&format!("{}_censored", m.name)).is_some_and(|c| c.max > 0.0);
+            format_stat(stat, m.digits, censored)
+        }
+        None => "—".to_string(),
+    }
+}
+
+fn counts(c: &std::collections::BTreeMap<String, usize>) -> String {
+    if c.is_empty() {
+        return "—".to_string();
+    }
+    c.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The summary as a markdown table, with a header naming the experiment, profile and how to regenerate.
+pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
+    let prof = exp.profiles.get(&summary.profile);
+    let mut table = Table::new();
+    table.load_preset(ASCII_MARKDOWN);
+    let has_paper = exp.cells.iter().any(|c| c.paper.is_some());
+    let mut header = vec!["cell".to_string(), "row".to_string(), "column".to_string(), "runs".to_string()];
+    let has_outcomes = summary.cells.iter().any(|c| !c.outcome_counts.is_empty());
+    header.push(if has_outcomes { "outcome" } else { "status" }.to_string());
+    header.extend(exp.metrics.iter().map(|m| {
+        if m.unit.is_empty() { m.label.clone() } else { format!("{} ({})", m.label, m.unit) }
+    }));
+    if has_paper {
+        header.push("paper".to_string());
+    }
+    table.set_header(header);
+    for cell in &summary.cells {
+        let mut row = vec![
+            format!("`{}`", cell.cell),
+            cell.row.clone(),
+            cell.column.clone(),
+            format!("{}/{}", cell.seeds.len(), cell.planned.len()),
+            counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
+        ];
+        row.extend(exp.metrics.iter().map(|m| cell_metric(cell, m)));
+        if has_paper {
+            let paper = exp.cell(&cell.cell).and_then(|c| c.paper.as_ref());
+            row.push(match paper {
+                Some(p) => match p.std {
+                    Some(s) => format!("{} ± {}", p.mean, s),
+                    None => format!("{}", p.mean),
+                },
+                None => "—".to_string(),
+            });
+        }
+        table.add_row(row);
+    }
+
+    let mut out = format!("# {}\n\n", exp.title);
+    out.push_str(&format!(
+        "Profile `{}`{}. Spec: `{}`. Regenerate with `cargo run --release -- table {} --profile {}`.\n\n",
+        summary.profile,
+        prof.map(|p| format!(" — {}", p.description)).unwrap_or_default(),
+        exp.source.display(),
+        exp.name,
+        summary.profile
+    ));
+    out.push_str("Each value is mean ± sample std (number of seeds with that metric defined).\n\n");
+    out.push_str(&table.to_string());
+    out.push('\n');
+    let notes: Vec<String> =
+        exp.metrics.iter().filter(|m| !m.note.is_empty()).map(|m| format!("- *{}*: {}", m.label, m.note)).collect();
+    if !notes.is_empty() {
+        out.push_str("\nNotes:\n");
+        out.push_str(&notes.join("\n"));
+        out.push('\n');
+    }
+    let failures: Vec<String> = summary
+        .cells
+        .iter()
+        .flat_map(|c| c.failures.iter().map(move |f| format!("- `{}` {f}", c.cell)))
+        .collect();
+    if !failures.is_empty() {
+        out.push_str("\nFailed runs (excluded from the statistics):\n");
+        out.push_str(&failures.join("\n"));
+        out.push('\n');
+    }
+    let missing: Vec<String> = summary
+        .cells
+        .iter()
+        .filter(|c| c.seeds.len() < c.planned.len())
+        .map(|c| format!("- `{}`: {} of {} seeds not run yet", c.cell, c.planned.len() - c.seeds.len(), c.planned.len()))
+        .collect();
+    if !missing.is_empty() {
+        out.push_str("\nIncomplete cells:\n");
+        out.push_str(&missing.join("\n"));
+        out.push('\n');
+    }
+    out
+}

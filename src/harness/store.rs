@@ -1,0 +1,169 @@
+//! The run store: one JSON record per (cell, seed) under `<out>/<experiment>/<profile>/runs/`, written
+//! atomically (temp file in the same folder, fsync, rename), so a reader never sees a partial record.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::spec::{Run, RunConfig};
+
+/// Version of the record layout; readers accept this and older.
+pub const RECORD_SCHEMA: u32 = 1;
+
+/// How a run ended, as the harness sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Finished; its metrics are results.
+    Ok,
+    /// Numbers blew up (non-finite or above the spec's bound): a scientific outcome, recorded.
+    Diverged,
+    /// The representation collapsed: a scientific outcome, recorded.
+    Collapsed,
+    /// The run could not be carried out (an error); re-run by the next `reproduce`.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Collapsed => "collapsed",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Where and on what a run was computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub git_commit: String,
+    pub git_dirty: bool,
+    pub crate_version: String,
+    pub candle_version: String,
+    pub device: String,
+    pub threads: usize,
+    pub started: String,
+    pub finished: String,
+    pub wall_seconds: f64,
+}
+
+/// One run's stored result: plain data that any later version can read and compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema: u32,
+    pub spec_hash: String,
+    pub experiment: String,
+    pub cell: String,
+    pub profile: String,
+    pub seed: u64,
+    pub config: RunConfig,
+    pub status: RunStatus,
+    /// Engine-specific categorical outcome (theory: converged / unconverged / collapsed / diverged).
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// The error, for `failed` runs.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Final scalar metrics: what tables and the regression gate read. Undefined metrics are absent.
+    pub metrics: BTreeMap<String, f64>,
+    /// Engine-specific logged history (theory: eigenvalues and 2-D trajectories every `log_every` steps).
+    pub history: serde_json::Value,
+    pub provenance: Provenance,
+}
+
+/// The results folder of one experiment and profile.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub dir: PathBuf,
+}
+
+impl Store {
+    pub fn new(out: &Path, experiment: &str, profile: &str) -> Self {
+        Store { dir: out.join(experiment).join(profile) }
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.dir.join("runs")
+    }
+
+    pub fn run_path(&self, run: &Run) -> PathBuf {
+        self.runs_dir().join(run.file_name())
+    }
+
+    /// The stored record of a run, if there is a readable one.
+    pub fn load(&self, run: &Run) -> Result<Option<RunRecord>> {
+        let path = self.run_path(run);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_record(&path).map(Some)
+    }
+
+    /// Every readable record in the runs folder, keyed by file name.
+    pub fn load_all(&self) -> Result<BTreeMap<String, RunRecord>> {
+        let dir = self.runs_dir();
+        let mut out = BTreeMap::new();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                out.insert(name, read_record(&path)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn save(&self, run: &Run, record: &RunRecord) -> Result<PathBuf> {
+        let path = self.run_path(run);
+        let text = serde_json::to_string(record).map_err(|e| Error::Record {
+            path: path.clone(),
+            msg: format!("cannot serialise record: {e}"),
+        })?;
+        write_atomic(&path, text.as_bytes())?;
+        Ok(path)
+    }
+}
+
+pub fn read_record(path: &Path) -> Result<RunRecord> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let rec: RunRecord = serde_json::from_str(&text).map_err(|e| Error::Record {
+        path: path.to_path_buf(),
+        msg: format!("not a valid run record: {e}"),
+    })?;
+    if rec.schema > RECORD_SCHEMA {
+        return Err(Error::Record {
+            path: path.to_path_buf(),
+            msg: format!("record schema {} is newer than this build understands ({RECORD_SCHEMA})", rec.schema),
+        });
+    }
+    Ok(rec)
+}
+
+/// Writes `bytes` to `path` so that `path` holds either its old content or all of the new, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    // Make the rename itself durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! eigenssl: a reproducibility suite for "An eigenspace view reveals how predictor networks and
+//! stop-grads provide implicit variance regularization" (Halvagal, Laborieux, Zenke).
+//!
+//! Layers, top to bottom: [`spec`] (experiment YAML → runs), [`harness`] (plan, execute, store,
+//! aggregate, report), [`engine`] (dispatch) and the engines: [`theory`] (toy networks, Figs. 1–2).
+//! [`plot`] draws figures from stored runs.
+
+pub mod bench;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod harness;
+pub mod plot;
+pub mod rng;
+pub mod spec;
+pub mod theory;
+
+pub use error::{Error, Result};

@@ -1,0 +1,153 @@
+//! The eigenssl command line: parses arguments and calls into the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use eigenssl::harness::{self, ExecOptions};
+use eigenssl::spec::Experiment;
+
+#[derive(Parser)]
+#[command(name = "eigenssl", version, about = "Reproduce 'An eigenspace view reveals how predictor networks and stop-grads provide implicit variance regularization'")]
+struct Cli {
+    /// Folder with the experiment specs (`NAME.yaml`); specs compiled into the binary fill in missing ones.
+    #[arg(long, global = true, default_value = "experiments")]
+    specs: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every pending run of the experiments (`all` = every spec), then regenerate tables and figures.
+    Reproduce {
+        /// Experiment names (e.g. fig1 fig2), or `all`.
+        #[arg(required = true)]
+        experiments: Vec<String>,
+        /// Profile to run (`paper` = the paper's protocol).
+        #[arg(long, default_value = "paper")]
+        profile: String,
+        /// Seeds to run instead of the profile's, e.g. 0,1,2,3.
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<u64>>,
+        /// Runs executed at once (default: number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Results folder.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Recompute runs that are already stored.
+        #[arg(long)]
+        force: bool,
+        /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// List experiments, their cells and profiles.
+    List,
+    /// Benchmarks, each beside a reference implementation measured in the same run.
+    Bench {
+        /// Python interpreter for the references (needs NumPy; PyTorch for the training step).
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Timed repetitions per measurement.
+        #[arg(long, default_value_t = 20)]
+        reps: usize,
+    },
+    /// Re-aggregate stored runs and print/write the table (and figures).
+    Table {
+        experiment: String,
+        #[arg(long, default_value = "paper")]
+        profile: String,
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<u64>>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let bad_input = e.downcast_ref::<eigenssl::Error>().is_some_and(|e| e.is_bad_input());
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<Experiment>> {
+    let names: Vec<String> =
+        if names.iter().any(|n| n == "all") { Experiment::names(dir) } else { names.to_vec() };
+    names.iter().map(|n| Experiment::find(n, dir)).collect()
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Reproduce { experiments: names, profile, seeds, jobs, out, force, device } => {
+            eigenssl::device::resolve(&device)?;
+            let exps = experiments(&names, &cli.specs)?;
+            let opts = ExecOptions {
+                jobs: jobs.unwrap_or_else(num_cpus::get),
+                progress: true,
+                repo_dir: std::env::current_dir().context("reading the current folder")?,
+            };
+            for exp in &exps {
+                let done = harness::reproduce(exp, &profile, seeds.as_deref(), &out, force, &opts, &|m| {
+                    eprintln!("{m}")
+                })?;
+                for (run, status) in &done.executed {
+                    if status.as_str() == "failed" {
+                        eprintln!("  failed: {run} (see its record)");
+                    }
+                }
+                println!("{}", done.outputs.markdown);
+                eprintln!(
+                    "{}: {} run(s) computed, {} reused; wrote {}, {}{}",
+                    exp.name,
+                    done.executed.len(),
+                    done.skipped,
+                    done.outputs.table.display(),
+                    done.outputs.summary.display(),
+                    done.outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
+                );
+            }
+            Ok(())
+        }
+        Command::List => {
+            for name in Experiment::names(&cli.specs) {
+                let exp = Experiment::find(&name, &cli.specs)?;
+                println!("{}  ({}; {})", exp.name, exp.title, exp.source.display());
+                for (pname, p) in &exp.profiles {
+                    println!("  profile {pname}: seeds {:?} — {}", p.seeds, p.description);
+                }
+                for c in &exp.cells {
+                    println!("  cell {}: {} / {}", c.id, c.row, c.column);
+                }
+            }
+            Ok(())
+        }
+        Command::Bench { python, reps } => {
+            let repo = std::env::current_dir().context("reading the current folder")?;
+            println!("normal sampler: {:.0} M samples/s (one core)", eigenssl::bench::theory::normal_rate() / 1e6);
+            println!("| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
+            println!("|---|---|---|---|");
+            for r in eigenssl::bench::theory::steps(&repo, &python, reps) {
+                let np = r.numpy.map(|t| format!("{:.2}", t.median_s * 1e3)).unwrap_or_else(|| "n/a".into());
+                let sp = r.speedup.map(|s| format!("{s:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
+                println!("| {} | {:.2} | {np} | {sp} |", r.case, r.eigenssl.median_s * 1e3);
+            }
+            Ok(())
+        }
+        Command::Table { experiment, profile, seeds, out } => {
+            let exp = Experiment::find(&experiment, &cli.specs)?;
+            let outputs = harness::regenerate(&exp, &profile, seeds.as_deref(), &out)?;
+            println!("{}", outputs.markdown);
+            eprintln!("wrote {}", outputs.table.display());
+            Ok(())
+        }
+    }
+}

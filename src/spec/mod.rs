@@ -1,0 +1,388 @@
+//! Experiment specs: YAML files in `experiments/` that declare cells, seeds, metrics and profiles.
+//!
+//! A cell's config is `base`, overlaid with the cell's `set`, overlaid with the profile's `set`. Every
+//! (profile, cell) pair is resolved and range-checked when the spec loads, so a bad profile fails before
+//! anything runs. Specs are data: adding a cell never needs code.
+
+pub mod overlay;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::theory::{TheoryConfig, TheoryOverlay};
+use overlay::Overlay;
+
+/// Bumped whenever an engine's results change for the same config, so stored runs are not reused.
+pub const ENGINE_VERSION: u32 = 1;
+
+/// Specs compiled into the binary, used when the experiments folder lacks a file.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("fig1", include_str!("../../experiments/fig1.yaml")),
+    ("fig2", include_str!("../../experiments/fig2.yaml")),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    Theory,
+}
+
+/// The resolved config of one cell under one profile, tagged by engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "engine", content = "params", rename_all = "snake_case")]
+pub enum RunConfig {
+    Theory(TheoryConfig),
+}
+
+/// Which way a metric improves; `none` metrics are reported but never gated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Higher,
+    Lower,
+    #[default]
+    None,
+}
+
+/// A metric the table shows (a key of the run records' `metrics`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub name: String,
+    pub label: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub better: Better,
+    /// Decimal places in tables.
+    #[serde(default = "default_digits")]
+    pub digits: usize,
+    /// Shown when a value is a lower bound (e.g. censored convergence steps).
+    #[serde(default)]
+    pub note: String,
+}
+
+fn default_digits() -> usize {
+    3
+}
+
+/// The paper's reported value for a cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperValue {
+    pub metric: String,
+    pub mean: f64,
+    #[serde(default)]
+    pub std: Option<f64>,
+}
+
+/// One column of an eigenmode figure: the 2-D cell drawn in the top two rows and the cell whose
+/// spectrum is drawn in the bottom row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Panel {
+    pub title: String,
+    pub trajectories: String,
+    pub spectrum: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FigureKind {
+    /// Paper Figs. 1–2: trajectories, theory flow, spectrum; one column per loss.
+    EigenmodePanels,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FigureSpec {
+    pub kind: FigureKind,
+    pub caption: String,
+    pub panels: Vec<Panel>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound = "O: Overlay")]
+struct SpecFile<O> {
+    experiment: String,
+    title: String,
+    engine: EngineKind,
+    #[serde(default)]
+    description: String,
+    seeds: Vec<u64>,
+    metrics: Vec<MetricSpec>,
+    #[serde(default)]
+    figure: Option<FigureSpec>,
+    base: O,
+    cells: Vec<CellFile<O>>,
+    profiles: BTreeMap<String, ProfileFile<O>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound = "O: Overlay")]
+struct CellFile<O> {
+    id: String,
+    row: String,
+    column: String,
+    #[serde(default)]
+    paper: Option<PaperValue>,
+    #[serde(default)]
+    set: O,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, bound = "O: Overlay")]
+struct ProfileFile<O> {
+    description: String,
+    #[serde(default)]
+    seeds: Option<Vec<u64>>,
+    #[serde(default)]
+    set: O,
+}
+
+/// Only the engine, read first to pick the typed schema for the rest.
+#[derive(Deserialize)]
+struct EngineProbe {
+    engine: EngineKind,
+}
+
+/// A cell of the experiment: one row of the table, one configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub id: String,
+    pub row: String,
+    pub column: String,
+    pub paper: Option<PaperValue>,
+}
+
+/// A profile with every cell's config resolved.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    pub description: String,
+    pub seeds: Vec<u64>,
+    /// Same order as [`Experiment::cells`].
+    pub configs: Vec<RunConfig>,
+}
+
+/// A loaded, validated experiment.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub engine: EngineKind,
+    /// Where the spec came from (a path, or `<embedded>/NAME.yaml`).
+    pub source: PathBuf,
+    pub metrics: Vec<MetricSpec>,
+    pub figure: Option<FigureSpec>,
+    pub cells: Vec<Cell>,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// One (cell, seed) of a profile: the unit that runs and is stored.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub experiment: String,
+    pub profile: String,
+    pub cell: String,
+    pub seed: u64,
+    pub config: RunConfig,
+    /// Identifies the computation: experiment, cell, seed, config and engine version.
+    pub hash: String,
+}
+
+impl Run {
+    /// File name of the run's record: the cell id with `/` as `__`, and the seed.
+    pub fn file_name(&self) -> String {
+        run_file_name(&self.cell, self.seed)
+    }
+}
+
+pub fn run_file_name(cell: &str, seed: u64) -> String {
+    format!("{}__seed{}.json", cell.replace('/', "__"), seed)
+}
+
+impl Experiment {
+    /// Loads `NAME.yaml` from `dir`, or the embedded copy when the file is absent.
+    pub fn find(name: &str, dir: &Path) -> Result<Self> {
+        let path = dir.join(format!("{name}.yaml"));
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            return Self::parse(&text, &path);
+        }
+        match EMBEDDED.iter().find(|(n, _)| *n == name) {
+            Some((_, text)) => Self::parse(text, &PathBuf::from(format!("<embedded>/{name}.yaml"))),
+            None => Err(Error::Usage(format!(
+                "unknown experiment `{name}`: no {} and no embedded spec; known: {}",
+                path.display(),
+                Self::names(dir).join(", ")
+            ))),
+        }
+    }
+
+    /// Experiment names in `dir` plus the embedded ones, sorted.
+    pub fn names(dir: &Path) -> Vec<String> {
+        let mut names: BTreeSet<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "yaml") {
+                    if let Some(stem) = p.file_stem() {
+                        names.insert(stem.to_string_lossy().into_owned());
+                    }
+                }
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    /// Parses and validates a spec; `path` is used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let err = |msg: String| Error::Spec { path: path.to_path_buf(), msg };
+        let probe: EngineProbe = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+        match probe.engine {
+            EngineKind::Theory => Self::parse_typed::<TheoryOverlay>(text, path, |c: TheoryConfig| {
+                c.validate().map(|_| RunConfig::Theory(c))
+            }),
+        }
+    }
+
+    fn parse_typed<O: Overlay + DeserializeOwned>(
+        text: &str,
+        path: &Path,
+        check: impl Fn(O::Config) -> std::result::Result<RunConfig, Vec<String>>,
+    ) -> Result<Self> {
+        let err = |msg: String| Error::Spec { path: path.to_path_buf(), msg };
+        let file: SpecFile<O> = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
+
+        let mut problems = Vec::new();
+        if file.seeds.is_empty() {
+            problems.push("seeds: expected at least one seed".to_string());
+        }
+        if file.cells.is_empty() {
+            problems.push("cells: expected at least one cell".to_string());
+        }
+        let mut seen = BTreeSet::new();
+        for c in &file.cells {
+            if c.id.is_empty() || !c.id.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-./".contains(ch)) {
+                problems.push(format!("cells: id `{}`: expected letters, digits, `_-./` only", c.id));
+            }
+            if !seen.insert(c.id.as_str()) {
+                problems.push(format!("cells: duplicate id `{}`", c.id));
+            }
+            if let Some(p) = &c.paper {
+                if !file.metrics.iter().any(|m| m.name == p.metric) {
+                    problems.push(format!("cells `{}`: paper.metric `{}` is not in metrics", c.id, p.metric));
+                }
+            }
+        }
+        if let Some(fig) = &file.figure {
+            for p in &fig.panels {
+                for id in [&p.trajectories, &p.spectrum] {
+                    if !seen.contains(id.as_str()) {
+                        problems.push(format!("figure.panels `{}`: no cell with id `{id}`", p.title));
+                    }
+                }
+            }
+        }
+        if file.profiles.is_empty() {
+            problems.push("profiles: expected at least one profile (e.g. `paper`)".to_string());
+        }
+
+        let mut profiles = BTreeMap::new();
+        for (name, prof) in &file.profiles {
+            let seeds = prof.seeds.clone().unwrap_or_else(|| file.seeds.clone());
+            if seeds.is_empty() {
+                problems.push(format!("profiles.{name}.seeds: expected at least one seed"));
+            }
+            let mut configs = Vec::new();
+            for cell in &file.cells {
+                let mut o = file.base.clone();
+                o.overlay(&cell.set);
+                o.overlay(&prof.set);
+                let place = format!("profile `{name}`, cell `{}`", cell.id);
+                match o.resolve() {
+                    Err(missing) => problems.push(format!(
+                        "{place}: missing field(s) {} (set them in `base`, the cell's `set` or the profile's `set`)",
+                        missing.join(", ")
+                    )),
+                    Ok(cfg) => match check(cfg) {
+                        Ok(rc) => configs.push(rc),
+                        Err(bad) => problems.extend(bad.into_iter().map(|b| format!("{place}: {b}"))),
+                    },
+                }
+            }
+            profiles.insert(
+                name.clone(),
+                Profile { name: name.clone(), description: prof.description.clone(), seeds, configs },
+            );
+        }
+        if !problems.is_empty() {
+            return Err(err(problems.join("\n  ")));
+        }
+        Ok(Experiment {
+            name: file.experiment,
+            title: file.title,
+            description: file.description,
+            engine: file.engine,
+            source: path.to_path_buf(),
+            metrics: file.metrics,
+            figure: file.figure,
+            cells: file
+                .cells
+                .into_iter()
+                .map(|c| Cell { id: c.id, row: c.row, column: c.column, paper: c.paper })
+                .collect(),
+            profiles,
+        })
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&Profile> {
+        self.profiles.get(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "experiment `{}` has no profile `{name}`; it has: {}",
+                self.name,
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Every (cell, seed) run of a profile; `seeds` overrides the profile's seeds.
+    pub fn runs(&self, profile: &str, seeds: Option<&[u64]>) -> Result<Vec<Run>> {
+        let prof = self.profile(profile)?;
+        let seeds = seeds.unwrap_or(&prof.seeds);
+        let mut runs = Vec::new();
+        for (cell, config) in self.cells.iter().zip(&prof.configs) {
+            for &seed in seeds {
+                runs.push(Run {
+                    experiment: self.name.clone(),
+                    profile: profile.to_string(),
+                    cell: cell.id.clone(),
+                    seed,
+                    config: config.clone(),
+                    hash: run_hash(&self.name, &cell.id, seed, config),
+                });
+            }
+        }
+        Ok(runs)
+    }
+
+    pub fn cell(&self, id: &str) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.id == id)
+    }
+}
+
+/// sha256 of the canonical JSON of everything that determines a run's result.
+pub fn run_hash(experiment: &str, cell: &str, seed: u64, config: &RunConfig) -> String {
+    let canon = serde_json::json!({
+        "experiment": experiment, "cell": cell, "seed": seed, "config": config, "engine_version": ENGINE_VERSION,
+    });
+    let digest = Sha256::digest(canon.to_string().as_bytes());
+    hex::encode(&digest[..16])
+}

@@ -1,0 +1,11 @@
+//! The theory engine: linear and ReLU toy networks of the paper's Sec. 2 (Figs. 1 and 2), simulated with
+//! exact gradients and compared with the eigenmode maps of Eqs. 5–8. Pure CPU, no autograd.
+
+pub mod config;
+pub mod maps;
+pub mod moments;
+pub mod predictor;
+pub mod simulate;
+
+pub use config::{Loss, Nonlinearity, Predictor, Sampler, TheoryConfig, TheoryOverlay};
+pub use simulate::{simulate, Outcome, Simulation, Simulator, TheoryHistory};
