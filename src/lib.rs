@@ -10,9 +10,11 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod harness;
+pub mod normal;
 pub mod plot;
 pub mod rng;
 pub mod spec;
+pub mod stats;
 pub mod theory;
 
 pub use error::{Error, Result};

@@ -129,7 +129,7 @@ fn clamp_lambda(v: f64) -> f64 {
 /// Predicted eigenvalues at the logged steps of `h`, from its first logged spectrum.
 fn predicted_at_logged(cfg: &TheoryConfig, h: &TheoryHistory) -> Vec<Vec<f64>> {
     let Some(first) = h.eigenvalues.first() else { return Vec::new() };
-    let initial: Vec<f64> = first.iter().map(|&v| v as f64).collect();
+    let initial = first.clone();
     let last = h.steps.last().copied().unwrap_or(0);
     let traj = maps::trajectory(cfg.loss, &initial, cfg.alpha, cfg.sigma, cfg.lr, last);
     h.steps.iter().map(|&s| traj[s].clone()).collect()
@@ -161,12 +161,12 @@ fn draw_trajectories<DB: DrawingBackend>(
     col: &Column,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let Some((_, h)) = col.traj.first() else { return no_data(area, &col.title) };
-    let finite = |p: &Vec<f32>| p.len() >= 2 && p[0].is_finite() && p[1].is_finite();
+    let finite = |p: &Vec<f64>| p.len() >= 2 && p[0].is_finite() && p[1].is_finite();
     // The box is set by where the points start (and end, unless they run away): a diverging run's
     // paths are drawn up to where they leave it.
-    let extent = |step: Option<&Vec<Vec<f32>>>| {
+    let extent = |step: Option<&Vec<Vec<f64>>>| {
         step.map(|pts| {
-            pts.iter().filter(|p| finite(p)).fold(0.0f64, |m, p| m.max(p[0].abs() as f64).max(p[1].abs() as f64))
+            pts.iter().filter(|p| finite(p)).fold(0.0f64, |m, p| m.max(p[0].abs()).max(p[1].abs()))
         })
         .unwrap_or(0.0)
     };
@@ -196,7 +196,7 @@ fn draw_trajectories<DB: DrawingBackend>(
         let path: Vec<(f64, f64)> = h
             .trajectories
             .iter()
-            .map_while(|s| s.get(j).filter(|p| finite(p)).map(|p| (p[0] as f64, p[1] as f64)).filter(inside))
+            .map_while(|s| s.get(j).filter(|p| finite(p)).map(|p| (p[0], p[1])).filter(inside))
             .collect();
         chart.draw_series(LineSeries::new(path.iter().cloned(), ShapeStyle::from(&ORANGE).stroke_width(2)))?;
         let left_box = path.len() < h.trajectories.len();
@@ -270,7 +270,7 @@ fn draw_flow<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, col: &Column) ->
                 .map(|r| (clamp_lambda(r[r.len() - 1]), clamp_lambda(r[r.len() - 2])))
                 .collect()
         };
-        let sim = pts(&mut h.eigenvalues.iter().map(|r| r.iter().map(|&v| v as f64).collect()));
+        let sim = pts(&mut h.eigenvalues.iter().cloned());
         let pred = pts(&mut predicted_at_logged(cfg, h).into_iter());
         let color = TAB10[k % TAB10.len()];
         chart.draw_series(LineSeries::new(sim, color.stroke_width(2)))?;
@@ -314,7 +314,7 @@ fn draw_spectrum<DB: DrawingBackend>(
             .steps
             .iter()
             .zip(&h.eigenvalues)
-            .map(|(&s, r)| (s as f64, clamp_lambda(r[m] as f64)))
+            .map(|(&s, r)| (s as f64, clamp_lambda(r[m])))
             .collect();
         // Modes stay sorted under every map (each is monotone for the step sizes used), so the m-th
         // predicted value is the m-th simulated mode's prediction.

@@ -32,7 +32,7 @@ fn cfg(loss: Loss, sampler: Sampler, batch: usize, steps: usize) -> TheoryConfig
 /// Max relative error between a run's logged spectrum and the map `step` applied from its first row,
 /// over eigenvalues in the comparison range.
 fn max_rel_err(h: &eigenssl::theory::TheoryHistory, step: impl Fn(f64) -> f64) -> f64 {
-    let mut pred: Vec<f64> = h.eigenvalues[0].iter().map(|&v| v as f64).collect();
+    let mut pred: Vec<f64> = h.eigenvalues[0].clone();
     let mut worst = 0.0f64;
     let mut t = 0;
     for (&s, row) in h.steps.iter().zip(&h.eigenvalues).skip(1) {
@@ -44,8 +44,8 @@ fn max_rel_err(h: &eigenssl::theory::TheoryHistory, step: impl Fn(f64) -> f64) -
         sorted.sort_by(f64::total_cmp);
         for (&sim, &p) in row.iter().zip(&sorted) {
             let ok = |v: f64| (1e-3..=10.0).contains(&v);
-            if ok(sim as f64) && ok(p) {
-                worst = worst.max((sim as f64 - p).abs() / p);
+            if ok(sim) && ok(p) {
+                worst = worst.max((sim - p).abs() / p);
             }
         }
     }
@@ -60,7 +60,9 @@ fn linear_simulation_follows_the_maps_within_two_percent() {
             let sim = simulate(&c, seed);
             let err = max_rel_err(&sim.history, |l| maps::step(loss, l, 1.0, 0.1, 0.01));
             assert!(err <= 0.02, "{loss:?} seed {seed}: max rel err {err}");
-            assert!((sim.metrics["theory_max_rel_err"] - err).abs() < 1e-4, "engine metric disagrees");
+            // The engine compares at full precision; the history is stored to 5 significant digits.
+            let engine = sim.metrics["theory_max_rel_err"];
+            assert!(engine <= 0.02 && (engine - err).abs() < 2e-3, "engine metric {engine} vs {err}");
         }
     }
 }
@@ -105,7 +107,7 @@ fn paper_outcomes_hold_for_the_linear_network() {
         let first = &ws.history.eigenvalues[0];
         let last = ws.history.eigenvalues.last().unwrap();
         for (a, b) in first.iter().zip(last) {
-            if (*a as f64) < 1.0 {
+            if *a < 1.0 {
                 assert!(b < a, "wrong-side: mode {a} below 1 did not shrink ({b})");
             }
         }

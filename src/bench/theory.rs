@@ -3,8 +3,6 @@
 use std::path::Path;
 use std::process::Command;
 
-use rand::Rng;
-use rand_distr::StandardNormal;
 
 use super::{time_it, Timing};
 use crate::theory::{Loss, Nonlinearity, Predictor, Sampler, Simulator, TheoryConfig};
@@ -74,13 +72,9 @@ pub fn steps(repo: &Path, python: &str, reps: usize) -> Vec<StepResult> {
 
 /// Standard normals per second of the sampler the engine uses (single thread).
 pub fn normal_rate() -> f64 {
-    let mut rng = crate::rng::stream(0, "bench");
+    let mut rng = crate::normal::FastRng::from_rng(&mut crate::rng::stream(0, "bench"));
     let mut buf = vec![0.0f64; 1 << 20];
-    let t = time_it(5, || {
-        for v in buf.iter_mut() {
-            *v = rng.sample(StandardNormal);
-        }
-    });
+    let t = time_it(5, || crate::normal::fill(&mut rng, &mut buf));
     buf.len() as f64 / t.median_s
 }
 

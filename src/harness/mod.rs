@@ -1,6 +1,8 @@
 //! The harness: plan runs, execute them, store records, aggregate, and write tables and figures.
 
 pub mod aggregate;
+pub mod compare;
+pub mod diff;
 pub mod execute;
 pub mod plan;
 pub mod provenance;

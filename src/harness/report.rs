@@ -9,9 +9,11 @@ use crate::spec::{Experiment, MetricSpec};
 /// `mean ± std (n)` with the metric's digits; `≥` marks a lower bound (its `<name>_censored` metric > 0).
 pub fn format_stat(stat: &Stat, digits: usize, lower_bound: bool) -> String {
     let ge = if lower_bound { "≥ " } else { "" };
+    // Huge values (a diverged run's last finite eigenvalue) in scientific notation.
+    let num = |v: f64| if v.abs() >= 1e5 { format!("{v:.2e}") } else { format!("{v:.digits$}") };
     match stat.std {
-        Some(s) => format!("{ge}{:.*} ± {:.*} ({})", digits, stat.mean, digits, s, stat.n),
-        None => format!("{ge}{:.*} ({})", digits, stat.mean, stat.n),
+        Some(s) => format!("{ge}{} ± {} ({})", num(stat.mean), num(s), stat.n),
+        None => format!("{ge}{} ({})", num(stat.mean), stat.n),
     }
 }
 
@@ -74,7 +76,7 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
     out.push_str(&format!(
         "Profile `{}`{}. Spec: `{}`. Regenerate with `cargo run --release -- table {} --profile {}`.\n\n",
         summary.profile,
-        prof.map(|p| format!(" — {}", p.description)).unwrap_or_default(),
+        prof.map(|p| format!(" — {}", p.description.trim_end_matches('.'))).unwrap_or_default(),
         exp.source.display(),
         exp.name,
         summary.profile

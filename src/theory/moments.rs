@@ -14,7 +14,6 @@ use rand::Rng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
 
 use super::config::Loss;
-use crate::rng::StreamRng;
 
 /// Second moments of one batch, each divided by the batch size.
 pub struct Moments {
@@ -24,7 +23,7 @@ pub struct Moments {
 }
 
 /// Draws the moments of `batch` i.i.d. pairs (x₁, ε) of N-dimensional standard normals.
-pub fn draw(rng: &mut StreamRng, n: usize, batch: usize) -> Moments {
+pub fn draw<G: Rng>(rng: &mut G, n: usize, batch: usize) -> Moments {
     let d = 2 * n;
     let mut l = DMatrix::<f64>::zeros(d, d);
     for i in 0..d {

@@ -12,11 +12,12 @@
 //!
 //! For the ReLU net this is the exact gradient; the authors' notebook masks e before multiplying by
 //! W_Pᵀ, an approximation we do not copy. Samples are generated and consumed in cache-sized blocks,
-//! stored feature-major so the inner loops run over samples and vectorise.
+//! one row per sample, so every product is a matrix multiplication (matrixmultiply, with runtime
+//! AVX/FMA dispatch).
 
 use std::collections::BTreeMap;
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 use rand::Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -25,10 +26,11 @@ use super::config::{Loss, Nonlinearity, Predictor, Sampler, TheoryConfig};
 use super::moments;
 use super::maps;
 use super::predictor::{predictor, spectrum, Spectrum};
-use crate::rng::{stream, StreamRng};
+use crate::normal::FastRng;
+use crate::rng::stream;
 
-/// Samples per block: small enough that a block's buffers stay in L1/L2.
-const BLOCK: usize = 256;
+/// Samples per block: large enough for efficient matrix products, small enough to stay in L2.
+const BLOCK: usize = 512;
 /// The theory comparison covers eigenvalues in [COMPARE_FLOOR, COMPARE_CEILING], the range of the
 /// paper's eigenvalue panels. Below the floor a relative error is meaningless (a collapsed mode is all
 /// noise). Above the ceiling the wrong-side map is in its finite-time blow-up: each step amplifies any
@@ -69,15 +71,15 @@ impl Outcome {
     }
 }
 
-/// What a simulation logs every `log_every` steps (stored as f32: plenty for plots, half the bytes).
+/// What a simulation logs every `log_every` steps, rounded to 5 significant digits (compact JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TheoryHistory {
     pub steps: Vec<usize>,
     /// Eigenvalues of W Wᵀ, ascending, one row per logged step.
-    pub eigenvalues: Vec<Vec<f32>>,
+    pub eigenvalues: Vec<Vec<f64>>,
     /// W_t x_j of the fixed evaluation points: [logged step][point][coordinate].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub trajectories: Vec<Vec<Vec<f32>>>,
+    pub trajectories: Vec<Vec<Vec<f64>>>,
 }
 
 /// The result of one simulation.
@@ -93,31 +95,89 @@ pub struct Simulation {
 /// A network in training: weights, its data stream and scratch buffers.
 pub struct Simulator {
     cfg: TheoryConfig,
-    /// W, M × N row-major.
-    w: Vec<f64>,
-    data: StreamRng,
+    /// W, M × N.
+    w: DMatrix<f64>,
+    data: FastRng,
     /// Empirical correlation estimate (only for `Predictor::Empirical`).
     corr: Option<DMatrix<f64>>,
-    eval: Vec<Vec<f64>>,
-    buf: Buffers,
+    eval: Vec<DVector<f64>>,
+    /// Scratch for full blocks, and for the shorter last block of a batch.
+    full: Buffers,
+    tail: Option<Buffers>,
 }
 
+/// Per-block matrices, one row per sample (column-major, so each feature is contiguous over samples).
 struct Buffers {
-    x1: Vec<f64>,
-    eps: Vec<f64>,
-    h1: Vec<f64>,
-    h2: Vec<f64>,
-    z1: Vec<f64>,
-    z2: Vec<f64>,
-    e: Vec<f64>,
-    c1: Vec<f64>,
-    c2: Vec<f64>,
+    x1: DMatrix<f64>,
+    eps: DMatrix<f64>,
+    h1: DMatrix<f64>,
+    h2: DMatrix<f64>,
+    z1: DMatrix<f64>,
+    z2: DMatrix<f64>,
+    e: DMatrix<f64>,
+    c1: DMatrix<f64>,
+    c2: DMatrix<f64>,
 }
 
 impl Buffers {
-    fn new(n: usize, m: usize) -> Self {
-        let v = |k: usize| vec![0.0; k * BLOCK];
-        Buffers { x1: v(n), eps: v(n), h1: v(m), h2: v(m), z1: v(m), z2: v(m), e: v(m), c1: v(m), c2: v(m) }
+    fn new(len: usize, n: usize, m: usize) -> Self {
+        let z = |k: usize| DMatrix::zeros(len, k);
+        Buffers { x1: z(n), eps: z(n), h1: z(m), h2: z(m), z1: z(m), z2: z(m), e: z(m), c1: z(m), c2: z(m) }
+    }
+
+    /// Draws the block's input pairs and computes h₁ = W x₁, h₂ = W (x₁ + σε) and z = f(h).
+    fn forward(&mut self, rng: &mut FastRng, wt: &DMatrix<f64>, sigma: f64, nl: Nonlinearity) {
+        crate::normal::fill(rng, self.x1.as_mut_slice());
+        crate::normal::fill(rng, self.eps.as_mut_slice());
+        self.h1.gemm(1.0, &self.x1, wt, 0.0);
+        // h₂ = h₁ + σ W ε
+        self.h2.gemm(1.0, &self.eps, wt, 0.0);
+        self.h2.zip_apply(&self.h1, |h2, h1| *h2 = h1 + sigma * *h2);
+        let act = |h: &DMatrix<f64>, z: &mut DMatrix<f64>| match nl {
+            Nonlinearity::Linear => z.copy_from(h),
+            Nonlinearity::Relu => z.zip_apply(h, |z, h| *z = h.max(0.0)),
+        };
+        act(&self.h1, &mut self.z1);
+        act(&self.h2, &mut self.z2);
+    }
+
+    /// Adds the summed gradient of the block's samples to `grad` (M × N).
+    fn gradient(&mut self, loss: Loss, wp: &DMatrix<f64>, sigma: f64, nl: Nonlinearity, grad: &mut DMatrix<f64>) {
+        // e = W_P z₁ − z₂ (W_P symmetric, rows are samples: E = Z₁ W_P − Z₂).
+        self.e.gemm(1.0, &self.z1, wp, 0.0);
+        self.e -= &self.z2;
+        let needs_wpe = matches!(loss, Loss::Simsiam | Loss::NoStopGrad);
+        if needs_wpe {
+            self.c1.gemm(1.0, &self.e, wp, 0.0); // W_Pᵀ e
+        }
+        // Coefficients a₁ (of x₁ᵀ) and a₂ (of x₂ᵀ); G = (a₁ + a₂) x₁ᵀ + σ a₂ εᵀ since x₂ = x₁ + σε.
+        // The ReLU derivative is a 0/1 factor; each loss gets its own branch-free loop.
+        let relu = nl == Nonlinearity::Relu;
+        let d = |h: f64| if !relu || h > 0.0 { 1.0 } else { 0.0 };
+        let (h1, h2, e) = (self.h1.as_slice(), self.h2.as_slice(), self.e.as_slice());
+        let (c1, c2) = (self.c1.as_mut_slice(), self.c2.as_mut_slice());
+        match loss {
+            Loss::Simsiam => c1.iter_mut().zip(h1).for_each(|(c, &h)| *c *= d(h)),
+            Loss::Isoloss => c1.iter_mut().zip(h1.iter().zip(e)).for_each(|(c, (&h, &e))| *c = d(h) * e),
+            Loss::NoStopGrad => {
+                for i in 0..e.len() {
+                    let a2 = -d(h2[i]) * e[i];
+                    c1[i] = d(h1[i]) * c1[i] + a2;
+                    c2[i] = sigma * a2;
+                }
+            }
+            Loss::WrongSideStopGrad => {
+                for i in 0..e.len() {
+                    let a2 = -d(h2[i]) * e[i];
+                    c1[i] = a2;
+                    c2[i] = sigma * a2;
+                }
+            }
+        }
+        gemm_tn(grad, &self.c1, &self.x1);
+        if matches!(loss, Loss::NoStopGrad | Loss::WrongSideStopGrad) {
+            gemm_tn(grad, &self.c2, &self.eps);
+        }
     }
 }
 
@@ -132,31 +192,35 @@ impl Simulator {
     pub fn with_seeds(cfg: &TheoryConfig, init_seed: u64, data_seed: u64) -> Self {
         let (m, n) = (cfg.n_out, cfg.n_in);
         let mut init = stream(init_seed, "theory/init");
-        let w = (0..m * n).map(|_| init.sample::<f64, _>(StandardNormal) * cfg.init_scale).collect();
-        let mut pool: Vec<Vec<f64>> =
-            (0..cfg.eval_pool).map(|_| (0..n).map(|_| init.sample(StandardNormal)).collect()).collect();
-        let norm2 = |x: &Vec<f64>| x.iter().map(|v| v * v).sum::<f64>();
-        pool.sort_by(|a, b| norm2(b).total_cmp(&norm2(a)));
+        let w = DMatrix::from_fn(m, n, |_, _| init.sample::<f64, _>(StandardNormal) * cfg.init_scale);
+        let mut pool: Vec<DVector<f64>> =
+            (0..cfg.eval_pool).map(|_| DVector::from_fn(n, |_, _| init.sample(StandardNormal))).collect();
+        pool.sort_by(|a, b| b.norm_squared().total_cmp(&a.norm_squared()));
         pool.truncate(cfg.eval_points);
         Simulator {
             cfg: cfg.clone(),
             w,
-            data: stream(data_seed, "theory/data"),
+            data: FastRng::from_rng(&mut stream(data_seed, "theory/data")),
             corr: None,
             eval: pool,
-            buf: Buffers::new(n, m),
+            full: Buffers::new(BLOCK.min(cfg.batch), n, m),
+            tail: None,
         }
     }
 
-    /// W as an M × N matrix.
+    /// W, M × N.
     pub fn weights(&self) -> DMatrix<f64> {
-        DMatrix::from_row_slice(self.cfg.n_out, self.cfg.n_in, &self.w)
+        self.w.clone()
     }
 
     /// Spectrum of W Wᵀ.
     pub fn gram_spectrum(&self) -> Spectrum {
-        let w = self.weights();
-        spectrum(&(&w * w.transpose()))
+        spectrum(&(&self.w * self.w.transpose()))
+    }
+
+    /// True when every weight is finite.
+    pub fn is_finite(&self) -> bool {
+        self.w.iter().all(|v| v.is_finite())
     }
 
     /// One gradient step; `gram` is the current spectrum of W Wᵀ (used by the closed-form predictor).
@@ -174,22 +238,42 @@ impl Simulator {
                 self.predictor_from_correlation(batch_corr, tau)
             }
         };
-        let (m, n) = (self.cfg.n_out, self.cfg.n_in);
-        // Row-major copy of W_P for the inner loops.
-        let wp: Vec<f64> = (0..m * m).map(|i| wp[(i / m, i % m)]).collect();
-        let mut grad = vec![0.0; m * n];
+        let mut grad = DMatrix::zeros(self.cfg.n_out, self.cfg.n_in);
         let mut rng = self.data.clone();
+        let (wt, cfg) = (self.w.transpose(), self.cfg.clone());
+        self.for_each_block(&mut rng, &wt, |b| b.gradient(cfg.loss, &wp, cfg.sigma, cfg.nonlinearity, &mut grad));
+        self.data = rng;
+        self.w -= grad * (self.cfg.lr / self.cfg.batch as f64);
+    }
+
+    /// Runs `f` on every block of the batch after its forward pass.
+    fn for_each_block(&mut self, rng: &mut FastRng, wt: &DMatrix<f64>, mut f: impl FnMut(&mut Buffers)) {
+        let (n, m, sigma, nl) = (self.cfg.n_in, self.cfg.n_out, self.cfg.sigma, self.cfg.nonlinearity);
+        let full = self.full.x1.nrows();
         let mut left = self.cfg.batch;
         while left > 0 {
-            let len = left.min(BLOCK);
-            self.block_gradient(&mut rng, &wp, len, &mut grad);
+            let len = left.min(full);
+            let b = if len == full {
+                &mut self.full
+            } else {
+                let tail = self.tail.get_or_insert_with(|| Buffers::new(len, n, m));
+                if tail.x1.nrows() != len {
+                    *tail = Buffers::new(len, n, m);
+                }
+                tail
+            };
+            b.forward(rng, wt, sigma, nl);
+            f(b);
             left -= len;
         }
-        self.data = rng;
-        let scale = self.cfg.lr / self.cfg.batch as f64;
-        for (w, g) in self.w.iter_mut().zip(&grad) {
-            *w -= scale * g;
-        }
+    }
+
+    fn batch_correlation(&mut self, rng: &mut FastRng) -> DMatrix<f64> {
+        let m = self.cfg.n_out;
+        let mut c = DMatrix::zeros(m, m);
+        let wt = self.w.transpose();
+        self.for_each_block(rng, &wt, |b| gemm_tn(&mut c, &b.z1, &b.z1));
+        c / self.cfg.batch as f64
     }
 
     /// Folds a batch correlation into the EMA estimate and returns the predictor it gives.
@@ -205,157 +289,58 @@ impl Simulator {
 
     /// A step of the linear net from the batch's exactly drawn second moments (see [`moments`]).
     fn moments_step(&mut self, gram: &Spectrum) {
-        let (n, batch) = (self.cfg.n_in, self.cfg.batch);
-        let s = moments::draw(&mut self.data, n, batch);
-        let w = self.weights();
+        let s = moments::draw(&mut self.data, self.cfg.n_in, self.cfg.batch);
         let wp = match self.cfg.predictor {
             Predictor::ClosedForm => predictor(gram, self.cfg.alpha),
-            Predictor::Empirical { tau } => self.predictor_from_correlation(&w * &s.xx * w.transpose(), tau),
+            Predictor::Empirical { tau } => {
+                let c = &self.w * &s.xx * self.w.transpose();
+                self.predictor_from_correlation(c, tau)
+            }
         };
-        let g = moments::gradient(self.cfg.loss, &w, &wp, self.cfg.sigma, &s);
-        let w = w - g * self.cfg.lr;
-        for r in 0..self.cfg.n_out {
-            for c in 0..n {
-                self.w[r * n + c] = w[(r, c)];
-            }
-        }
+        let g = moments::gradient(self.cfg.loss, &self.w, &wp, self.cfg.sigma, &s);
+        self.w -= g * self.cfg.lr;
     }
 
-    /// Draws `len` input pairs into the block buffers and computes h₁ = W x₁, h₂ = W x₂ and z = f(h).
-    fn forward_block(&mut self, rng: &mut StreamRng, len: usize) {
-        let (m, n, sigma) = (self.cfg.n_out, self.cfg.n_in, self.cfg.sigma);
-        let b = &mut self.buf;
-        for f in 0..n {
-            fill_normal(rng, &mut b.x1[f * BLOCK..f * BLOCK + len]);
-            fill_normal(rng, &mut b.eps[f * BLOCK..f * BLOCK + len]);
-        }
-        matmul(&self.w, m, n, &b.x1, &mut b.h1, len);
-        // h₂ = W (x₁ + σ ε) = h₁ + σ W ε.
-        matmul(&self.w, m, n, &b.eps, &mut b.h2, len);
-        for r in 0..m {
-            let (h1, h2) = (&b.h1[r * BLOCK..r * BLOCK + len], &mut b.h2[r * BLOCK..r * BLOCK + len]);
-            for (y, x) in h2.iter_mut().zip(h1) {
-                *y = x + sigma * *y;
-            }
-        }
-        let act = |h: &[f64], z: &mut [f64]| match self.cfg.nonlinearity {
-            Nonlinearity::Linear => z.copy_from_slice(h),
-            Nonlinearity::Relu => z.iter_mut().zip(h).for_each(|(z, h)| *z = h.max(0.0)),
-        };
-        for r in 0..m {
-            let s = r * BLOCK..r * BLOCK + len;
-            act(&b.h1[s.clone()], &mut b.z1[s.clone()]);
-            act(&b.h2[s.clone()], &mut b.z2[s]);
-        }
-    }
-
-    fn batch_correlation(&mut self, rng: &mut StreamRng) -> DMatrix<f64> {
-        let m = self.cfg.n_out;
-        let mut c = DMatrix::zeros(m, m);
-        let mut left = self.cfg.batch;
-        while left > 0 {
-            let len = left.min(BLOCK);
-            self.forward_block(rng, len);
-            let z = &self.buf.z1;
-            for i in 0..m {
-                for j in 0..=i {
-                    let v = dot(&z[i * BLOCK..i * BLOCK + len], &z[j * BLOCK..j * BLOCK + len]);
-                    c[(i, j)] += v;
-                    if i != j {
-                        c[(j, i)] += v;
-                    }
-                }
-            }
-            left -= len;
-        }
-        c / self.cfg.batch as f64
-    }
-
-    /// Adds the summed gradient of one block of `len` samples to `grad` (M × N row-major).
-    fn block_gradient(&mut self, rng: &mut StreamRng, wp: &[f64], len: usize, grad: &mut [f64]) {
-        self.forward_block(rng, len);
-        let (m, n, sigma) = (self.cfg.n_out, self.cfg.n_in, self.cfg.sigma);
-        let relu = self.cfg.nonlinearity == Nonlinearity::Relu;
-        let loss = self.cfg.loss;
-        let b = &mut self.buf;
-        // e = W_P z₁ − z₂
-        matmul(wp, m, m, &b.z1, &mut b.e, len);
-        for (e, z2) in b.e.iter_mut().zip(&b.z2) {
-            *e -= z2;
-        }
-        // Coefficients a₁ (of x₁ᵀ) and a₂ (of x₂ᵀ); G = (a₁ + a₂) x₁ᵀ + σ a₂ εᵀ since x₂ = x₁ + σε.
-        let needs_wpe = matches!(loss, Loss::Simsiam | Loss::NoStopGrad);
-        if needs_wpe {
-            matmul(wp, m, m, &b.e, &mut b.c1, len); // W_P symmetric: W_Pᵀe = W_P e
-        }
-        let uses_x2 = matches!(loss, Loss::NoStopGrad | Loss::WrongSideStopGrad);
-        for i in (0..m).flat_map(|r| r * BLOCK..r * BLOCK + len) {
-            let d1 = if relu && b.h1[i] <= 0.0 { 0.0 } else { 1.0 };
-            let d2 = if relu && b.h2[i] <= 0.0 { 0.0 } else { 1.0 };
-            let a1 = match loss {
-                Loss::Simsiam | Loss::NoStopGrad => d1 * b.c1[i],
-                Loss::Isoloss => d1 * b.e[i],
-                Loss::WrongSideStopGrad => 0.0,
-            };
-            let a2 = if uses_x2 { -d2 * b.e[i] } else { 0.0 };
-            b.c1[i] = a1 + a2;
-            b.c2[i] = sigma * a2;
-        }
-        for r in 0..m {
-            let c1 = &b.c1[r * BLOCK..r * BLOCK + len];
-            let c2 = &b.c2[r * BLOCK..r * BLOCK + len];
-            for f in 0..n {
-                let x1 = &b.x1[f * BLOCK..f * BLOCK + len];
-                let mut g = dot(c1, x1);
-                if uses_x2 {
-                    g += dot(c2, &b.eps[f * BLOCK..f * BLOCK + len]);
-                }
-                grad[r * n + f] += g;
-            }
-        }
-    }
-
-    /// W x_j of every evaluation point.
-    pub fn eval_positions(&self) -> Vec<Vec<f32>> {
-        let (m, n) = (self.cfg.n_out, self.cfg.n_in);
-        self.eval
-            .iter()
-            .map(|x| (0..m).map(|r| (0..n).map(|c| self.w[r * n + c] * x[c]).sum::<f64>() as f32).collect())
-            .collect()
+    /// W x_j of every evaluation point, rounded for storage.
+    pub fn eval_positions(&self) -> Vec<Vec<f64>> {
+        self.eval.iter().map(|x| (&self.w * x).iter().map(|&v| round_sig(v)).collect()).collect()
     }
 }
 
-fn fill_normal(rng: &mut StreamRng, out: &mut [f64]) {
-    for v in out {
-        *v = rng.sample(StandardNormal);
+/// `g += aᵀ b` for column-major a (L × M), b (L × N), g (M × N), through matrixmultiply's kernels
+/// (nalgebra's own `gemm_tr` is a loop of dot products).
+fn gemm_tn(g: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
+    let (l, m, n) = (a.nrows(), a.ncols(), b.ncols());
+    assert!(b.nrows() == l && g.nrows() == m && g.ncols() == n, "gemm_tn: shape mismatch");
+    // SAFETY: the shapes are checked above; all three are dense column-major buffers of those shapes,
+    // and g does not alias a or b (it is borrowed mutably).
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            l,
+            n,
+            1.0,
+            a.as_ptr(),
+            l as isize,
+            1,
+            b.as_ptr(),
+            1,
+            l as isize,
+            1.0,
+            g.as_mut_ptr(),
+            1,
+            m as isize,
+        );
     }
 }
 
-/// out[r][b] = Σ_c a[r][c] x[c][b] for b < len; a is rows × cols row-major, x and out feature-major.
-fn matmul(a: &[f64], rows: usize, cols: usize, x: &[f64], out: &mut [f64], len: usize) {
-    for r in 0..rows {
-        let o = &mut out[r * BLOCK..r * BLOCK + len];
-        o.fill(0.0);
-        for c in 0..cols {
-            let k = a[r * cols + c];
-            for (o, x) in o.iter_mut().zip(&x[c * BLOCK..c * BLOCK + len]) {
-                *o += k * x;
-            }
-        }
+/// `v` to 5 significant digits: plenty for figures, and it keeps the stored histories small.
+fn round_sig(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
     }
-}
-
-/// Dot product with eight partial sums, so the compiler can vectorise it.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f64>() + tail
+    let digits = format!("{v:.4e}");
+    digits.parse().unwrap_or(v)
 }
 
 /// Runs a whole simulation and derives its metrics.
@@ -368,7 +353,7 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     let mut history = TheoryHistory::default();
     let log = |step: usize, values: &[f64], sim: &Simulator, h: &mut TheoryHistory| {
         h.steps.push(step);
-        h.eigenvalues.push(values.iter().map(|&v| v as f32).collect());
+        h.eigenvalues.push(values.iter().map(|&v| round_sig(v)).collect());
         if cfg.eval_points > 0 {
             h.trajectories.push(sim.eval_positions());
         }
@@ -389,7 +374,7 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
         step += 1;
         sim.step(&gram);
         let next = sim.gram_spectrum();
-        let finite = sim.w.iter().all(|v| v.is_finite()) && next.values.iter().all(|v| v.is_finite());
+        let finite = sim.is_finite() && next.values.iter().all(|v| v.is_finite());
         if !finite {
             outcome = Some(Outcome::Diverged);
             break;
@@ -445,7 +430,8 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     put("modes_shrank", last_finite.iter().zip(&initial).filter(|(e, s)| e < s).count() as f64);
     let converged: Vec<bool> = last_finite.iter().map(|&v| near_one(v)).collect();
     put("modes_converged", converged.iter().filter(|&&c| c).count() as f64);
-    if !matches!(outcome, Outcome::Collapsed | Outcome::Diverged) {
+    // Convergence steps are meaningful only for runs heading to the isotropic point.
+    if matches!(outcome, Outcome::Converged | Outcome::Converging) {
         // Per-mode convergence step: the first step after which the mode stays within tolerance; a
         // mode not yet converged is censored at the run's length, so the spread is then a lower bound.
         let mode_steps: Vec<f64> = last_outside

@@ -1,0 +1,233 @@
+//! The regression gate: the runs of a profile against a baseline, cell by cell, direction-aware.
+//!
+//! A metric regresses when it moved in its worse direction by more than its minimum effect (from
+//! `ci/gate.yaml`) and the move is significant (Welch's t-test across seeds at the gate's α; with a
+//! single seed on a side, the minimum effect alone decides). Categorical outcomes (status and outcome
+//! counts) must match exactly. A cell whose spec hash differs from the baseline's is incomparable:
+//! "re-baseline needed", which fails the gate like a regression.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{aggregate, CellSummary};
+use super::store::{RunRecord, Store};
+use crate::error::{Error, Result};
+use crate::spec::{Better, Experiment};
+use crate::stats::welch_p;
+
+/// The gate's settings (`ci/gate.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// The profile the gate runs.
+    pub profile: String,
+    /// Experiments CI gates.
+    pub experiments: Vec<String>,
+    /// Significance level of the t-test.
+    pub alpha: f64,
+    /// Minimum effect per metric, in the metric's own units: smaller moves never fail the gate.
+    pub min_effect: BTreeMap<String, f64>,
+}
+
+impl GateConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let cfg: GateConfig =
+            serde_yaml_ng::from_str(&text).map_err(|e| Error::Spec { path: path.to_path_buf(), msg: e.to_string() })?;
+        if !(0.0..1.0).contains(&cfg.alpha) || cfg.alpha == 0.0 {
+            return Err(Error::Spec { path: path.to_path_buf(), msg: "alpha: expected a number in (0, 1)".into() });
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Improved,
+    Regressed,
+    /// The baseline was made from another spec: re-run `reproduce --force` for the profile and commit.
+    RebaselineNeeded,
+    /// Runs missing on one side.
+    Missing,
+}
+
+impl Verdict {
+    pub fn fails(self) -> bool {
+        matches!(self, Verdict::Regressed | Verdict::RebaselineNeeded | Verdict::Missing)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "**REGRESSED**",
+            Verdict::RebaselineNeeded => "**re-baseline needed**",
+            Verdict::Missing => "**missing runs**",
+        }
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    pub cell: String,
+    /// A metric name, or `outcome` / `status` / `runs`.
+    pub what: String,
+    pub baseline: String,
+    pub current: String,
+    pub delta: Option<f64>,
+    pub p: Option<f64>,
+    pub verdict: Verdict,
+}
+
+/// All rows of one experiment and profile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub experiment: String,
+    pub profile: String,
+    pub baseline_dir: String,
+    pub current_dir: String,
+    pub rows: Vec<Row>,
+}
+
+impl Comparison {
+    pub fn failed(&self) -> bool {
+        self.rows.iter().any(|r| r.verdict.fails())
+    }
+
+    /// The report: every row, failures first in the summary line.
+    pub fn markdown(&self) -> String {
+        let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
+        let mut out = format!(
+            "## compare {} / {}\n\nbaseline `{}` vs current `{}`: {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass.\n\n",
+            self.experiment,
+            self.profile,
+            self.baseline_dir,
+            self.current_dir,
+            count(Verdict::Regressed),
+            count(Verdict::RebaselineNeeded),
+            count(Verdict::Missing),
+            count(Verdict::Improved),
+            count(Verdict::Pass),
+        );
+        out.push_str("| cell | what | baseline | current | delta | p | verdict |\n|---|---|---|---|---|---|---|\n");
+        for r in &self.rows {
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+                r.cell,
+                r.what,
+                r.baseline,
+                r.current,
+                r.delta.map(|d| format!("{d:+.4}")).unwrap_or_else(|| "—".into()),
+                r.p.map(|p| format!("{p:.3}")).unwrap_or_else(|| "—".into()),
+                r.verdict.label()
+            ));
+        }
+        out
+    }
+}
+
+fn counts(c: &BTreeMap<String, usize>) -> String {
+    c.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
+fn stat_text(c: &CellSummary, metric: &str) -> String {
+    match c.metrics.get(metric) {
+        Some(s) => match s.std {
+            Some(sd) => format!("{:.4} ± {:.4} ({})", s.mean, sd, s.n),
+            None => format!("{:.4} ({})", s.mean, s.n),
+        },
+        None => "—".into(),
+    }
+}
+
+/// Compares the runs under `current` (a results root) with those under `baseline` (a results root).
+pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path, gate: &GateConfig) -> Result<Comparison> {
+    let runs = exp.runs(profile, None)?;
+    let cur_store = Store::new(current, &exp.name, profile);
+    let base_store = Store::new(baseline, &exp.name, profile);
+    let cur: BTreeMap<String, RunRecord> = cur_store.load_all()?;
+    let base: BTreeMap<String, RunRecord> = base_store.load_all()?;
+    let cur_sum = aggregate(exp, profile, &runs, &cur);
+    let base_sum = aggregate(exp, profile, &runs, &base);
+    let mut rows = Vec::new();
+    for ((cell, c), b) in exp.cells.iter().zip(&cur_sum.cells).zip(&base_sum.cells) {
+        let row = |what: &str, baseline: String, current: String, verdict| Row {
+            cell: cell.id.clone(),
+            what: what.to_string(),
+            baseline,
+            current,
+            delta: None,
+            p: None,
+            verdict,
+        };
+        let mine: Vec<_> = runs.iter().filter(|r| r.cell == cell.id).collect();
+        let stale = mine.iter().any(|r| base.get(&r.file_name()).is_some_and(|rec| rec.spec_hash != r.hash));
+        if stale {
+            rows.push(row("spec", "other spec hash".into(), "current spec".into(), Verdict::RebaselineNeeded));
+            continue;
+        }
+        if b.seeds.len() < mine.len() || c.seeds.len() < mine.len() {
+            rows.push(row(
+                "runs",
+                format!("{}/{}", b.seeds.len(), mine.len()),
+                format!("{}/{}", c.seeds.len(), mine.len()),
+                Verdict::Missing,
+            ));
+            continue;
+        }
+        for (what, bc, cc) in [("status", &b.status_counts, &c.status_counts), ("outcome", &b.outcome_counts, &c.outcome_counts)] {
+            let verdict = if bc == cc { Verdict::Pass } else { Verdict::Regressed };
+            rows.push(row(what, counts(bc), counts(cc), verdict));
+        }
+        for m in exp.metrics.iter().filter(|m| m.better != Better::None) {
+            let (bs, cs) = (b.metrics.get(&m.name), c.metrics.get(&m.name));
+            let (bs, cs) = match (bs, cs) {
+                (None, None) => continue,
+                (Some(bs), Some(cs)) => (bs, cs),
+                _ => {
+                    rows.push(row(&m.name, stat_text(b, &m.name), stat_text(c, &m.name), Verdict::Regressed));
+                    continue;
+                }
+            };
+            let min_effect = *gate.min_effect.get(&m.name).ok_or_else(|| {
+                Error::Usage(format!("ci/gate.yaml: min_effect has no entry for metric `{}` of {}", m.name, exp.name))
+            })?;
+            let delta = cs.mean - bs.mean;
+            let worse = match m.better {
+                Better::Higher => delta < 0.0,
+                Better::Lower => delta > 0.0,
+                Better::None => false,
+            };
+            let p = welch_p(&bs.values, &cs.values);
+            let significant = p.is_none_or(|p| p < gate.alpha);
+            let verdict = if delta.abs() <= min_effect || !significant {
+                Verdict::Pass
+            } else if worse {
+                Verdict::Regressed
+            } else {
+                Verdict::Improved
+            };
+            rows.push(Row {
+                cell: cell.id.clone(),
+                what: m.name.clone(),
+                baseline: stat_text(b, &m.name),
+                current: stat_text(c, &m.name),
+                delta: Some(delta),
+                p,
+                verdict,
+            });
+        }
+    }
+    Ok(Comparison {
+        experiment: exp.name.clone(),
+        profile: profile.to_string(),
+        baseline_dir: base_store.dir.display().to_string(),
+        current_dir: cur_store.dir.display().to_string(),
+        rows,
+    })
+}

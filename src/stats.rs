@@ -1,0 +1,43 @@
+//! Statistics for comparing seeds: Welch's t-test on two samples.
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+/// Two-sided p-value of Welch's t-test for equal means of `a` and `b`.
+///
+/// Edge cases follow what the numbers say: two samples without spread are equal (p = 1) or certainly
+/// different (p = 0); with fewer than two values on a side there is no test (`None`).
+///
+/// ```
+/// use eigenssl::stats::welch_p;
+/// assert_eq!(welch_p(&[1.0, 1.0], &[1.0, 1.0]), Some(1.0));
+/// assert_eq!(welch_p(&[1.0, 1.0], &[2.0, 2.0]), Some(0.0));
+/// let p = welch_p(&[1.0, 1.1, 0.9, 1.05], &[2.0, 2.1, 1.9, 2.05]).unwrap();
+/// assert!(p < 1e-4);
+/// assert!(welch_p(&[1.0], &[2.0, 3.0]).is_none());
+/// ```
+pub fn welch_p(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let (ma, va) = mean_var(a);
+    let (mb, vb) = mean_var(b);
+    let (sa, sb) = (va / a.len() as f64, vb / b.len() as f64);
+    let se2 = sa + sb;
+    let diff = ma - mb;
+    if se2 <= 0.0 || !se2.is_finite() {
+        return Some(if diff == 0.0 { 1.0 } else { 0.0 });
+    }
+    let t = diff / se2.sqrt();
+    // Welch–Satterthwaite degrees of freedom.
+    let df = se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
+    let dist = StudentsT::new(0.0, 1.0, df.max(1.0)).ok()?;
+    Some((2.0 * (1.0 - dist.cdf(t.abs()))).clamp(0.0, 1.0))
+}
+
+/// Mean and sample variance (n − 1).
+pub fn mean_var(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    let v = if x.len() > 1 { x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, v)
+}
