@@ -55,6 +55,38 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         reps: usize,
     },
+    /// Regression gate: compare stored runs with a baseline; exit 1 on a regression (report in markdown).
+    Compare {
+        /// Experiments to compare (default: those listed in the gate file).
+        experiments: Vec<String>,
+        /// Profile (default: the gate file's).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Results root holding the runs to check.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Results root holding the baseline (the committed results by default).
+        #[arg(long, default_value = "results")]
+        baseline: PathBuf,
+        /// Gate settings: thresholds, α, gated experiments.
+        #[arg(long, default_value = "ci/gate.yaml")]
+        gate: PathBuf,
+        /// Where to write the markdown report (default: <out>/compare-<profile>.md).
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Stored results of two commits side by side (read from git objects; rev-b defaults to the working tree).
+    Diff {
+        rev_a: String,
+        /// A second revision; omit it to compare with the working tree.
+        rev_b: Option<String>,
+        /// Only these experiments.
+        #[arg(long = "experiment", short = 'e')]
+        experiments: Vec<String>,
+        /// Results folder, relative to the repository root.
+        #[arg(long, default_value = "results")]
+        results: String,
+    },
     /// Re-aggregate stored runs and print/write the table (and figures).
     Table {
         experiment: String,
@@ -140,6 +172,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let sp = r.speedup.map(|s| format!("{s:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
                 println!("| {} | {:.2} | {np} | {sp} |", r.case, r.eigenssl.median_s * 1e3);
             }
+            Ok(())
+        }
+        Command::Compare { experiments: names, profile, out, baseline, gate, report } => {
+            let gate = eigenssl::harness::compare::GateConfig::load(&gate)?;
+            let profile = profile.unwrap_or_else(|| gate.profile.clone());
+            let names = if names.is_empty() { gate.experiments.clone() } else { names };
+            let mut text = String::new();
+            let mut failed = Vec::new();
+            for exp in experiments(&names, &cli.specs)? {
+                let cmp = eigenssl::harness::compare::compare(&exp, &profile, &out, &baseline, &gate)?;
+                if cmp.failed() {
+                    failed.push(exp.name.clone());
+                }
+                text.push_str(&cmp.markdown());
+                text.push('\n');
+            }
+            let report = report.unwrap_or_else(|| out.join(format!("compare-{profile}.md")));
+            eigenssl::harness::store::write_atomic(&report, text.as_bytes())?;
+            println!("{text}");
+            eprintln!("report written to {}", report.display());
+            if failed.is_empty() {
+                eprintln!("gate: pass");
+                Ok(())
+            } else {
+                eprintln!("gate: FAILED for {}", failed.join(", "));
+                std::process::exit(1);
+            }
+        }
+        Command::Diff { rev_a, rev_b, experiments, results } => {
+            use eigenssl::harness::diff::{diff, Side};
+            let cwd = std::env::current_dir().context("reading the current folder")?;
+            let b = rev_b.map(Side::Rev).unwrap_or(Side::WorkTree);
+            println!("{}", diff(&cwd, &results, &Side::Rev(rev_a), &b, &experiments)?);
             Ok(())
         }
         Command::Table { experiment, profile, seeds, out } => {

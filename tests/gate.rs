@@ -1,0 +1,161 @@
+//! The regression gate (`compare`) and `diff`: they fail on real changes and pass on reruns.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use eigenssl::harness::compare::{compare, GateConfig, Verdict};
+use eigenssl::harness::diff::{diff, Side};
+use eigenssl::harness::{self, ExecOptions};
+use eigenssl::spec::Experiment;
+
+fn gate() -> GateConfig {
+    GateConfig::load(Path::new("ci/gate.yaml")).unwrap()
+}
+
+fn exp(name: &str) -> Experiment {
+    Experiment::find(name, Path::new("experiments")).unwrap()
+}
+
+/// A copy of the committed `ci` runs of `name` under a fresh results root.
+fn copy_baseline(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = PathBuf::from("results").join(name).join("ci/runs");
+    let to = dir.path().join(name).join("ci/runs");
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+fn edit(root: &Path, name: &str, file: &str, f: impl Fn(&mut serde_json::Value)) {
+    let path = root.join(name).join("ci/runs").join(file);
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn the_gate_fails_on_an_injected_regression_and_passes_on_the_true_baseline() {
+    let e = exp("fig1");
+    let copy = copy_baseline("fig1");
+    let clean = compare(&e, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    assert!(!clean.failed(), "{}", clean.markdown());
+
+    // SimSiam's outcome flipped to collapsed in one seed.
+    edit(copy.path(), "fig1", "eigen__simsiam__seed0.json", |v| {
+        v["status"] = "collapsed".into();
+        v["outcome"] = "collapsed".into();
+    });
+    let bad = compare(&e, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    assert!(bad.failed());
+    let failing: Vec<_> = bad.rows.iter().filter(|r| r.verdict.fails()).collect();
+    assert!(failing.iter().all(|r| r.cell == "eigen/simsiam"), "{}", bad.markdown());
+    assert!(failing.iter().any(|r| r.what == "outcome"));
+    assert!(bad.markdown().contains("REGRESSED"));
+}
+
+#[test]
+fn a_metric_moved_beyond_noise_in_its_worse_direction_regresses() {
+    let e = exp("fig1");
+    let copy = copy_baseline("fig1");
+    // The theory agreement of 2-D IsoLoss gets 5 points worse in every seed.
+    for seed in 0..4 {
+        edit(copy.path(), "fig1", &format!("2d__isoloss__seed{seed}.json"), |v| {
+            let m = v["metrics"]["theory_max_rel_err"].as_f64().unwrap();
+            v["metrics"]["theory_max_rel_err"] = (m + 0.05).into();
+        });
+    }
+    let c = compare(&e, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    let row = c.rows.iter().find(|r| r.cell == "2d/isoloss" && r.what == "theory_max_rel_err").unwrap();
+    assert_eq!(row.verdict, Verdict::Regressed, "{}", c.markdown());
+    // The same move in the better direction is an improvement, which passes.
+    let copy = copy_baseline("fig1");
+    for seed in 0..4 {
+        edit(copy.path(), "fig1", &format!("2d__isoloss__seed{seed}.json"), |v| {
+            let m = v["metrics"]["modes_converged"].as_f64().unwrap();
+            v["metrics"]["modes_converged"] = (m + 1.0).into();
+        });
+    }
+    let c = compare(&e, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    let row = c.rows.iter().find(|r| r.cell == "2d/isoloss" && r.what == "modes_converged").unwrap();
+    assert_eq!(row.verdict, Verdict::Improved);
+    assert!(!c.failed());
+}
+
+#[test]
+fn a_fresh_ci_run_with_another_job_count_passes_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["fig1", "fig2"] {
+        let e = exp(name);
+        let opts = ExecOptions { jobs: 1, progress: false, repo_dir: ".".into() };
+        harness::reproduce(&e, "ci", None, dir.path(), false, &opts, &|_| {}).unwrap();
+        let c = compare(&e, "ci", dir.path(), Path::new("results"), &gate()).unwrap();
+        assert!(!c.failed(), "{}", c.markdown());
+    }
+}
+
+#[test]
+fn a_changed_spec_needs_a_rebaseline() {
+    let text = std::fs::read_to_string("experiments/fig1.yaml").unwrap().replace("  sigma: 0.1\n", "  sigma: 0.2\n");
+    let changed = Experiment::parse(&text, Path::new("experiments/fig1.yaml")).unwrap();
+    let copy = copy_baseline("fig1");
+    let c = compare(&changed, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    assert!(c.failed());
+    assert!(c.rows.iter().all(|r| r.verdict == Verdict::RebaselineNeeded), "{}", c.markdown());
+    assert!(c.markdown().contains("re-baseline needed"));
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&ok.stderr));
+}
+
+#[test]
+fn diff_reads_two_commits_from_git_objects() {
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q"]);
+    let summary = std::fs::read_to_string("results/fig1/ci/summary.json").unwrap();
+    let dest = r.join("results/fig1/ci");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("summary.json"), &summary).unwrap();
+    git(r, &["add", "."]);
+    git(r, &["commit", "-qm", "a"]);
+    // Commit b: IsoLoss's 2-D convergence spread 1000 steps larger in every seed; fig2 appears.
+    let mut v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    for c in v["cells"].as_array_mut().unwrap() {
+        if c["cell"] == "2d/isoloss" {
+            let s = &mut c["metrics"]["mode_step_spread"];
+            let vals: Vec<f64> = s["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() + 1000.0).collect();
+            s["mean"] = (s["mean"].as_f64().unwrap() + 1000.0).into();
+            s["values"] = vals.into();
+        }
+    }
+    std::fs::write(dest.join("summary.json"), serde_json::to_string(&v).unwrap()).unwrap();
+    let fig2 = r.join("results/fig2/ci");
+    std::fs::create_dir_all(&fig2).unwrap();
+    std::fs::copy("results/fig2/ci/summary.json", fig2.join("summary.json")).unwrap();
+    git(r, &["add", "."]);
+    git(r, &["commit", "-qm", "b"]);
+    // Working tree changes after b are not in b.
+    std::fs::remove_file(fig2.join("summary.json")).unwrap();
+
+    let out = diff(r, "results", &Side::Rev("HEAD~1".into()), &Side::Rev("HEAD".into()), &[]).unwrap();
+    let line = out.lines().find(|l| l.contains("`2d/isoloss` | mode_step_spread")).unwrap();
+    assert!(line.contains("+1000.0000") && line.contains("| 0.000 |"), "{line}");
+    assert!(out.contains("only in `HEAD`"), "{out}");
+    let same = out.lines().find(|l| l.contains("`2d/simsiam` | mode_step_spread")).unwrap();
+    assert!(same.contains("+0.0000") && same.contains("| 1.000 |"), "{same}");
+
+    let wt = diff(r, "results", &Side::Rev("HEAD".into()), &Side::WorkTree, &["fig2".to_string()]).unwrap();
+    assert!(wt.contains("working tree has no results for experiment `fig2`"), "{wt}");
+    let err = diff(r, "results", &Side::Rev("nope".into()), &Side::WorkTree, &[]).unwrap_err().to_string();
+    assert!(err.contains("`nope` is not a commit"), "{err}");
+}
