@@ -14,6 +14,7 @@ pub mod normal;
 pub mod plot;
 pub mod rng;
 pub mod spec;
+pub mod ssl;
 pub mod stats;
 pub mod theory;
 

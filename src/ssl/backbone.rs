@@ -1,0 +1,76 @@
+//! VGG11 with batch norm (configuration A of Simonyan & Zisserman), CIFAR variant: 3×3 convolutions with
+//! padding 1, batch norm, ReLU, five 2×2 max pools, then global average pooling to 512·width features.
+//! `width` scales every layer's channels for small (CPU) profiles.
+
+use candle_core::{ModuleT, Result, Tensor};
+use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Module, VarBuilder};
+
+use super::pool::MaxPool2x2;
+
+/// Channels of VGG11 (config A); 0 marks a 2×2 max pool.
+const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
+
+#[derive(Debug, Clone)]
+enum Layer {
+    ConvBnRelu(Conv2d, BatchNorm),
+    Pool,
+}
+
+/// The VGG11-BN feature extractor.
+///
+/// ```
+/// use candle_core::{DType, Device, ModuleT, Tensor};
+/// use eigenssl::ssl::{backbone::Vgg11, init::SeededVarMap};
+/// let vm = SeededVarMap::new(0);
+/// let net = Vgg11::new(0.125, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let x = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
+/// assert_eq!(net.forward_t(&x, true).unwrap().dims(), &[2, net.out_dim()]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Vgg11 {
+    layers: Vec<Layer>,
+    out_dim: usize,
+}
+
+impl Vgg11 {
+    pub fn new(width: f64, vb: VarBuilder) -> Result<Self> {
+        if !(width > 0.0) {
+            candle_core::bail!("VGG11 width must be > 0, got {width}");
+        }
+        let mut layers = Vec::new();
+        let mut in_ch = 3;
+        let conv_cfg = Conv2dConfig { padding: 1, ..Default::default() };
+        let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+        for (i, &c) in VGG11.iter().enumerate() {
+            if c == 0 {
+                layers.push(Layer::Pool);
+                continue;
+            }
+            let out = ((c as f64 * width).round() as usize).max(1);
+            let conv = conv2d_no_bias(in_ch, out, 3, conv_cfg, vb.pp(format!("features.{i}.conv")))?;
+            let bn = batch_norm(out, bn_cfg, vb.pp(format!("features.{i}.bn")))?;
+            layers.push(Layer::ConvBnRelu(conv, bn));
+            in_ch = out;
+        }
+        Ok(Vgg11 { layers, out_dim: in_ch })
+    }
+
+    /// Feature dimension (512 · width).
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+}
+
+impl ModuleT for Vgg11 {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = x.clone();
+        for layer in &self.layers {
+            x = match layer {
+                Layer::ConvBnRelu(conv, bn) => bn.forward_t(&conv.forward(&x)?, train)?.relu()?,
+                Layer::Pool => MaxPool2x2.forward(&x)?,
+            };
+        }
+        // Global average pooling: 1×1 at 32 px, 3×3 at 96 px.
+        x.mean(3)?.mean(2)
+    }
+}

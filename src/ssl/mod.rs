@@ -1,0 +1,12 @@
+//! Deep self-supervised learning on candle (paper Sec. 3, Table 1): the building blocks of the VGG11
+//! Siamese network with a DirectPred predictor. Each concept is one file; each is tested against hand
+//! calculation or candle's autograd in `tests/ssl.rs`.
+
+pub mod backbone;
+pub mod directpred;
+pub mod ema;
+pub mod init;
+pub mod loss;
+pub mod optim;
+pub mod pool;
+pub mod projector;

@@ -1,0 +1,98 @@
+//! Optimisers of the authors' code, written out because candle-nn's SGD has no momentum:
+//! heavy-ball SGD (torch semantics: weight decay added to the gradient, then momentum) and LARS
+//! (solo-learn's `lars.py`: trust ratio η‖w‖/(‖g‖ + wd‖w‖ + 1e-8), clipped to lr, for every tensor with
+//! more than one dimension; biases and batch-norm parameters get plain momentum SGD without decay).
+
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+
+/// A set of parameters sharing a learning-rate scale and a weight decay.
+#[derive(Debug, Clone)]
+pub struct ParamGroup {
+    pub vars: Vec<Var>,
+    /// This group's learning rate is `lr_scale` × the scheduled base rate.
+    pub lr_scale: f64,
+    pub weight_decay: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule {
+    /// SGD with momentum; weight decay on every parameter.
+    Sgd,
+    /// LARS with trust coefficient `eta`, optionally clipping the local rate to the global one.
+    Lars { eta: f64, clip: bool },
+}
+
+/// Momentum optimiser over parameter groups.
+pub struct Optimizer {
+    pub rule: Rule,
+    pub momentum: f64,
+    groups: Vec<ParamGroup>,
+    /// Momentum buffers, one per var per group (created on first use).
+    buffers: Vec<Vec<Option<Tensor>>>,
+}
+
+fn norm(t: &Tensor) -> Result<f64> {
+    t.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>().map(f64::sqrt)
+}
+
+impl Optimizer {
+    pub fn new(rule: Rule, momentum: f64, groups: Vec<ParamGroup>) -> Self {
+        let buffers = groups.iter().map(|g| vec![None; g.vars.len()]).collect();
+        Optimizer { rule, momentum, groups, buffers }
+    }
+
+    /// One step at base learning rate `lr` (the schedule's value).
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        for (group, bufs) in self.groups.iter().zip(self.buffers.iter_mut()) {
+            let glr = lr * group.lr_scale;
+            let wd = group.weight_decay;
+            for (var, buf) in group.vars.iter().zip(bufs.iter_mut()) {
+                let Some(g) = grads.get(var) else { continue };
+                let w = var.as_tensor();
+                let d = match self.rule {
+                    Rule::Sgd => {
+                        if wd != 0.0 {
+                            (g + (w * wd)?)?
+                        } else {
+                            g.clone()
+                        }
+                    }
+                    Rule::Lars { eta, clip } => {
+                        if w.rank() == 1 {
+                            g.clone()
+                        } else {
+                            let (wn, gn) = (norm(w)?, norm(g)?);
+                            if wn != 0.0 && gn != 0.0 {
+                                let mut r = eta * wn / (gn + wd * wn + 1e-8);
+                                if clip {
+                                    r = (r / glr).min(1.0);
+                                }
+                                ((g + (w * wd)?)? * r)?
+                            } else {
+                                g.clone()
+                            }
+                        }
+                    }
+                };
+                let next = match buf.take() {
+                    Some(b) if self.momentum != 0.0 => ((b * self.momentum)? + d)?,
+                    _ => d,
+                };
+                var.set(&(w - (&next * glr)?)?)?;
+                *buf = Some(next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Momentum buffers (for checkpoints), group by group.
+    pub fn buffers(&self) -> &[Vec<Option<Tensor>>] {
+        &self.buffers
+    }
+
+    /// Restores momentum buffers saved by [`Optimizer::buffers`].
+    pub fn set_buffers(&mut self, buffers: Vec<Vec<Option<Tensor>>>) {
+        self.buffers = buffers;
+    }
+}

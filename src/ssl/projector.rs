@@ -1,0 +1,39 @@
+//! The projection MLP: Linear → BatchNorm1d → ReLU → Linear (512 → 4096 → 256 in the authors' code).
+
+use candle_core::{ModuleT, Result, Tensor};
+use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, Module, VarBuilder};
+
+/// One-hidden-layer projector.
+///
+/// ```
+/// use candle_core::{DType, Device, ModuleT, Tensor};
+/// use eigenssl::ssl::{init::SeededVarMap, projector::Projector};
+/// let vm = SeededVarMap::new(0);
+/// let p = Projector::new(8, 16, 4, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let z = p.forward_t(&Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap(), true).unwrap();
+/// assert_eq!(z.dims(), &[3, 4]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Projector {
+    fc1: Linear,
+    bn: BatchNorm,
+    fc2: Linear,
+}
+
+impl Projector {
+    pub fn new(in_dim: usize, hidden: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+        Ok(Projector {
+            fc1: linear(in_dim, hidden, vb.pp("fc1"))?,
+            bn: batch_norm(hidden, bn_cfg, vb.pp("bn"))?,
+            fc2: linear(hidden, out_dim, vb.pp("fc2"))?,
+        })
+    }
+}
+
+impl ModuleT for Projector {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.bn.forward_t(&self.fc1.forward(x)?, train)?.relu()?;
+        self.fc2.forward(&h)
+    }
+}
