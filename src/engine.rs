@@ -1,10 +1,14 @@
 //! Dispatch from a run's config to the engine that computes it. Engines are pure functions of
 //! (config, seed, device) and know nothing about files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::data::{self, Dataset};
 use crate::harness::store::RunStatus;
 use crate::spec::RunConfig;
+use crate::ssl::train::{train, SslOutcome};
 use crate::theory::{self, Outcome};
 
 /// What an engine hands back for one run.
@@ -16,8 +20,48 @@ pub struct EngineOutput {
     pub history: serde_json::Value,
 }
 
+/// Why a run produced no result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineError {
+    /// Its data is not on this machine (the message says where it was looked for).
+    NotRun(String),
+    Failed(String),
+}
+
+/// Where engines find data and which device they use.
+#[derive(Debug, Clone)]
+pub struct EngineContext {
+    pub data_dir: PathBuf,
+    /// `cpu`, `cuda` or `metal`.
+    pub device: String,
+}
+
+impl Default for EngineContext {
+    fn default() -> Self {
+        EngineContext { data_dir: PathBuf::from("data"), device: "cpu".into() }
+    }
+}
+
+/// Datasets are loaded once per process and shared by its runs.
+fn dataset(name: &str, dir: &std::path::Path) -> Result<Arc<Dataset>, EngineError> {
+    static CACHE: OnceLock<Mutex<HashMap<(String, PathBuf), Arc<Dataset>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (name.to_string(), dir.to_path_buf());
+    let mut guard = cache.lock().map_err(|_| EngineError::Failed("dataset cache poisoned".into()))?;
+    if let Some(d) = guard.get(&key) {
+        return Ok(d.clone());
+    }
+    let d = Arc::new(data::find(name, dir).map_err(|e| match e {
+        crate::Error::Usage(msg) => EngineError::NotRun(msg),
+        other => EngineError::Failed(other.to_string()),
+    })?);
+    guard.insert(key, d.clone());
+    Ok(d)
+}
+
 /// Computes one run. Diverging or collapsing runs are outcomes, not errors.
-pub fn execute(config: &RunConfig, seed: u64) -> Result<EngineOutput, String> {
+pub fn execute(config: &RunConfig, seed: u64, ctx: &EngineContext) -> Result<EngineOutput, EngineError> {
+    let json = |v: &dyn erased::Ser| v.to_json().map_err(EngineError::Failed);
     match config {
         RunConfig::Theory(cfg) => {
             let sim = theory::simulate(cfg, seed);
@@ -26,15 +70,43 @@ pub fn execute(config: &RunConfig, seed: u64) -> Result<EngineOutput, String> {
                 Outcome::Collapsed => RunStatus::Collapsed,
                 Outcome::Converged | Outcome::Converging | Outcome::Collapsing | Outcome::Unconverged => RunStatus::Ok,
             };
-            let history = serde_json::to_value(&sim.history).map_err(|e| e.to_string())?;
-            Ok(EngineOutput { status, outcome: Some(sim.outcome.as_str().to_string()), metrics: sim.metrics, history })
+            Ok(EngineOutput {
+                status,
+                outcome: Some(sim.outcome.as_str().to_string()),
+                metrics: sim.metrics,
+                history: json(&sim.history)?,
+            })
+        }
+        RunConfig::Ssl(cfg) => {
+            let data = dataset(&cfg.dataset, &ctx.data_dir)?;
+            let device = crate::device::resolve(&ctx.device).map_err(|e| EngineError::Failed(e.to_string()))?;
+            let res = train(cfg, seed, &data, &device, &|_, _| {}).map_err(|e| EngineError::Failed(e.to_string()))?;
+            let status = match res.outcome {
+                SslOutcome::Finished => RunStatus::Ok,
+                SslOutcome::Diverged { .. } => RunStatus::Diverged,
+                SslOutcome::Collapsed { .. } => RunStatus::Collapsed,
+            };
+            Ok(EngineOutput { status, outcome: None, metrics: res.metrics, history: json(&res.history)? })
         }
     }
 }
 
-/// The device an engine runs on (the theory engine is always on the CPU).
-pub fn device_label(config: &RunConfig) -> &'static str {
+/// The device a run uses: the theory engine is always on the CPU.
+pub fn device_label(config: &RunConfig, ctx: &EngineContext) -> String {
     match config {
-        RunConfig::Theory(_) => "cpu",
+        RunConfig::Theory(_) => "cpu".into(),
+        RunConfig::Ssl(_) => ctx.device.clone(),
+    }
+}
+
+mod erased {
+    /// Serialisation to a JSON value behind a trait object (histories of different engines).
+    pub trait Ser {
+        fn to_json(&self) -> Result<serde_json::Value, String>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> Result<serde_json::Value, String> {
+            serde_json::to_value(self).map_err(|e| e.to_string())
+        }
     }
 }

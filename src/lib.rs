@@ -6,6 +6,7 @@
 //! [`plot`] draws figures from stored runs.
 
 pub mod bench;
+pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;

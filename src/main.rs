@@ -43,6 +43,9 @@ enum Command {
         /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Where datasets are looked for (e.g. ../shared/data, which holds cifar10-jpeg.tar.gz).
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
     },
     /// List experiments, their cells and profiles.
     List,
@@ -119,13 +122,14 @@ fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Reproduce { experiments: names, profile, seeds, jobs, out, force, device } => {
+        Command::Reproduce { experiments: names, profile, seeds, jobs, out, force, device, data_dir } => {
             eigenssl::device::resolve(&device)?;
             let exps = experiments(&names, &cli.specs)?;
             let opts = ExecOptions {
                 jobs: jobs.unwrap_or_else(num_cpus::get),
                 progress: true,
                 repo_dir: std::env::current_dir().context("reading the current folder")?,
+                engine: eigenssl::engine::EngineContext { data_dir, device },
             };
             for exp in &exps {
                 let done = harness::reproduce(exp, &profile, seeds.as_deref(), &out, force, &opts, &|m| {

@@ -91,7 +91,7 @@ impl PanelData {
                 .filter(|r| r.cell == cell)
                 .filter_map(|r| {
                     let rec = records.get(&r.file_name()).filter(|rec| rec.spec_hash == r.hash)?;
-                    let RunConfig::Theory(cfg) = &rec.config;
+                    let RunConfig::Theory(cfg) = &rec.config else { return None };
                     let h: TheoryHistory = serde_json::from_value(rec.history.clone()).ok()?;
                     Some((cfg.clone(), h))
                 })

@@ -6,7 +6,7 @@ use eigenssl::harness::{self, store::Store, ExecOptions};
 use eigenssl::spec::Experiment;
 
 fn opts(jobs: usize) -> ExecOptions {
-    ExecOptions { jobs, progress: false, repo_dir: PathBuf::from(".") }
+    ExecOptions { jobs, progress: false, repo_dir: PathBuf::from("."), engine: Default::default() }
 }
 
 fn fig1() -> Experiment {

@@ -57,6 +57,9 @@ pub struct CellSummary {
     pub metrics: BTreeMap<String, Stat>,
     /// Runs that failed (engine error), with their messages.
     pub failures: Vec<String>,
+    /// Why runs were not carried out (their data is not on this machine), if any were not.
+    #[serde(default)]
+    pub not_run: Option<String>,
 }
 
 /// Every cell of one experiment under one profile.
@@ -80,15 +83,23 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
         let mut status_counts = BTreeMap::new();
         let mut outcome_counts = BTreeMap::new();
         let mut failures = Vec::new();
+        let mut not_run: Option<String> = None;
         let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for rec in &recs {
             *status_counts.entry(rec.status.as_str().to_string()).or_insert(0) += 1;
             if let Some(o) = &rec.outcome {
                 *outcome_counts.entry(o.clone()).or_insert(0) += 1;
             }
-            if rec.status == RunStatus::Failed {
-                failures.push(format!("seed {}: {}", rec.seed, rec.message.as_deref().unwrap_or("?")));
-                continue;
+            match rec.status {
+                RunStatus::Failed => {
+                    failures.push(format!("seed {}: {}", rec.seed, rec.message.as_deref().unwrap_or("?")));
+                    continue;
+                }
+                RunStatus::NotRun => {
+                    not_run.get_or_insert_with(|| rec.message.clone().unwrap_or_default());
+                    continue;
+                }
+                _ => {}
             }
             for (k, v) in &rec.metrics {
                 if v.is_finite() {
@@ -107,6 +118,7 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
             outcome_counts,
             metrics: values.iter().filter_map(|(k, v)| Stat::of(v).map(|s| (k.clone(), s))).collect(),
             failures,
+            not_run,
         });
     }
     Summary { experiment: exp.name.clone(), profile: profile.to_string(), title: exp.title.clone(), cells }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::provenance::{git_state, now_rfc3339, CANDLE_VERSION};
 use super::store::{Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
-use crate::engine;
+use crate::engine::{self, EngineContext, EngineError};
 use crate::error::{Error, Result};
 use crate::spec::Run;
 
@@ -21,6 +21,8 @@ pub struct ExecOptions {
     pub progress: bool,
     /// Folder whose git state is recorded as provenance.
     pub repo_dir: PathBuf,
+    /// Data folder and device for the engines.
+    pub engine: EngineContext,
 }
 
 /// What happened to each executed run.
@@ -44,7 +46,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions) -> Result<ExecRe
     let results: Vec<Result<(String, RunStatus)>> = pool.install(|| {
         runs.par_iter()
             .map(|run| {
-                let rec = run_one(run, &git_commit, git_dirty);
+                let rec = run_one(run, &opts.engine, &git_commit, git_dirty);
                 store.save(run, &rec)?;
                 bar.inc(1);
                 bar.set_message(format!("{} seed {}: {}", run.cell, run.seed, rec.status.as_str()));
@@ -61,25 +63,28 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions) -> Result<ExecRe
 }
 
 /// Computes one run into a record; an engine error or panic becomes a `failed` record, never a crash.
-pub fn run_one(run: &Run, git_commit: &str, git_dirty: bool) -> RunRecord {
+pub fn run_one(run: &Run, ctx: &EngineContext, git_commit: &str, git_dirty: bool) -> RunRecord {
     let started = now_rfc3339();
     let t0 = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| engine::execute(&run.config, run.seed)))
+    let result = catch_unwind(AssertUnwindSafe(|| engine::execute(&run.config, run.seed, ctx)))
         .unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".to_string());
-            Err(format!("engine panicked: {msg}"))
+            Err(EngineError::Failed(format!("engine panicked: {msg}")))
         });
     let provenance = Provenance {
         git_commit: git_commit.to_string(),
         git_dirty,
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         candle_version: CANDLE_VERSION.to_string(),
-        device: engine::device_label(&run.config).to_string(),
-        threads: 1,
+        device: engine::device_label(&run.config, ctx),
+        threads: match run.config {
+            crate::spec::RunConfig::Theory(_) => 1,
+            crate::spec::RunConfig::Ssl(_) => rayon::current_num_threads(),
+        },
         started,
         finished: now_rfc3339(),
         wall_seconds: t0.elapsed().as_secs_f64(),
@@ -101,7 +106,8 @@ pub fn run_one(run: &Run, git_commit: &str, git_dirty: bool) -> RunRecord {
     };
     match result {
         Ok(out) => base(out.status, out.outcome, None, out.metrics, out.history),
-        Err(msg) => base(RunStatus::Failed, None, Some(msg), Default::default(), serde_json::Value::Null),
+        Err(EngineError::Failed(msg)) => base(RunStatus::Failed, None, Some(msg), Default::default(), serde_json::Value::Null),
+        Err(EngineError::NotRun(msg)) => base(RunStatus::NotRun, None, Some(msg), Default::default(), serde_json::Value::Null),
     }
 }
 

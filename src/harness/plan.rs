@@ -21,7 +21,7 @@ pub struct Plan {
 }
 
 /// Splits `runs` into pending and done. A stored record counts as done when its spec hash matches and it
-/// did not fail; `force` makes every run pending.
+/// did not fail (or wait for data); `force` makes every run pending.
 pub fn plan(runs: Vec<Run>, store: &Store, force: bool) -> Result<Plan> {
     let mut p = Plan::default();
     let planned: BTreeSet<String> = runs.iter().map(|r| r.file_name()).collect();
@@ -40,7 +40,9 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool) -> Result<Plan> {
             continue;
         }
         match store.load(&run) {
-            Ok(Some(rec)) if rec.spec_hash == run.hash && rec.status != RunStatus::Failed => p.done.push(run),
+            Ok(Some(rec)) if rec.spec_hash == run.hash && !matches!(rec.status, RunStatus::Failed | RunStatus::NotRun) => {
+                p.done.push(run)
+            }
             Ok(_) => p.pending.push(run),
             Err(e) => {
                 p.unreadable.push((store.run_path(&run), e.to_string()));

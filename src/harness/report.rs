@@ -56,16 +56,22 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
             cell.row.clone(),
             cell.column.clone(),
             format!("{}/{}", cell.seeds.len(), cell.planned.len()),
-            counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
+            match &cell.not_run {
+                Some(why) if cell.metrics.is_empty() => format!("not run: {why}"),
+                _ => counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
+            },
         ];
         row.extend(exp.metrics.iter().map(|m| cell_metric(cell, m)));
         if has_paper {
             let paper = exp.cell(&cell.cell).and_then(|c| c.paper.as_ref());
             row.push(match paper {
-                Some(p) => match p.std {
-                    Some(s) => format!("{} ± {}", p.mean, s),
-                    None => format!("{}", p.mean),
-                },
+                Some(p) => {
+                    let d = exp.metrics.iter().find(|m| m.name == p.metric).map_or(1, |m| m.digits);
+                    match p.std {
+                        Some(s) => format!("{:.d$} ± {:.d$}", p.mean, s),
+                        None => format!("{:.d$}", p.mean),
+                    }
+                }
                 None => "—".to_string(),
             });
         }

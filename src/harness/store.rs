@@ -25,6 +25,8 @@ pub enum RunStatus {
     Collapsed,
     /// The run could not be carried out (an error); re-run by the next `reproduce`.
     Failed,
+    /// Its data is not on this machine; re-attempted by the next `reproduce`.
+    NotRun,
 }
 
 impl RunStatus {
@@ -34,6 +36,7 @@ impl RunStatus {
             RunStatus::Diverged => "diverged",
             RunStatus::Collapsed => "collapsed",
             RunStatus::Failed => "failed",
+            RunStatus::NotRun => "not_run",
         }
     }
 }

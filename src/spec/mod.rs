@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::ssl::config::{SslConfig, SslOverlay};
 use crate::theory::{TheoryConfig, TheoryOverlay};
 use overlay::Overlay;
 
@@ -24,12 +25,14 @@ pub const ENGINE_VERSION: u32 = 1;
 const EMBEDDED: &[(&str, &str)] = &[
     ("fig1", include_str!("../../experiments/fig1.yaml")),
     ("fig2", include_str!("../../experiments/fig2.yaml")),
+    ("table1", include_str!("../../experiments/table1.yaml")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EngineKind {
     Theory,
+    Ssl,
 }
 
 /// The resolved config of one cell under one profile, tagged by engine.
@@ -37,6 +40,7 @@ pub enum EngineKind {
 #[serde(tag = "engine", content = "params", rename_all = "snake_case")]
 pub enum RunConfig {
     Theory(TheoryConfig),
+    Ssl(SslConfig),
 }
 
 /// Which way a metric improves; `none` metrics are reported but never gated.
@@ -250,6 +254,9 @@ impl Experiment {
             EngineKind::Theory => Self::parse_typed::<TheoryOverlay>(text, path, |c: TheoryConfig| {
                 c.validate().map(|_| RunConfig::Theory(c))
             }),
+            EngineKind::Ssl => {
+                Self::parse_typed::<SslOverlay>(text, path, |c: SslConfig| c.validate().map(|_| RunConfig::Ssl(c)))
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! calculation or candle's autograd in `tests/ssl.rs`.
 
 pub mod backbone;
+pub mod config;
 pub mod directpred;
 pub mod ema;
 pub mod init;
@@ -10,3 +11,4 @@ pub mod loss;
 pub mod optim;
 pub mod pool;
 pub mod projector;
+pub mod train;

@@ -1,0 +1,92 @@
+//! The configuration of one deep-SSL run (Table 1): every hyper-parameter of the authors' code that the
+//! paper leaves out is a field (shared/notes/reference-impl.md §§1–5, 8).
+
+use serde::{Deserialize, Serialize};
+
+use super::loss::{LossForm, LossKind};
+use crate::data::augment::Pipeline;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backbone {
+    Vgg11,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// LARS (η = `lars_eta`, clipped), the authors' optimiser with an EMA target.
+    Lars,
+    /// SGD with momentum, the authors' optimiser without an EMA target.
+    Sgd,
+}
+
+crate::overlay_config! {
+    /// One deep-SSL run.
+    pub struct SslConfig / SslOverlay {
+        /// `cifar10`, `stl10`, or `synthetic` (generated; for tests).
+        pub dataset: String,
+        /// Use the first this many training images (0 = all).
+        pub train_subset: usize,
+        /// Evaluate the readout on the first this many test images (0 = all).
+        pub test_subset: usize,
+        pub augment: Pipeline,
+        pub backbone: Backbone,
+        /// Channel multiplier of the backbone (1 = VGG11's 64…512 channels).
+        pub width: f64,
+        pub proj_hidden: usize,
+        pub proj_out: usize,
+        pub loss: LossKind,
+        pub loss_form: LossForm,
+        /// EMA target network (τ from `tau_base` to `tau_final`, cosine) or none (τ = 0: the target is the
+        /// online network under a stop-gradient).
+        pub ema: bool,
+        pub tau_base: f64,
+        pub tau_final: f64,
+        /// DirectPred: correlation EMA, power and ε.
+        pub dp_tau: f64,
+        pub dp_alpha: f64,
+        pub dp_eps: f64,
+        pub optimizer: OptimizerKind,
+        /// Base learning rate at batch 256 (scaled linearly with `batch`); the readout's likewise.
+        pub lr: f64,
+        pub momentum: f64,
+        pub weight_decay: f64,
+        pub lars_eta: f64,
+        pub classifier_lr: f64,
+        pub batch: usize,
+        pub epochs: usize,
+        pub warmup_epochs: usize,
+        pub warmup_start_lr: f64,
+        /// Train only the linear readout on a frozen, untrained backbone (the baseline the table shows).
+        pub freeze_backbone: bool,
+    }
+}
+
+impl SslConfig {
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut bad = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                bad.push(what.to_string());
+            }
+        };
+        need(matches!(self.dataset.as_str(), "cifar10" | "stl10" | "synthetic"), "dataset: expected cifar10, stl10 or synthetic");
+        need(self.width > 0.0 && self.width.is_finite(), "width: expected a number > 0");
+        need(self.proj_hidden >= 1 && self.proj_out >= 1, "proj_hidden, proj_out: expected integers >= 1");
+        need(self.batch >= 2, "batch: expected an integer >= 2");
+        need(self.lr > 0.0 && self.classifier_lr > 0.0, "lr, classifier_lr: expected numbers > 0");
+        need((0.0..=1.0).contains(&self.tau_base) && (0.0..=1.0).contains(&self.tau_final), "tau_base, tau_final: expected numbers in [0, 1]");
+        need((0.0..1.0).contains(&self.dp_tau), "dp_tau: expected a number in [0, 1)");
+        need(self.dp_alpha > 0.0, "dp_alpha: expected a number > 0");
+        need(self.dp_eps >= 0.0, "dp_eps: expected a number >= 0");
+        need((0.0..1.0).contains(&self.momentum), "momentum: expected a number in [0, 1)");
+        need(self.weight_decay >= 0.0, "weight_decay: expected a number >= 0");
+        need(self.warmup_epochs <= self.epochs, "warmup_epochs: expected at most epochs");
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(bad)
+        }
+    }
+}

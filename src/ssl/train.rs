@@ -1,0 +1,283 @@
+//! The deep-SSL training loop of Table 1: a VGG11 Siamese network with the DirectPred predictor, trained
+//! with the SimSiam loss or IsoLoss, with or without an EMA target, and an online linear readout on the
+//! detached backbone features (the reported metric: its top-1 on the test split after the last epoch).
+//!
+//! Deviation from the authors' code, for speed: their predictor folds each view's batch into C and
+//! re-decomposes it once per view (two eigendecompositions per step); here C takes both views' batches
+//! (two EMA updates, in the same order) and is decomposed once, so both views use the same W_P.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use candle_core::{DType, Device, ModuleT, Tensor, Var, D};
+use candle_nn::{linear, Linear, Module};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::backbone::Vgg11;
+use super::config::{Backbone, OptimizerKind, SslConfig};
+use super::directpred::DirectPred;
+use super::ema::{ema_update, tau_schedule, warmup_cosine};
+use super::init::SeededVarMap;
+use super::loss::symmetric;
+use super::optim::{Optimizer, ParamGroup, Rule};
+use super::projector::Projector;
+use crate::data::augment::{plain_batch, views_batch};
+use crate::data::Dataset;
+use crate::rng::stream;
+
+/// Per-epoch log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SslHistory {
+    pub epoch: Vec<usize>,
+    pub loss: Vec<f64>,
+    pub readout_ce: Vec<f64>,
+    /// Test top-1 of the online readout (%).
+    pub readout_top1: Vec<f64>,
+    pub eig_max: Vec<f64>,
+    pub eig_min: Vec<f64>,
+    pub participation_ratio: Vec<f64>,
+    /// Eigenvalues of the predictor's correlation C, descending (rounded), per epoch.
+    pub eigenvalues: Vec<Vec<f64>>,
+    pub images_per_s: Vec<f64>,
+}
+
+/// How a training run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SslOutcome {
+    Finished,
+    /// Non-finite loss at (epoch, step).
+    Diverged { epoch: usize, step: usize },
+    /// The correlation's spectrum vanished (all eigenvalues below 1e-8) at the end of `epoch`.
+    Collapsed { epoch: usize },
+}
+
+pub struct SslResult {
+    pub outcome: SslOutcome,
+    pub history: SslHistory,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+struct Network {
+    backbone: Vgg11,
+    projector: Projector,
+}
+
+impl Network {
+    fn new(cfg: &SslConfig, vm: &SeededVarMap, device: &Device) -> candle_core::Result<Self> {
+        let vb = vm.var_builder(DType::F32, device);
+        let backbone = match cfg.backbone {
+            Backbone::Vgg11 => Vgg11::new(cfg.width, vb.pp("backbone"))?,
+        };
+        let projector = Projector::new(backbone.out_dim(), cfg.proj_hidden, cfg.proj_out, vb.pp("projector"))?;
+        Ok(Network { backbone, projector })
+    }
+
+    /// (features, embedding) of a batch.
+    fn forward(&self, x: &Tensor, train: bool) -> candle_core::Result<(Tensor, Tensor)> {
+        let f = self.backbone.forward_t(x, train)?;
+        let z = self.projector.forward_t(&f, train)?;
+        Ok((f, z))
+    }
+}
+
+/// Trainable parameters (not batch-norm running statistics), sorted by name.
+fn params(vm: &SeededVarMap) -> Vec<(String, Var)> {
+    vm.named_vars().into_iter().filter(|(n, _)| !n.contains("running_")).collect()
+}
+
+fn spectrum_stats(eigs: &[f64]) -> (f64, f64, f64) {
+    let max = eigs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let min = eigs.iter().cloned().fold(f64::INFINITY, f64::min);
+    let s: f64 = eigs.iter().map(|v| v.max(0.0)).sum();
+    let s2: f64 = eigs.iter().map(|v| v.max(0.0).powi(2)).sum();
+    (max, min, if s2 > 0.0 { s * s / s2 } else { 0.0 })
+}
+
+/// `n` indices of `0..len` drawn by a fixed permutation (all of them, in order, for n = 0 or n ≥ len).
+pub fn subset(len: usize, n: usize, name: &str) -> Vec<usize> {
+    if n == 0 || n >= len {
+        return (0..len).collect();
+    }
+    let mut idx: Vec<usize> = (0..len).collect();
+    idx.shuffle(&mut stream(0, name));
+    idx.truncate(n);
+    idx.sort_unstable();
+    idx
+}
+
+fn round5(v: f64) -> f64 {
+    format!("{v:.4e}").parse().unwrap_or(v)
+}
+
+/// Top-1 (%) of the readout on the test split, backbone in eval mode.
+fn evaluate(net: &Network, head: &Linear, data: &Dataset, idx: &[usize], batch: usize, device: &Device) -> candle_core::Result<f64> {
+    let (h, w) = (data.test.h, data.test.w);
+    let mut correct = 0usize;
+    let n = idx.len();
+    for chunk in idx.chunks(batch) {
+        let x = Tensor::from_vec(plain_batch(&data.test, chunk, data.mean, data.std), (chunk.len(), 3, h, w), device)?;
+        let f = net.backbone.forward_t(&x, false)?;
+        let pred = head.forward(&f)?.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        correct += pred.iter().zip(chunk).filter(|(&p, &i)| p as i64 == data.test.labels[i]).count();
+    }
+    Ok(100.0 * correct as f64 / n.max(1) as f64)
+}
+
+/// Trains one run. `progress` receives (epoch, top-1) after each epoch.
+pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, progress: &dyn Fn(usize, f64)) -> candle_core::Result<SslResult> {
+    let vm = SeededVarMap::new(seed);
+    let online = Network::new(cfg, &vm, device)?;
+    let head = linear(online.backbone.out_dim(), data.classes, vm.var_builder(DType::F32, device).pp("classifier"))?;
+    // The target starts equal to the online network: same seed, same names, same init.
+    let target_vm = SeededVarMap::new(seed);
+    let target = if cfg.ema && !cfg.freeze_backbone { Some(Network::new(cfg, &target_vm, device)?) } else { None };
+    let online_params = params(&vm);
+    let (head_vars, body_vars): (Vec<_>, Vec<_>) = online_params.iter().cloned().partition(|(n, _)| n.starts_with("classifier"));
+    let target_params: Vec<Var> = params(&target_vm).into_iter().map(|(_, v)| v).collect();
+    let online_body: Vec<Var> = body_vars.iter().map(|(_, v)| v.clone()).collect();
+
+    let rule = match cfg.optimizer {
+        OptimizerKind::Lars => Rule::Lars { eta: cfg.lars_eta, clip: true },
+        OptimizerKind::Sgd => Rule::Sgd,
+    };
+    let mut groups = vec![ParamGroup {
+        vars: head_vars.iter().map(|(_, v)| v.clone()).collect(),
+        lr_scale: cfg.classifier_lr / cfg.lr,
+        weight_decay: 0.0,
+    }];
+    if !cfg.freeze_backbone {
+        groups.push(ParamGroup { vars: online_body.clone(), lr_scale: 1.0, weight_decay: cfg.weight_decay });
+    }
+    let mut opt = Optimizer::new(rule, cfg.momentum, groups);
+    let mut dp = DirectPred::new(cfg.proj_out, cfg.dp_tau, cfg.dp_alpha, cfg.dp_eps);
+
+    // Subsets are a fixed random sample (the same for every seed and cell), never the first files of a
+    // class-sorted folder.
+    let train_idx = subset(data.train.len(), cfg.train_subset, "subset/train");
+    let test_idx = subset(data.test.len(), cfg.test_subset, "subset/test");
+    let train_n = train_idx.len();
+    if cfg.batch > train_n {
+        candle_core::bail!("batch {} is larger than the {} training images", cfg.batch, train_n);
+    }
+    let steps_per_epoch = train_n / cfg.batch; // drop_last, as the authors
+    let total = steps_per_epoch * cfg.epochs;
+    let warmup = steps_per_epoch * cfg.warmup_epochs;
+    let views = cfg.augment.views(data.train.h);
+    // Learning rates are given for batch 256 and scaled linearly with the batch, as the authors' code does
+    // (the classifier's rate is a fixed multiple of the base rate, so it scales too).
+    let base_lr = cfg.lr * cfg.batch as f64 / 256.0;
+    let (h, w) = (data.train.h, data.train.w);
+
+    let mut history = SslHistory::default();
+    let mut last_eigs: Vec<f64> = Vec::new();
+    let mut step = 0usize;
+    for epoch in 0..cfg.epochs {
+        let t0 = Instant::now();
+        let mut order = train_idx.clone();
+        order.shuffle(&mut stream(seed, &format!("shuffle/{epoch}")));
+        let batches: Vec<Vec<usize>> = order.chunks_exact(cfg.batch).map(|c| c.to_vec()).collect();
+        // Augment the next batches on another thread while this one trains.
+        let (tx, rx) = mpsc::sync_channel(2);
+        let (loss_sum, ce_sum, diverged) = std::thread::scope(|s| -> candle_core::Result<(f64, f64, Option<usize>)> {
+            let train_split = &data.train;
+            s.spawn(move || {
+                for b in &batches {
+                    let out = views_batch(train_split, b, &views, seed, epoch, data.mean, data.std);
+                    if tx.send(out).is_err() {
+                        break;
+                    }
+                }
+            });
+            let (mut loss_sum, mut ce_sum) = (0.0, 0.0);
+            for k in 0..steps_per_epoch {
+                let Ok(([v1, v2], labels)) = rx.recv() else { break };
+                let b = labels.len();
+                let x1 = Tensor::from_vec(v1, (b, 3, h, w), device)?;
+                let x2 = Tensor::from_vec(v2, (b, 3, h, w), device)?;
+                let lr = warmup_cosine(step, warmup, total, cfg.warmup_start_lr, base_lr);
+                let labels = Tensor::from_vec(labels, b, device)?;
+                let (f1, z1) = online.forward(&x1, true)?;
+                let (f2, z2) = online.forward(&x2, true)?;
+                // Readout on detached features of both views, CE averaged over the views.
+                let ce = ((candle_nn::loss::cross_entropy(&head.forward(&f1.detach())?, &labels)?
+                    + candle_nn::loss::cross_entropy(&head.forward(&f2.detach())?, &labels)?)?
+                    * 0.5)?;
+                let total_loss = if cfg.freeze_backbone {
+                    ce.clone()
+                } else {
+                    dp.update(&z1, device)?;
+                    let up = dp.update(&z2, device)?;
+                    last_eigs = up.eigenvalues;
+                    let (t1, t2) = match &target {
+                        Some(t) => (t.forward(&x1, true)?.1.detach(), t.forward(&x2, true)?.1.detach()),
+                        None => (z1.detach(), z2.detach()),
+                    };
+                    let ssl = symmetric(cfg.loss, cfg.loss_form, [&z1, &z2], &up.wp, [&t1, &t2])?;
+                    loss_sum += ssl.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                    (ssl + &ce)?
+                };
+                let value = total_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                if !value.is_finite() {
+                    return Ok((loss_sum, ce_sum, Some(k)));
+                }
+                ce_sum += ce.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                let grads = total_loss.backward()?;
+                opt.step(&grads, lr)?;
+                if target.is_some() {
+                    ema_update(&target_params, &online_body, tau_schedule(cfg.tau_base, cfg.tau_final, step, total))?;
+                }
+                step += 1;
+            }
+            Ok((loss_sum, ce_sum, None))
+        })?;
+        let secs = t0.elapsed().as_secs_f64();
+        if let Some(k) = diverged {
+            let mut metrics = BTreeMap::new();
+            metrics.insert("diverged_epoch".to_string(), epoch as f64);
+            metrics.insert("diverged_step".to_string(), k as f64);
+            if let Some(&acc) = history.readout_top1.last() {
+                metrics.insert("readout_top1".to_string(), acc);
+            }
+            return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step: k }, history, metrics });
+        }
+        let acc = evaluate(&online, &head, data, &test_idx, cfg.batch, device)?;
+        progress(epoch, acc);
+        let (emax, emin, pr) = spectrum_stats(&last_eigs);
+        history.epoch.push(epoch + 1);
+        history.loss.push(loss_sum / steps_per_epoch.max(1) as f64);
+        history.readout_ce.push(ce_sum / steps_per_epoch.max(1) as f64);
+        history.readout_top1.push(acc);
+        history.eig_max.push(emax);
+        history.eig_min.push(emin);
+        history.participation_ratio.push(pr);
+        history.eigenvalues.push(last_eigs.iter().map(|&v| round5(v)).collect());
+        history.images_per_s.push((2 * steps_per_epoch * cfg.batch) as f64 / secs);
+        if !cfg.freeze_backbone && emax.is_finite() && emax < 1e-8 {
+            let metrics = final_metrics(&history);
+            return Ok(SslResult { outcome: SslOutcome::Collapsed { epoch }, history, metrics });
+        }
+    }
+    let metrics = final_metrics(&history);
+    Ok(SslResult { outcome: SslOutcome::Finished, history, metrics })
+}
+
+fn final_metrics(h: &SslHistory) -> BTreeMap<String, f64> {
+    let mut m = BTreeMap::new();
+    let last = |v: &Vec<f64>| v.last().copied().filter(|x| x.is_finite());
+    for (k, v) in [
+        ("readout_top1", last(&h.readout_top1)),
+        ("readout_top1_best", h.readout_top1.iter().cloned().reduce(f64::max)),
+        ("final_loss", last(&h.loss)),
+        ("eig_max", last(&h.eig_max)),
+        ("eig_min", last(&h.eig_min)),
+        ("participation_ratio", last(&h.participation_ratio)),
+        ("images_per_s", last(&h.images_per_s)),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v);
+        }
+    }
+    m
+}
