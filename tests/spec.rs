@@ -55,7 +55,7 @@ fn a_valid_spec_resolves_every_profile_and_overlay() {
     let small = exp.runs("small", None).unwrap();
     assert_eq!(small.len(), 2);
     assert!(small.iter().all(|r| r.seed == 5));
-    let RunConfig::Theory(b) = &small[1].config;
+    let RunConfig::Theory(b) = &small[1].config else { panic!("theory spec") };
     assert_eq!(b.loss, eigenssl::theory::Loss::Isoloss);
     assert_eq!(b.steps, 3, "profile overlays the cell");
     // Hashes differ across cells and seeds, and are stable.

@@ -80,7 +80,9 @@ impl Optimizer {
                     _ => d,
                 };
                 var.set(&(w - (&next * glr)?)?)?;
-                *buf = Some(next);
+                // Detached: the buffer is built from the variable itself, and a tracked buffer would keep
+                // every earlier step's graph (and memory) alive.
+                *buf = Some(next.detach());
             }
         }
         Ok(())

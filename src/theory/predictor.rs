@@ -8,8 +8,13 @@ pub struct Spectrum {
     pub vectors: DMatrix<f64>,
 }
 
-/// Symmetric eigendecomposition with eigenvalues sorted ascending.
+/// Symmetric eigendecomposition with eigenvalues sorted ascending. A matrix with a non-finite entry gets
+/// NaN eigenvalues (nalgebra's solver would never converge on it), so a diverged run is detected, not hung.
 pub fn spectrum(sym: &DMatrix<f64>) -> Spectrum {
+    if !sym.iter().all(|v| v.is_finite()) {
+        let n = sym.nrows();
+        return Spectrum { values: vec![f64::NAN; n], vectors: DMatrix::identity(n, n) };
+    }
     let eig = SymmetricEigen::new(sym.clone());
     let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[a].total_cmp(&eig.eigenvalues[b]));

@@ -1,0 +1,226 @@
+//! Dataset loaders on fixtures written here (every format), and each augmentation op against hand values.
+
+use std::io::Write;
+use std::path::Path;
+
+use eigenssl::data::augment::*;
+use eigenssl::data::{cifar10, find, stl10};
+
+/// A 32×32 image whose pixel (y, x) is (8y, 8x, 100 + class): asymmetric, so a transpose or a channel
+/// swap shows.
+fn pattern(class: u8) -> Vec<u8> {
+    let mut px = Vec::new();
+    for y in 0..32u8 {
+        for x in 0..32u8 {
+            px.extend_from_slice(&[y * 8, x * 8, 100 + class]);
+        }
+    }
+    px
+}
+
+fn check_pattern(img: &[u8], class: u8) {
+    for (y, x) in [(0usize, 0usize), (0, 31), (31, 0), (5, 17)] {
+        let p = &img[(y * 32 + x) * 3..(y * 32 + x) * 3 + 3];
+        assert_eq!(p, &[y as u8 * 8, x as u8 * 8, 100 + class], "pixel ({y}, {x})");
+    }
+}
+
+#[test]
+fn cifar10_binary_batches_keep_orientation_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("cifar-10-batches-bin");
+    std::fs::create_dir(&bin).unwrap();
+    let record = |class: u8| {
+        let px = pattern(class);
+        let mut r = vec![class];
+        for c in 0..3 {
+            r.extend((0..1024).map(|i| px[i * 3 + c]));
+        }
+        r
+    };
+    for i in 1..=5 {
+        std::fs::write(bin.join(format!("data_batch_{i}.bin")), [record(i as u8), record(9)].concat()).unwrap();
+    }
+    std::fs::write(bin.join("test_batch.bin"), record(3)).unwrap();
+    let d = find("cifar10", dir.path()).unwrap();
+    assert_eq!(d.train.len(), 10);
+    assert_eq!(d.train.labels[..4], [1, 9, 2, 9]);
+    check_pattern(d.train.image(0), 1);
+    check_pattern(d.test.image(0), 3);
+
+    // A truncated batch and a bad label are errors naming the file.
+    std::fs::write(bin.join("data_batch_2.bin"), &record(1)[..100]).unwrap();
+    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("data_batch_2.bin") && e.contains("not a whole number"), "{e}");
+    let mut bad = record(1);
+    bad[0] = 12;
+    std::fs::write(bin.join("data_batch_2.bin"), bad).unwrap();
+    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("label 12"), "{e}");
+}
+
+fn png(class: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_raw(32, 32, pattern(class)).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn image_folder_and_its_tar_gz_load_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cifar10");
+    for (split, class, name, label) in [("train", "cat", "0.png", 0u8), ("train", "dog", "0.png", 1), ("train", "cat", "1.png", 0), ("test", "dog", "0.png", 1)] {
+        let d = root.join(split).join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), png(label)).unwrap();
+    }
+    let a = cifar10::load(&root).unwrap();
+    assert_eq!(a.train.labels, vec![0, 0, 1]);
+    assert_eq!(a.test.labels, vec![1]);
+    check_pattern(a.train.image(2), 1);
+
+    // The same folder as a .tar.gz, with a top-level folder inside.
+    let tgz = dir.path().join("cifar10-jpeg.tar.gz");
+    let f = std::fs::File::create(&tgz).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(f, flate2::Compression::fast()));
+    tar.append_dir_all("top", &root).unwrap();
+    tar.into_inner().unwrap().finish().unwrap().flush().unwrap();
+    let b = cifar10::load(&tgz).unwrap();
+    assert_eq!(a.train, b.train);
+    assert_eq!(a.test, b.test);
+
+    // An undecodable image is an error naming it.
+    std::fs::write(root.join("train/cat/1.png"), b"not an image").unwrap();
+    let e = cifar10::load(&root).unwrap_err().to_string();
+    assert!(e.contains("1.png") && e.contains("cannot decode"), "{e}");
+}
+
+#[test]
+fn stl10_binary_is_column_major_per_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("stl10_binary");
+    std::fs::create_dir(&d).unwrap();
+    // One 96×96 image: channel c at (row r, col k) = (r + 2k + 50c) mod 256, stored column-major.
+    let mut img = Vec::new();
+    for c in 0..3usize {
+        for k in 0..96usize {
+            for r in 0..96usize {
+                img.push(((r + 2 * k + 50 * c) % 256) as u8);
+            }
+        }
+    }
+    std::fs::write(d.join("train_X.bin"), &img).unwrap();
+    std::fs::write(d.join("train_y.bin"), [3u8]).unwrap();
+    std::fs::write(d.join("unlabeled_X.bin"), [img.clone(), img.clone()].concat()).unwrap();
+    std::fs::write(d.join("test_X.bin"), &img).unwrap();
+    std::fs::write(d.join("test_y.bin"), [10u8]).unwrap();
+    let ds = stl10::load(&d).unwrap();
+    assert_eq!(ds.train.labels, vec![2, -1, -1]);
+    assert_eq!(ds.test.labels, vec![9]);
+    let px = ds.train.image(0);
+    for (r, k) in [(0usize, 0usize), (0, 95), (95, 0), (10, 3)] {
+        for c in 0..3 {
+            assert_eq!(px[(r * 96 + k) * 3 + c] as usize, (r + 2 * k + 50 * c) % 256, "row {r} col {k} ch {c}");
+        }
+    }
+    std::fs::write(d.join("test_y.bin"), [11u8]).unwrap();
+    assert!(stl10::load(&d).unwrap_err().to_string().contains("label 11"));
+}
+
+#[test]
+fn missing_data_says_where_it_looked_and_what_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = find("stl10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("no stl10 data found") && e.contains("stl10_binary") && e.contains("Accepted layouts"), "{e}");
+    let e = find("cifar10", Path::new("/nonexistent")).unwrap_err().to_string();
+    assert!(e.contains("cifar-10-batches-bin"), "{e}");
+}
+
+fn img(px: &[[f32; 3]], w: usize) -> Image {
+    Image { h: px.len() / w, w, px: px.iter().flatten().copied().collect() }
+}
+
+fn near(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn colour_ops_by_hand() {
+    let base = img(&[[0.2, 0.4, 0.6], [0.8, 0.5, 0.1]], 2);
+    let mut b = base.clone();
+    adjust_brightness(&mut b, 1.5);
+    near(&b.px, &[0.3, 0.6, 0.9, 1.0, 0.75, 0.15]);
+    // Contrast: blend with the mean luma m = mean(0.2·0.299+0.4·0.587+0.6·0.114, 0.8·0.299+0.5·0.587+0.1·0.114).
+    let m = ((0.2 * 0.299 + 0.4 * 0.587 + 0.6 * 0.114) + (0.8 * 0.299 + 0.5 * 0.587 + 0.1 * 0.114)) / 2.0;
+    let mut c = base.clone();
+    adjust_contrast(&mut c, 0.5);
+    let expect: Vec<f32> = base.px.iter().map(|v| (v - m) * 0.5 + m).collect();
+    near(&c.px, &expect);
+    // Saturation 0 is grayscale; grayscale is the luma in every channel.
+    let mut s = base.clone();
+    adjust_saturation(&mut s, 0.0);
+    let mut g = base.clone();
+    to_grayscale(&mut g);
+    near(&s.px, &g.px);
+    let l0 = 0.2 * 0.299 + 0.4 * 0.587 + 0.6 * 0.114;
+    near(&g.px[..3], &[l0, l0, l0]);
+    // Hue: pure red shifted by a third of a turn is pure green.
+    let mut h = img(&[[1.0, 0.0, 0.0]], 1);
+    adjust_hue(&mut h, 1.0 / 3.0);
+    near(&h.px, &[0.0, 1.0, 0.0]);
+    // Solarize at 0.5 inverts 0.6 and 0.8 only.
+    let mut z = base.clone();
+    solarize(&mut z, 0.5);
+    near(&z.px, &[0.2, 0.4, 0.4, 0.2, 0.5, 0.1]);
+}
+
+#[test]
+fn geometry_ops_by_hand() {
+    // 2×2 image, flip swaps columns.
+    let base = img(&[[0.0; 3], [1.0; 3], [2.0; 3], [3.0; 3]], 2);
+    let mut f = base.clone();
+    hflip(&mut f);
+    near(&f.px, &img(&[[1.0; 3], [0.0; 3], [3.0; 3], [2.0; 3]], 2).px);
+    // A full-image crop resized to the same size is the identity.
+    near(&crop_resize(&base, 0, 0, 2, 2, 2).px, &base.px);
+    // Upsampling a 1×2 row to 2×2... a 2×2 to 4×4: corners keep their values, (1,1) blends 0 and 1 by 1/4.
+    let up = crop_resize(&base, 0, 0, 2, 2, 4);
+    assert_eq!(up.px[0], 0.0);
+    assert!((up.px[3] - 0.25).abs() < 1e-6, "{:?}", &up.px[..12]);
+    assert_eq!(up.px[(15) * 3], 3.0);
+    // Blur keeps a constant image constant and spreads a delta by the normalised kernel.
+    let mut k = Image { h: 5, w: 5, px: vec![0.0; 75] };
+    k.px[(2 * 5 + 2) * 3] = 1.0;
+    gaussian_blur(&mut k, 3, 1.0);
+    let w1 = (-0.5f32).exp() / (1.0 + 2.0 * (-0.5f32).exp());
+    let w0 = 1.0 / (1.0 + 2.0 * (-0.5f32).exp());
+    assert!((k.px[(2 * 5 + 2) * 3] - w0 * w0).abs() < 1e-6);
+    assert!((k.px[(2 * 5 + 3) * 3] - w0 * w1).abs() < 1e-6);
+    let total: f32 = k.px.iter().step_by(3).sum();
+    assert!((total - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn crop_boxes_respect_scale_and_ratio_and_batches_are_deterministic() {
+    let mut rng = eigenssl::rng::stream(0, "t");
+    for _ in 0..200 {
+        let (t, l, h, w) = random_crop_box(32, 32, (0.08, 1.0), &mut rng);
+        assert!(t + h <= 32 && l + w <= 32 && h > 0 && w > 0);
+        let area = (h * w) as f64 / 1024.0;
+        assert!(area >= 0.05 && area <= 1.0, "area {area}");
+    }
+    let d = eigenssl::data::synthetic();
+    let views = Pipeline::Simclr.views(32);
+    let a = views_batch(&d.train, &[3, 7], &views, 1, 0, d.mean, d.std);
+    let b = views_batch(&d.train, &[7, 3], &views, 1, 0, d.mean, d.std);
+    // Per-sample streams: the same sample gets the same views whatever its position in the batch.
+    let n = 3 * 32 * 32;
+    assert_eq!(a.0[0][..n], b.0[0][n..]);
+    assert_ne!(a.0[0][..n], a.0[1][..n], "the two views differ");
+    let c = views_batch(&d.train, &[3, 7], &views, 1, 1, d.mean, d.std);
+    assert_ne!(a.0[0], c.0[0], "a new epoch draws new augmentations");
+}
