@@ -181,6 +181,9 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, progre
         // Augment the next batches on another thread while this one trains.
         let (tx, rx) = mpsc::sync_channel(2);
         let (loss_sum, ce_sum, diverged) = std::thread::scope(|s| -> candle_core::Result<(f64, f64, Option<usize>)> {
+            // Owned here, so an early return drops the receiver and the producer's `send` fails instead
+            // of blocking the scope forever.
+            let rx = rx;
             let train_split = &data.train;
             s.spawn(move || {
                 for b in &batches {
