@@ -127,3 +127,13 @@ fn shipped_specs_load() {
         assert!(e.contains("unknown experiment `nonexistent`") && e.contains("fig1"), "{e}");
     }
 }
+
+#[test]
+fn a_profile_can_run_a_subset_of_cells() {
+    let text = GOOD.replace("  small: { description: small, seeds: [5], set: { steps: 3 } }", "  small: { description: small, seeds: [5], cells: [b], set: { steps: 3 } }");
+    let exp = parse(&text).unwrap();
+    let runs = exp.runs("small", None).unwrap();
+    assert_eq!(runs.iter().map(|r| r.cell.as_str()).collect::<Vec<_>>(), vec!["b"]);
+    let bad = GOOD.replace("  small: { description: small, seeds: [5], set: { steps: 3 } }", "  small: { description: small, cells: [zz] }");
+    assert!(parse(&bad).unwrap_err().contains("profiles.small.cells: no cell with id `zz`"));
+}

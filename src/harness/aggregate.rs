@@ -76,6 +76,9 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
     let mut cells = Vec::new();
     for cell in &exp.cells {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.cell == cell.id).collect();
+        if mine.is_empty() {
+            continue; // not part of this profile
+        }
         let recs: Vec<&RunRecord> = mine
             .iter()
             .filter_map(|r| records.get(&r.file_name()).filter(|rec| rec.spec_hash == r.hash))
@@ -112,7 +115,7 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
             row: cell.row.clone(),
             column: cell.column.clone(),
             planned: mine.iter().map(|r| r.seed).collect(),
-            seeds: recs.iter().map(|r| r.seed).collect(),
+            seeds: recs.iter().filter(|r| r.status != RunStatus::NotRun).map(|r| r.seed).collect(),
             spec_hashes: recs.iter().map(|r| r.spec_hash.clone()).collect(),
             status_counts,
             outcome_counts,

@@ -155,7 +155,8 @@ pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path,
     let cur_sum = aggregate(exp, profile, &runs, &cur);
     let base_sum = aggregate(exp, profile, &runs, &base);
     let mut rows = Vec::new();
-    for ((cell, c), b) in exp.cells.iter().zip(&cur_sum.cells).zip(&base_sum.cells) {
+    for (c, b) in cur_sum.cells.iter().zip(&base_sum.cells) {
+        let Some(cell) = exp.cell(&c.cell) else { continue };
         let row = |what: &str, baseline: String, current: String, verdict| Row {
             cell: cell.id.clone(),
             what: what.to_string(),

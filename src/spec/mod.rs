@@ -145,6 +145,9 @@ struct ProfileFile<O> {
     description: String,
     #[serde(default)]
     seeds: Option<Vec<u64>>,
+    /// Only these cells run under the profile (default: all).
+    #[serde(default)]
+    cells: Option<Vec<String>>,
     #[serde(default)]
     set: O,
 }
@@ -170,6 +173,8 @@ pub struct Profile {
     pub name: String,
     pub description: String,
     pub seeds: Vec<u64>,
+    /// Cells that run under this profile (all, unless the profile lists some).
+    pub cells: Vec<String>,
     /// Same order as [`Experiment::cells`].
     pub configs: Vec<RunConfig>,
 }
@@ -325,9 +330,20 @@ impl Experiment {
                     },
                 }
             }
+            let cells: Vec<String> = match &prof.cells {
+                Some(list) => {
+                    for id in list {
+                        if !seen.contains(id.as_str()) {
+                            problems.push(format!("profiles.{name}.cells: no cell with id `{id}`"));
+                        }
+                    }
+                    list.clone()
+                }
+                None => file.cells.iter().map(|c| c.id.clone()).collect(),
+            };
             profiles.insert(
                 name.clone(),
-                Profile { name: name.clone(), description: prof.description.clone(), seeds, configs },
+                Profile { name: name.clone(), description: prof.description.clone(), seeds, cells, configs },
             );
         }
         if !problems.is_empty() {
@@ -366,6 +382,9 @@ impl Experiment {
         let seeds = seeds.unwrap_or(&prof.seeds);
         let mut runs = Vec::new();
         for (cell, config) in self.cells.iter().zip(&prof.configs) {
+            if !prof.cells.contains(&cell.id) {
+                continue;
+            }
             for &seed in seeds {
                 runs.push(Run {
                     experiment: self.name.clone(),
