@@ -80,25 +80,16 @@ pub struct Dataset {
 
 /// Loads `name` (`cifar10` or `stl10`) from the first layout found under `dir`.
 pub fn find(name: &str, dir: &Path) -> Result<Dataset> {
+    let first = |candidates: Vec<PathBuf>, load: fn(&Path) -> Result<Dataset>, layouts: &str| match candidates
+        .iter()
+        .find(|c| c.exists())
+    {
+        Some(c) => load(c),
+        None => Err(not_found(name, dir, &candidates, layouts)),
+    };
     match name {
-        "cifar10" => {
-            let candidates = cifar10::candidates(dir);
-            for c in &candidates {
-                if c.exists() {
-                    return cifar10::load(c);
-                }
-            }
-            Err(not_found(name, dir, &candidates, cifar10::LAYOUTS))
-        }
-        "stl10" => {
-            let candidates = stl10::candidates(dir);
-            for c in &candidates {
-                if c.exists() {
-                    return stl10::load(c);
-                }
-            }
-            Err(not_found(name, dir, &candidates, stl10::LAYOUTS))
-        }
+        "cifar10" => first(cifar10::candidates(dir), cifar10::load, cifar10::LAYOUTS),
+        "stl10" => first(stl10::candidates(dir), stl10::load, stl10::LAYOUTS),
         "synthetic" => Ok(synthetic()),
         other => Err(Error::Usage(format!("unknown dataset `{other}`: expected cifar10, stl10 or synthetic"))),
     }

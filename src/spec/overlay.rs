@@ -13,6 +13,27 @@ pub trait Overlay: Clone + Default + serde::de::DeserializeOwned + serde::Serial
     fn resolve(&self) -> Result<Self::Config, Vec<&'static str>>;
 }
 
+/// Range checks of a resolved config: each failed check keeps a message naming the field and what was
+/// expected.
+#[derive(Debug, Default)]
+pub struct Checks(Vec<String>);
+
+impl Checks {
+    pub fn need(&mut self, ok: bool, what: &str) {
+        if !ok {
+            self.0.push(what.to_string());
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Vec<String>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
 /// Declares `pub struct $config { fields }` and `pub struct $overlay { Option<fields> }` with [`Overlay`].
 #[macro_export]
 macro_rules! overlay_config {

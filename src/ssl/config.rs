@@ -65,12 +65,8 @@ crate::overlay_config! {
 
 impl SslConfig {
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut bad = Vec::new();
-        let mut need = |ok: bool, what: &str| {
-            if !ok {
-                bad.push(what.to_string());
-            }
-        };
+        let mut checks = crate::spec::overlay::Checks::default();
+        let mut need = |ok: bool, what: &str| checks.need(ok, what);
         need(matches!(self.dataset.as_str(), "cifar10" | "stl10" | "synthetic"), "dataset: expected cifar10, stl10 or synthetic");
         need(self.width > 0.0 && self.width.is_finite(), "width: expected a number > 0");
         need(self.proj_hidden >= 1 && self.proj_out >= 1, "proj_hidden, proj_out: expected integers >= 1");
@@ -83,10 +79,6 @@ impl SslConfig {
         need((0.0..1.0).contains(&self.momentum), "momentum: expected a number in [0, 1)");
         need(self.weight_decay >= 0.0, "weight_decay: expected a number >= 0");
         need(self.warmup_epochs <= self.epochs, "warmup_epochs: expected at most epochs");
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(bad)
-        }
+        checks.finish()
     }
 }

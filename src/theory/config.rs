@@ -98,12 +98,8 @@ crate::overlay_config! {
 impl TheoryConfig {
     /// Range checks; each problem names its field and what was expected.
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut bad = Vec::new();
-        let mut need = |ok: bool, what: &str| {
-            if !ok {
-                bad.push(what.to_string());
-            }
-        };
+        let mut checks = crate::spec::overlay::Checks::default();
+        let mut need = |ok: bool, what: &str| checks.need(ok, what);
         need(self.n_in >= 1, "n_in: expected an integer >= 1");
         need(self.n_out >= 1, "n_out: expected an integer >= 1");
         need(self.batch >= 1, "batch: expected an integer >= 1");
@@ -130,10 +126,6 @@ impl TheoryConfig {
         if let Predictor::Empirical { tau } = self.predictor {
             need((0.0..1.0).contains(&tau), "predictor.empirical.tau: expected a number in [0, 1)");
         }
-        if bad.is_empty() {
-            Ok(())
-        } else {
-            Err(bad)
-        }
+        checks.finish()
     }
 }
