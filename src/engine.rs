@@ -91,6 +91,29 @@ pub fn execute(config: &RunConfig, seed: u64, ctx: &EngineContext) -> Result<Eng
     }
 }
 
+/// Expected seconds for `runs` (deep-SSL runs only; the theory engine takes seconds), from timed steps
+/// on the context's device, one timing per distinct network and batch. `None` when nothing needs it.
+pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> Result<Option<f64>, String> {
+    let device = crate::device::resolve(&ctx.device).map_err(|e| e.to_string())?;
+    let mut cache: Vec<(String, f64)> = Vec::new();
+    let mut total = None;
+    for cfg in runs {
+        let RunConfig::Ssl(c) = cfg else { continue };
+        let key = format!("{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema);
+        let step = match cache.iter().find(|(k, _)| *k == key) {
+            Some((_, s)) => *s,
+            None => {
+                let s = crate::ssl::train::time_step(c, &device).map_err(|e| e.to_string())?;
+                cache.push((key, s));
+                s
+            }
+        };
+        let steps = (crate::ssl::train::train_images(c) / c.batch) * c.epochs;
+        *total.get_or_insert(0.0) += step * steps as f64;
+    }
+    Ok(total)
+}
+
 /// The device a run uses: the theory engine is always on the CPU.
 pub fn device_label(config: &RunConfig, ctx: &EngineContext) -> String {
     match config {

@@ -66,6 +66,18 @@ pub fn reproduce(
         plan.done.len(),
         opts.jobs
     ));
+    let pending: Vec<&crate::spec::RunConfig> = plan.pending.iter().map(|r| &r.config).collect();
+    match crate::engine::estimate_seconds(&pending, &opts.engine) {
+        Ok(Some(secs)) => say(&format!(
+            "expected time on {}: about {} of training for the {} pending run(s), run one after another \
+             (from timed training steps here; data loading, augmentation and evaluation come on top)",
+            opts.engine.device,
+            human_duration(secs),
+            plan.pending.len()
+        )),
+        Ok(None) => {}
+        Err(e) => say(&format!("could not estimate the run time: {e}")),
+    }
     let report = execute::execute(&plan.pending, &store, opts)?;
     let outputs = regenerate(exp, profile, seeds, out)?;
     Ok(Reproduced { executed: report.finished, skipped: plan.done.len(), outputs })
@@ -91,4 +103,17 @@ pub fn regenerate(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &
         None => Vec::new(),
     };
     Ok(Outputs { summary: summary_path, table, figures, markdown })
+}
+
+/// "3 h 20 min", "12 min", "45 s", "2.1 days".
+pub fn human_duration(secs: f64) -> String {
+    if secs >= 2.0 * 86_400.0 {
+        format!("{:.1} days", secs / 86_400.0)
+    } else if secs >= 3_600.0 {
+        format!("{} h {} min", (secs / 3_600.0) as u64, ((secs % 3_600.0) / 60.0) as u64)
+    } else if secs >= 60.0 {
+        format!("{} min", (secs / 60.0).round() as u64)
+    } else {
+        format!("{secs:.0} s")
+    }
 }

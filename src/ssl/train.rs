@@ -284,3 +284,40 @@ fn final_metrics(h: &SslHistory) -> BTreeMap<String, f64> {
     }
     m
 }
+
+/// Number of training images a config uses (the full sizes of the known datasets, or its subset).
+pub fn train_images(cfg: &SslConfig) -> usize {
+    let full = match cfg.dataset.as_str() {
+        "cifar10" => 50_000,
+        "stl10" => 105_000,
+        _ => crate::data::synthetic().train.len(),
+    };
+    if cfg.train_subset == 0 { full } else { cfg.train_subset.min(full) }
+}
+
+/// Seconds one training step of `cfg` takes on `device`, timed on random images: forward and backward
+/// of both views through the online network (plus the target's forwards with an EMA), one warm-up step
+/// then one timed step, at a probe batch of at most 32 scaled linearly to the config's batch (so that
+/// probing a full-size network on a CPU takes seconds, not minutes). Used to say how long a sweep will
+/// take before it starts.
+pub fn time_step(cfg: &SslConfig, device: &Device) -> candle_core::Result<f64> {
+    let side = if cfg.dataset == "stl10" { 96 } else { 32 };
+    let probe = cfg.batch.min(32);
+    let vm = SeededVarMap::new(0);
+    let net = Network::new(cfg, &vm, device)?;
+    let mut last = 0.0;
+    for _ in 0..2 {
+        let x = Tensor::randn(0f32, 1.0, (probe, 3, side, side), device)?;
+        let t0 = Instant::now();
+        let (_, z1) = net.forward(&x, true)?;
+        let (_, z2) = net.forward(&x, true)?;
+        if cfg.ema {
+            net.forward(&x, true)?;
+            net.forward(&x, true)?;
+        }
+        let loss = (z1.sqr()?.mean_all()? + z2.sqr()?.mean_all()?)?;
+        loss.backward()?;
+        last = t0.elapsed().as_secs_f64();
+    }
+    Ok(last * cfg.batch as f64 / probe as f64)
+}
