@@ -87,7 +87,7 @@ fn a_metric_moved_beyond_noise_in_its_worse_direction_regresses() {
 #[test]
 fn a_fresh_ci_run_with_another_job_count_passes_the_gate() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["fig1", "fig2"] {
+    for name in ["fig1", "fig2", "table1"] {
         let e = exp(name);
         let opts = ExecOptions { jobs: 1, progress: false, repo_dir: ".".into(), engine: Default::default() };
         harness::reproduce(&e, "ci", None, dir.path(), false, &opts, &|_| {}).unwrap();
