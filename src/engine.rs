@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::data::{self, Dataset};
 use crate::harness::store::RunStatus;
 use crate::spec::RunConfig;
-use crate::ssl::train::{train, SslOutcome};
+use crate::ssl::train::{train, SslOutcome, TrainControl};
 use crate::theory::{self, Outcome};
 
 /// What an engine hands back for one run.
@@ -26,6 +26,8 @@ pub enum EngineError {
     /// Its data is not on this machine (the message says where it was looked for).
     NotRun(String),
     Failed(String),
+    /// Stopped on request; its checkpoint (if any) resumes it.
+    Interrupted(String),
 }
 
 /// Where engines find data and which device they use.
@@ -59,8 +61,14 @@ fn dataset(name: &str, dir: &std::path::Path) -> Result<Arc<Dataset>, EngineErro
     Ok(d)
 }
 
-/// Computes one run. Diverging or collapsing runs are outcomes, not errors.
+/// Computes one run from scratch, without checkpoints. Diverging or collapsing runs are outcomes, not errors.
 pub fn execute(config: &RunConfig, seed: u64, ctx: &EngineContext) -> Result<EngineOutput, EngineError> {
+    execute_with(config, seed, ctx, &TrainControl::none())
+}
+
+/// Computes one run under `ctl`: deep-SSL runs resume from and write its checkpoint and stop when it
+/// says (the theory engine takes seconds and ignores both).
+pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &TrainControl) -> Result<EngineOutput, EngineError> {
     let json = |v: &dyn erased::Ser| v.to_json().map_err(EngineError::Failed);
     match config {
         RunConfig::Theory(cfg) => {
@@ -80,11 +88,14 @@ pub fn execute(config: &RunConfig, seed: u64, ctx: &EngineContext) -> Result<Eng
         RunConfig::Ssl(cfg) => {
             let data = dataset(&cfg.dataset, &ctx.data_dir)?;
             let device = crate::device::resolve(&ctx.device).map_err(|e| EngineError::Failed(e.to_string()))?;
-            let res = train(cfg, seed, &data, &device, &|_, _| {}).map_err(|e| EngineError::Failed(e.to_string()))?;
+            let res = train(cfg, seed, &data, &device, ctl).map_err(|e| EngineError::Failed(e.to_string()))?;
             let status = match res.outcome {
                 SslOutcome::Finished => RunStatus::Ok,
                 SslOutcome::Diverged { .. } => RunStatus::Diverged,
                 SslOutcome::Collapsed { .. } => RunStatus::Collapsed,
+                SslOutcome::Interrupted { epoch, batch } => {
+                    return Err(EngineError::Interrupted(format!("stopped at epoch {} after {batch} batch(es)", epoch + 1)))
+                }
             };
             Ok(EngineOutput { status, outcome: None, metrics: res.metrics, history: json(&res.history)? })
         }

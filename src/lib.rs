@@ -11,6 +11,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod harness;
+pub mod interrupt;
 pub mod normal;
 pub mod plot;
 pub mod rng;

@@ -130,7 +130,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress: true,
                 repo_dir: std::env::current_dir().context("reading the current folder")?,
                 engine: eigenssl::engine::EngineContext { data_dir, device },
+                stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
             };
+            let mut interrupted = 0;
             for exp in &exps {
                 let done = harness::reproduce(exp, &profile, seeds.as_deref(), &out, force, &opts, &|m| {
                     eprintln!("{m}")
@@ -142,14 +144,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 println!("{}", done.outputs.markdown);
                 eprintln!(
-                    "{}: {} run(s) computed, {} reused; wrote {}, {}{}",
+                    "{}: {} run(s) computed, {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
                     exp.name,
                     done.executed.len(),
                     done.skipped,
+                    done.done_elsewhere.len(),
+                    done.interrupted.len(),
                     done.outputs.table.display(),
                     done.outputs.summary.display(),
                     done.outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
                 );
+                interrupted += done.interrupted.len();
+                if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+            }
+            if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                eprintln!(
+                    "stopped on request: {interrupted} run(s) left unfinished (deep-SSL runs with a checkpoint \
+                     of their last step). Run the same command again to resume them; finished runs are kept."
+                );
+                std::process::exit(130);
             }
             Ok(())
         }

@@ -89,7 +89,7 @@ fn a_fresh_ci_run_with_another_job_count_passes_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["fig1", "fig2", "table1"] {
         let e = exp(name);
-        let opts = ExecOptions { jobs: 1, progress: false, repo_dir: ".".into(), engine: Default::default() };
+        let opts = ExecOptions { jobs: 1, ..Default::default() };
         harness::reproduce(&e, "ci", None, dir.path(), false, &opts, &|_| {}).unwrap();
         let c = compare(&e, "ci", dir.path(), Path::new("results"), &gate()).unwrap();
         assert!(!c.failed(), "{}", c.markdown());

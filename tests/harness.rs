@@ -1,12 +1,12 @@
 //! The harness end to end on the `smoke` profile: store, skip, force, determinism, recovery, outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use eigenssl::harness::{self, store::Store, ExecOptions};
 use eigenssl::spec::Experiment;
 
 fn opts(jobs: usize) -> ExecOptions {
-    ExecOptions { jobs, progress: false, repo_dir: PathBuf::from("."), engine: Default::default() }
+    ExecOptions { jobs, ..Default::default() }
 }
 
 fn fig1() -> Experiment {

@@ -55,14 +55,88 @@ fn missing_data_is_not_run_with_where_it_looked() {
 fn smoke_profile_end_to_end_writes_a_table_with_paper_values() {
     let dir = tempfile::tempdir().unwrap();
     let exp = Experiment::find("table1", Path::new("experiments")).unwrap();
-    let opts = eigenssl::harness::ExecOptions {
-        jobs: 2,
-        progress: false,
-        repo_dir: ".".into(),
-        engine: EngineContext::default(),
-    };
+    let opts = eigenssl::harness::ExecOptions { jobs: 2, ..Default::default() };
     let out = eigenssl::harness::reproduce(&exp, "smoke", Some(&[0]), dir.path(), false, &opts, &|_| {}).unwrap();
     assert_eq!(out.executed.len(), 10);
     let md = out.outputs.markdown;
     assert!(md.contains("| `cifar10/simsiam/no_ema`") && md.contains("59.9 ± 2.1"), "{md}");
+}
+
+/// Trains `cfg` for seed 0 with a checkpoint file, stopping at the `stop_at`-th poll (never if 0).
+fn train_until(cfg: &eigenssl::ssl::config::SslConfig, ck: &Path, stop_at: usize) -> eigenssl::ssl::train::SslResult {
+    use eigenssl::ssl::train::{train, TrainControl};
+    let polls = std::cell::Cell::new(0);
+    let stop = || {
+        polls.set(polls.get() + 1);
+        polls.get() == stop_at
+    };
+    let ctl = TrainControl { checkpoint: Some(ck), tag: "resume-test", stop: &stop, notice: &|m| panic!("{m}"), progress: &|_, _| {} };
+    train(cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap()
+}
+
+/// Everything but timings.
+fn without_timings(r: &eigenssl::ssl::train::SslResult) -> (std::collections::BTreeMap<String, f64>, eigenssl::ssl::train::SslHistory) {
+    let mut m = r.metrics.clone();
+    m.remove("images_per_s");
+    let mut h = r.history.clone();
+    h.images_per_s.clear();
+    (m, h)
+}
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_result_bit_for_bit() {
+    use eigenssl::ssl::train::SslOutcome;
+    // 10 steps per epoch; a warm-up epoch, so the schedules' positions matter too.
+    for cell in ["cifar10/simsiam/ema", "cifar10/isoloss/no_ema"] {
+        let RunConfig::Ssl(mut cfg) = smoke_config(cell) else { panic!("ssl") };
+        cfg.epochs = 3;
+        cfg.warmup_epochs = 1;
+        let dir = tempfile::tempdir().unwrap();
+        let whole = train_until(&cfg, &dir.path().join("a.safetensors"), 0);
+        assert_eq!(whole.outcome, SslOutcome::Finished);
+
+        let ck = dir.path().join("b.safetensors");
+        // Stopped mid-epoch (after 4 batches of epoch 1) ...
+        let first = train_until(&cfg, &ck, 4);
+        assert_eq!(first.outcome, SslOutcome::Interrupted { epoch: 0, batch: 4 }, "{cell}");
+        // ... then at the end of epoch 1 (6 more step polls, then the epoch's) ...
+        let second = train_until(&cfg, &ck, 7);
+        assert_eq!(second.outcome, SslOutcome::Interrupted { epoch: 1, batch: 0 }, "{cell}");
+        assert_eq!(second.history.epoch, vec![1]);
+        // ... and run to the end.
+        let resumed = train_until(&cfg, &ck, 0);
+        assert_eq!(resumed.outcome, SslOutcome::Finished);
+        assert_eq!(without_timings(&resumed), without_timings(&whole), "{cell}: resumed run differs");
+        assert!(whole.metrics.contains_key("participation_ratio"));
+    }
+}
+
+#[test]
+fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
+    use eigenssl::ssl::train::{train, SslOutcome, TrainControl};
+    let RunConfig::Ssl(mut cfg) = smoke_config("cifar10/isoloss/no_ema") else { panic!("ssl") };
+    cfg.epochs = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run.safetensors");
+    let whole = train_until(&cfg, &dir.path().join("ref.safetensors"), 0);
+    train_until(&cfg, &ck, 11); // stops at the end of epoch 1, leaving a checkpoint
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let notices = std::cell::RefCell::new(Vec::new());
+    let notice = |m: &str| notices.borrow_mut().push(m.to_string());
+    let ctl = TrainControl { checkpoint: Some(&ck), tag: "resume-test", stop: &|| false, notice: &notice, progress: &|_, _| {} };
+    let again = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
+    assert_eq!(again.outcome, SslOutcome::Finished);
+    assert_eq!(without_timings(&again), without_timings(&whole));
+    let msgs = notices.borrow().join("\n");
+    assert!(msgs.contains("run.safetensors") && msgs.contains("set aside") && msgs.contains("truncated"), "{msgs}");
+    let aside = std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
+    assert!(aside, "the bad checkpoint is kept aside, not deleted");
+
+    // A checkpoint of another run (another tag) is never resumed either.
+    train_until(&cfg, &ck, 11);
+    let ctl = TrainControl { checkpoint: Some(&ck), tag: "another run", stop: &|| false, notice: &notice, progress: &|_, _| {} };
+    let other = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
+    assert_eq!(without_timings(&other), without_timings(&whole));
+    assert!(notices.borrow().last().unwrap().contains("another run"));
 }

@@ -2,17 +2,21 @@
 //! each record stored the moment its run ends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use super::plan::is_done;
 use super::provenance::{git_state, now_rfc3339, CANDLE_VERSION};
 use super::store::{Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
 use crate::engine::{self, EngineContext, EngineError};
 use crate::error::{Error, Result};
 use crate::spec::Run;
+use crate::ssl::train::TrainControl;
 
 /// How to execute.
 #[derive(Debug, Clone)]
@@ -23,16 +27,46 @@ pub struct ExecOptions {
     pub repo_dir: PathBuf,
     /// Data folder and device for the engines.
     pub engine: EngineContext,
+    /// Set (by a signal handler) to stop: running deep-SSL runs checkpoint at their next step and
+    /// return, runs not yet started are left pending.
+    pub stop: Arc<AtomicBool>,
 }
 
-/// What happened to each executed run.
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            jobs: 1,
+            progress: false,
+            repo_dir: PathBuf::from("."),
+            engine: EngineContext::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// What happened to each run handed to [`execute`].
 #[derive(Debug, Default)]
 pub struct ExecReport {
+    /// Computed and stored here.
     pub finished: Vec<(String, RunStatus)>,
+    /// Stopped on request (with a checkpoint where the engine writes one) or not started.
+    pub interrupted: Vec<String>,
+    /// Finished meanwhile by another process working on the same folder.
+    pub done_elsewhere: Vec<String>,
 }
 
-/// Computes `runs` and stores each record in `store` as it finishes.
-pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions) -> Result<ExecReport> {
+enum Attempt {
+    Finished(RunStatus),
+    Interrupted,
+    Busy,
+    DoneElsewhere,
+}
+
+/// Computes `runs` and stores each record in `store` as it finishes. Each run is computed under its
+/// advisory lock: a run another process holds is put off until every free one is done, then waited for
+/// (and skipped if that process finished it). Unless `force`, a run found finished once its lock is
+/// held is not computed again.
+pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> Result<ExecReport> {
     let (git_commit, git_dirty) = git_state(&opts.repo_dir);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
@@ -43,30 +77,76 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions) -> Result<ExecRe
         ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {elapsed_precise} (eta {eta})  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let results: Vec<Result<(String, RunStatus)>> = pool.install(|| {
-        runs.par_iter()
-            .map(|run| {
-                let rec = run_one(run, &opts.engine, &git_commit, git_dirty);
-                store.save(run, &rec)?;
-                bar.inc(1);
-                bar.set_message(format!("{} seed {}: {}", run.cell, run.seed, rec.status.as_str()));
-                Ok((format!("{} seed {}", run.cell, run.seed), rec.status))
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
+    let say = |msg: &str| if opts.progress { bar.println(msg) } else { eprintln!("{msg}") };
+    let attempt = |run: &Run, wait: bool| -> Result<Attempt> {
+        let Some(_lock) = store.lock(run, wait)? else { return Ok(Attempt::Busy) };
+        // Another process may have finished it between planning and now.
+        if !force && store.load(run).ok().flatten().is_some_and(|rec| is_done(&rec, run)) {
+            bar.inc(1);
+            return Ok(Attempt::DoneElsewhere);
+        }
+        if opts.stop.load(Ordering::Relaxed) {
+            return Ok(Attempt::Interrupted);
+        }
+        let checkpoint = store.checkpoint_path(run);
+        let tag = format!("{} seed {}", run.hash, run.seed);
+        let stop = || opts.stop.load(Ordering::Relaxed);
+        let notice = |m: &str| say(&format!("{} seed {}: {m}", run.cell, run.seed));
+        let ctl = TrainControl { checkpoint: Some(&checkpoint), tag: &tag, stop: &stop, notice: &notice, progress: &|_, _| {} };
+        let Some(rec) = run_one(run, &opts.engine, &ctl, &git_commit, git_dirty) else {
+            return Ok(Attempt::Interrupted);
+        };
+        store.save(run, &rec)?;
+        // The record is the result now; the checkpoint only ever served to reach it.
+        if checkpoint.exists() {
+            std::fs::remove_file(&checkpoint).map_err(|e| Error::io(&checkpoint, e))?;
+        }
+        bar.inc(1);
+        bar.set_message(format!("{} seed {}: {}", run.cell, run.seed, rec.status.as_str()));
+        Ok(Attempt::Finished(rec.status))
+    };
+    let label = |run: &Run| format!("{} seed {}", run.cell, run.seed);
     let mut report = ExecReport::default();
-    for r in results {
-        report.finished.push(r?);
+    let mut busy = Vec::new();
+    let first: Vec<Result<Attempt>> = pool.install(|| runs.par_iter().map(|run| attempt(run, false)).collect());
+    for (run, a) in runs.iter().zip(first) {
+        match a? {
+            Attempt::Busy => busy.push(run.clone()),
+            other => record(&mut report, label(run), other),
+        }
     }
+    if !busy.is_empty() && !opts.stop.load(Ordering::Relaxed) {
+        say(&format!(
+            "{} run(s) are being computed by another process on {}; waiting for them (each is skipped if that \
+             process finishes it, computed here if it stops)",
+            busy.len(),
+            store.dir.display()
+        ));
+        let second: Vec<Result<Attempt>> = pool.install(|| busy.par_iter().map(|run| attempt(run, true)).collect());
+        for (run, a) in busy.iter().zip(second) {
+            record(&mut report, label(run), a?);
+        }
+    } else {
+        report.interrupted.extend(busy.iter().map(label));
+    }
+    bar.finish_and_clear();
     Ok(report)
 }
 
+fn record(report: &mut ExecReport, label: String, a: Attempt) {
+    match a {
+        Attempt::Finished(status) => report.finished.push((label, status)),
+        Attempt::Interrupted | Attempt::Busy => report.interrupted.push(label),
+        Attempt::DoneElsewhere => report.done_elsewhere.push(label),
+    }
+}
+
 /// Computes one run into a record; an engine error or panic becomes a `failed` record, never a crash.
-pub fn run_one(run: &Run, ctx: &EngineContext, git_commit: &str, git_dirty: bool) -> RunRecord {
+/// `None`: the run was stopped on request and has no record.
+pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &TrainControl, git_commit: &str, git_dirty: bool) -> Option<RunRecord> {
     let started = now_rfc3339();
     let t0 = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| engine::execute(&run.config, run.seed, ctx)))
+    let result = catch_unwind(AssertUnwindSafe(|| engine::execute_with(&run.config, run.seed, ctx, ctl)))
         .unwrap_or_else(|p| {
             let msg = p
                 .downcast_ref::<String>()
@@ -104,20 +184,10 @@ pub fn run_one(run: &Run, ctx: &EngineContext, git_commit: &str, git_dirty: bool
         history,
         provenance: provenance.clone(),
     };
-    match result {
+    Some(match result {
         Ok(out) => base(out.status, out.outcome, None, out.metrics, out.history),
         Err(EngineError::Failed(msg)) => base(RunStatus::Failed, None, Some(msg), Default::default(), serde_json::Value::Null),
         Err(EngineError::NotRun(msg)) => base(RunStatus::NotRun, None, Some(msg), Default::default(), serde_json::Value::Null),
-    }
-}
-
-/// Sets an unreadable record aside (renamed, never deleted) so its run is recomputed.
-pub fn set_aside(path: &Path) -> Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let aside = path.with_extension(format!("json.corrupt-{stamp}"));
-    std::fs::rename(path, &aside).map_err(|e| Error::io(path, e))?;
-    Ok(aside)
+        Err(EngineError::Interrupted(_)) => return None,
+    })
 }

@@ -30,6 +30,10 @@ pub struct Outputs {
 pub struct Reproduced {
     pub executed: Vec<(String, store::RunStatus)>,
     pub skipped: usize,
+    /// Runs stopped on request (resumable) or not started because of it.
+    pub interrupted: Vec<String>,
+    /// Runs another process on the same folder finished meanwhile.
+    pub done_elsewhere: Vec<String>,
     pub outputs: Outputs,
 }
 
@@ -46,9 +50,10 @@ pub fn reproduce(
 ) -> Result<Reproduced> {
     let runs = exp.runs(profile, seeds)?;
     let store = Store::new(out, &exp.name, profile);
+    store.check_writable()?;
     let plan = plan::plan(runs.clone(), &store, force)?;
     for (path, why) in &plan.unreadable {
-        let aside = execute::set_aside(path)?;
+        let aside = store::set_aside(path)?;
         say(&format!("warning: {why}\n  set aside as {}; the run will be recomputed", aside.display()));
     }
     if !plan.foreign.is_empty() {
@@ -78,9 +83,15 @@ pub fn reproduce(
         Ok(None) => {}
         Err(e) => say(&format!("could not estimate the run time: {e}")),
     }
-    let report = execute::execute(&plan.pending, &store, opts)?;
+    let report = execute::execute(&plan.pending, &store, opts, force)?;
     let outputs = regenerate(exp, profile, seeds, out)?;
-    Ok(Reproduced { executed: report.finished, skipped: plan.done.len(), outputs })
+    Ok(Reproduced {
+        executed: report.finished,
+        skipped: plan.done.len(),
+        interrupted: report.interrupted,
+        done_elsewhere: report.done_elsewhere,
+        outputs,
+    })
 }
 
 /// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures.

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::store::{RunStatus, Store};
+use super::store::{RunRecord, RunStatus, Store};
 use crate::error::Result;
 use crate::spec::Run;
 
@@ -18,6 +18,11 @@ pub struct Plan {
     pub foreign: Vec<String>,
     /// Records that could not be read; they are set aside and their runs re-computed.
     pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// A stored record finishes its run when its spec hash matches and it did not fail or wait for data.
+pub fn is_done(rec: &RunRecord, run: &Run) -> bool {
+    rec.spec_hash == run.hash && !matches!(rec.status, RunStatus::Failed | RunStatus::NotRun)
 }
 
 /// Splits `runs` into pending and done. A stored record counts as done when its spec hash matches and it
@@ -40,9 +45,7 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool) -> Result<Plan> {
             continue;
         }
         match store.load(&run) {
-            Ok(Some(rec)) if rec.spec_hash == run.hash && !matches!(rec.status, RunStatus::Failed | RunStatus::NotRun) => {
-                p.done.push(run)
-            }
+            Ok(Some(rec)) if is_done(&rec, &run) => p.done.push(run),
             Ok(_) => p.pending.push(run),
             Err(e) => {
                 p.unreadable.push((store.run_path(&run), e.to_string()));

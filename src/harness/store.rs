@@ -126,6 +126,63 @@ impl Store {
         Ok(out)
     }
 
+    /// The run's training checkpoint (deep-SSL runs; removed once its record is stored).
+    pub fn checkpoint_path(&self, run: &Run) -> PathBuf {
+        self.dir.join("checkpoints").join(run.file_name().replace(".json", ".safetensors"))
+    }
+
+    pub fn lock_path(&self, run: &Run) -> PathBuf {
+        self.dir.join("locks").join(run.file_name().replace(".json", ".lock"))
+    }
+
+    /// Takes the run's advisory lock (an OS file lock, released when the guard drops or the process
+    /// dies, however it dies). With `wait` false, `Ok(None)` says another process holds it.
+    pub fn lock(&self, run: &Run, wait: bool) -> Result<Option<RunLock>> {
+        let path = self.lock_path(run);
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if wait {
+            file.lock().map_err(|e| Error::io(&path, e))?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+        // Who holds it, for `status` and for people looking at the folder.
+        let mut f = &file;
+        let _ = f.set_len(0);
+        let _ = writeln!(f, "pid {} on {}", std::process::id(), hostname());
+        Ok(Some(RunLock { _file: file }))
+    }
+
+    /// True when another process holds the run's lock right now.
+    pub fn is_locked(&self, run: &Run) -> bool {
+        let Ok(file) = std::fs::File::open(self.lock_path(run)) else { return false };
+        matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+    }
+
+    /// Fails early, with the folder named, when results cannot be written here (read-only or full
+    /// disk): writes, syncs and removes a 1 MiB probe file.
+    pub fn check_writable(&self) -> Result<()> {
+        let fail = |e: std::io::Error| Error::Usage(format!(
+            "results folder {} is not writable ({e}); choose another with --out or free space there",
+            self.dir.display()
+        ));
+        std::fs::create_dir_all(&self.dir).map_err(fail)?;
+        let mut probe = tempfile::Builder::new().prefix(".probe-").tempfile_in(&self.dir).map_err(fail)?;
+        probe.write_all(&vec![0u8; 1 << 20]).map_err(fail)?;
+        probe.as_file().sync_all().map_err(fail)?;
+        Ok(())
+    }
+
     pub fn save(&self, run: &Run, record: &RunRecord) -> Result<PathBuf> {
         let path = self.run_path(run);
         let text = serde_json::to_string(record).map_err(|e| Error::Record {
@@ -135,6 +192,27 @@ impl Store {
         write_atomic(&path, text.as_bytes())?;
         Ok(path)
     }
+}
+
+/// A held run lock.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// Sets an unreadable record or checkpoint aside (renamed, never deleted) so its run is recomputed.
+pub fn set_aside(path: &Path) -> Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    let aside = path.with_extension(format!("{ext}.corrupt-{stamp}"));
+    std::fs::rename(path, &aside).map_err(|e| Error::io(path, e))?;
+    Ok(aside)
 }
 
 pub fn read_record(path: &Path) -> Result<RunRecord> {

@@ -3,6 +3,7 @@
 //! calculation or candle's autograd in `tests/ssl.rs`.
 
 pub mod backbone;
+pub mod checkpoint;
 pub mod config;
 pub mod directpred;
 pub mod ema;

@@ -7,6 +7,7 @@
 //! (two EMA updates, in the same order) and is decomposed once, so both views use the same W_P.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::backbone::Vgg11;
+use super::checkpoint::{self, TrainState, CHECKPOINT_SCHEMA};
 use super::config::{Backbone, OptimizerKind, SslConfig};
 use super::directpred::DirectPred;
 use super::ema::{ema_update, tau_schedule, warmup_cosine};
@@ -27,17 +29,18 @@ use crate::data::augment::{plain_batch, views_batch};
 use crate::data::Dataset;
 use crate::rng::stream;
 
-/// Per-epoch log.
+/// Per-epoch log. Entries are `None` (null in JSON) where undefined: the SSL loss and the spectrum of a
+/// run that trains only the readout.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SslHistory {
     pub epoch: Vec<usize>,
-    pub loss: Vec<f64>,
+    pub loss: Vec<Option<f64>>,
     pub readout_ce: Vec<f64>,
     /// Test top-1 of the online readout (%).
     pub readout_top1: Vec<f64>,
-    pub eig_max: Vec<f64>,
-    pub eig_min: Vec<f64>,
-    pub participation_ratio: Vec<f64>,
+    pub eig_max: Vec<Option<f64>>,
+    pub eig_min: Vec<Option<f64>>,
+    pub participation_ratio: Vec<Option<f64>>,
     /// Eigenvalues of the predictor's correlation C, descending (rounded), per epoch.
     pub eigenvalues: Vec<Vec<f64>>,
     pub images_per_s: Vec<f64>,
@@ -51,6 +54,30 @@ pub enum SslOutcome {
     Diverged { epoch: usize, step: usize },
     /// The correlation's spectrum vanished (all eigenvalues below 1e-8) at the end of `epoch`.
     Collapsed { epoch: usize },
+    /// Stopped on request after `batch` batches of `epoch`, with a checkpoint to resume from.
+    Interrupted { epoch: usize, batch: usize },
+}
+
+/// How the caller steers a run: checkpoints, stopping, progress.
+pub struct TrainControl<'a> {
+    /// Resume from this file if it holds a checkpoint of this run, and write one to it after every
+    /// epoch and on a stop. `None`: no checkpoints.
+    pub checkpoint: Option<&'a Path>,
+    /// Identifies the run (spec hash and seed) in its checkpoints.
+    pub tag: &'a str,
+    /// Polled after every step: `true` stops the run there (with a checkpoint).
+    pub stop: &'a dyn Fn() -> bool,
+    /// Receives warnings (a checkpoint that could not be resumed).
+    pub notice: &'a dyn Fn(&str),
+    /// Receives (epoch, test top-1) after each epoch.
+    pub progress: &'a dyn Fn(usize, f64),
+}
+
+impl TrainControl<'_> {
+    /// No checkpoints, never stops, silent.
+    pub fn none() -> TrainControl<'static> {
+        TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &|_, _| {} }
+    }
 }
 
 pub struct SslResult {
@@ -87,12 +114,16 @@ fn params(vm: &SeededVarMap) -> Vec<(String, Var)> {
     vm.named_vars().into_iter().filter(|(n, _)| !n.contains("running_")).collect()
 }
 
-fn spectrum_stats(eigs: &[f64]) -> (f64, f64, f64) {
+/// (max, min, participation ratio) of a spectrum; all `None` for an empty one.
+fn spectrum_stats(eigs: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    if eigs.is_empty() {
+        return (None, None, None);
+    }
     let max = eigs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let min = eigs.iter().cloned().fold(f64::INFINITY, f64::min);
     let s: f64 = eigs.iter().map(|v| v.max(0.0)).sum();
     let s2: f64 = eigs.iter().map(|v| v.max(0.0).powi(2)).sum();
-    (max, min, if s2 > 0.0 { s * s / s2 } else { 0.0 })
+    (Some(max), Some(min), Some(if s2 > 0.0 { s * s / s2 } else { 0.0 }))
 }
 
 /// `n` indices of `0..len` drawn by a fixed permutation (all of them, in order, for n = 0 or n ≥ len).
@@ -125,8 +156,74 @@ fn evaluate(net: &Network, head: &Linear, data: &Dataset, idx: &[usize], batch: 
     Ok(100.0 * correct as f64 / n.max(1) as f64)
 }
 
-/// Trains one run. `progress` receives (epoch, top-1) after each epoch.
-pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, progress: &dyn Fn(usize, f64)) -> candle_core::Result<SslResult> {
+/// The variables a checkpoint holds besides the optimiser's and the predictor's state.
+struct Saved<'a> {
+    online: &'a SeededVarMap,
+    target: Option<&'a SeededVarMap>,
+}
+
+impl Saved<'_> {
+    /// Every tensor of a checkpoint, by name.
+    fn tensors(&self, opt: &Optimizer, dp: &DirectPred) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        for (n, v) in self.online.named_vars() {
+            out.push((format!("online/{n}"), v.as_tensor().clone()));
+        }
+        for (n, v) in self.target.map(|t| t.named_vars()).unwrap_or_default() {
+            out.push((format!("target/{n}"), v.as_tensor().clone()));
+        }
+        for (g, bufs) in opt.buffers().iter().enumerate() {
+            for (i, b) in bufs.iter().enumerate() {
+                if let Some(b) = b {
+                    out.push((format!("momentum/{g}/{i}"), b.clone()));
+                }
+            }
+        }
+        let c = dp.correlation();
+        let d = c.nrows();
+        let rows: Vec<f64> = (0..d * d).map(|i| c[(i / d, i % d)]).collect();
+        out.push(("predictor/correlation".into(), Tensor::from_vec(rows, (d, d), &Device::Cpu)?));
+        Ok(out)
+    }
+
+    /// Sets every variable, buffer and the correlation from `ck`; any missing or mis-shaped entry is an
+    /// error (the checkpoint is then not used).
+    fn restore(&self, ck: &mut checkpoint::Checkpoint, path: &Path, opt: &mut Optimizer, dp: &mut DirectPred) -> crate::Result<()> {
+        let bad = |msg: String| crate::Error::Record { path: path.to_path_buf(), msg };
+        let set = |var: &Var, t: Tensor, name: &str| {
+            if t.shape() != var.shape() || t.dtype() != var.dtype() {
+                return Err(bad(format!("`{name}`: shape {:?} {:?}, expected {:?} {:?}", t.shape(), t.dtype(), var.shape(), var.dtype())));
+            }
+            var.set(&t).map_err(|e| bad(format!("`{name}`: {e}")))
+        };
+        for (prefix, vm) in [("online", Some(self.online)), ("target", self.target)] {
+            for (n, v) in vm.map(|m| m.named_vars()).unwrap_or_default() {
+                let name = format!("{prefix}/{n}");
+                set(&v, ck.take(&name, path)?, &name)?;
+            }
+        }
+        let mut buffers = Vec::new();
+        for (g, bufs) in opt.buffers().iter().enumerate() {
+            let mut group = Vec::new();
+            for i in 0..bufs.len() {
+                group.push(ck.tensors.remove(&format!("momentum/{g}/{i}")));
+            }
+            buffers.push(group);
+        }
+        opt.set_buffers(buffers);
+        let c = ck.take("predictor/correlation", path)?;
+        let d = dp.correlation().nrows();
+        let flat = c.flatten_all().and_then(|t| t.to_vec1::<f64>()).map_err(|e| bad(format!("predictor/correlation: {e}")))?;
+        if flat.len() != d * d {
+            return Err(bad(format!("predictor/correlation has {} entries, expected {}", flat.len(), d * d)));
+        }
+        dp.set_correlation(nalgebra::DMatrix::from_row_slice(d, d, &flat));
+        Ok(())
+    }
+}
+
+/// Trains one run, resuming from and writing checkpoints as `ctl` says.
+pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &TrainControl) -> candle_core::Result<SslResult> {
     let vm = SeededVarMap::new(seed);
     let online = Network::new(cfg, &vm, device)?;
     let head = linear(online.backbone.out_dim(), data.classes, vm.var_builder(DType::F32, device).pp("classifier"))?;
@@ -170,17 +267,52 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, progre
     let base_lr = cfg.lr * cfg.batch as f64 / 256.0;
     let (h, w) = (data.train.h, data.train.w);
 
-    let mut history = SslHistory::default();
+    let saved = Saved { online: &vm, target: target.as_ref().map(|_| &target_vm) };
+    let mut state = TrainState {
+        schema: CHECKPOINT_SCHEMA,
+        tag: ctl.tag.to_string(),
+        epoch: 0,
+        batch: 0,
+        loss_sum: 0.0,
+        ce_sum: 0.0,
+        epoch_seconds: 0.0,
+        history: SslHistory::default(),
+    };
+    if let Some(path) = ctl.checkpoint.filter(|p| p.exists()) {
+        let resumed = checkpoint::load(path, device).and_then(|mut ck| {
+            if ck.state.tag != ctl.tag {
+                return Err(crate::Error::Record { path: path.to_path_buf(), msg: format!("checkpoint of another run ({})", ck.state.tag) });
+            }
+            saved.restore(&mut ck, path, &mut opt, &mut dp)?;
+            Ok(ck.state)
+        });
+        match resumed {
+            Ok(s) => state = s,
+            Err(e) => {
+                let what = match crate::harness::store::set_aside(path) {
+                    Ok(aside) => format!("set aside as {}", aside.display()),
+                    Err(e2) => format!("could not be set aside: {e2}"),
+                };
+                (ctl.notice)(&format!("warning: {e}\n  not resumed ({what}); the run starts from the beginning"));
+            }
+        }
+    }
+    let write_checkpoint = |state: &TrainState, opt: &Optimizer, dp: &DirectPred| -> candle_core::Result<()> {
+        let Some(path) = ctl.checkpoint else { return Ok(()) };
+        let tensors = saved.tensors(opt, dp)?;
+        checkpoint::save(path, state, &tensors).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    };
+
     let mut last_eigs: Vec<f64> = Vec::new();
-    let mut step = 0usize;
-    for epoch in 0..cfg.epochs {
+    while state.epoch < cfg.epochs {
+        let epoch = state.epoch;
         let t0 = Instant::now();
         let mut order = train_idx.clone();
         order.shuffle(&mut stream(seed, &format!("shuffle/{epoch}")));
-        let batches: Vec<Vec<usize>> = order.chunks_exact(cfg.batch).map(|c| c.to_vec()).collect();
+        let batches: Vec<Vec<usize>> = order.chunks_exact(cfg.batch).skip(state.batch).map(|c| c.to_vec()).collect();
         // Augment the next batches on another thread while this one trains.
         let (tx, rx) = mpsc::sync_channel(2);
-        let (loss_sum, ce_sum, diverged) = std::thread::scope(|s| -> candle_core::Result<(f64, f64, Option<usize>)> {
+        let stopped = std::thread::scope(|s| -> candle_core::Result<Option<SslOutcome>> {
             // Owned here, so an early return drops the receiver and the producer's `send` fails instead
             // of blocking the scope forever.
             let rx = rx;
@@ -193,9 +325,10 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, progre
                     }
                 }
             });
-            let (mut loss_sum, mut ce_sum) = (0.0, 0.0);
-            for k in 0..steps_per_epoch {
+            while state.batch < steps_per_epoch {
                 let Ok(([v1, v2], labels)) = rx.recv() else { break };
+                let k = state.batch;
+                let step = epoch * steps_per_epoch + k;
                 let b = labels.len();
                 let x1 = Tensor::from_vec(v1, (b, 3, h, w), device)?;
                 let x2 = Tensor::from_vec(v2, (b, 3, h, w), device)?;
@@ -218,64 +351,90 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, progre
                         None => (z1.detach(), z2.detach()),
                     };
                     let ssl = symmetric(cfg.loss, cfg.loss_form, [&z1, &z2], &up.wp, [&t1, &t2])?;
-                    loss_sum += ssl.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                    state.loss_sum += ssl.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                     (ssl + &ce)?
                 };
                 let value = total_loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 if !value.is_finite() {
-                    return Ok((loss_sum, ce_sum, Some(k)));
+                    return Ok(Some(SslOutcome::Diverged { epoch, step: k }));
                 }
-                ce_sum += ce.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                state.ce_sum += ce.to_dtype(DType::F64)?.to_scalar::<f64>()?;
                 let grads = total_loss.backward()?;
                 opt.step(&grads, lr)?;
                 if target.is_some() {
                     ema_update(&target_params, &online_body, tau_schedule(cfg.tau_base, cfg.tau_final, step, total))?;
                 }
-                step += 1;
+                state.batch += 1;
+                if (ctl.stop)() && state.batch < steps_per_epoch {
+                    return Ok(Some(SslOutcome::Interrupted { epoch, batch: state.batch }));
+                }
             }
-            Ok((loss_sum, ce_sum, None))
+            Ok(None)
         })?;
-        let secs = t0.elapsed().as_secs_f64();
-        if let Some(k) = diverged {
-            let mut metrics = BTreeMap::new();
-            metrics.insert("diverged_epoch".to_string(), epoch as f64);
-            metrics.insert("diverged_step".to_string(), k as f64);
-            if let Some(&acc) = history.readout_top1.last() {
-                metrics.insert("readout_top1".to_string(), acc);
+        state.epoch_seconds += t0.elapsed().as_secs_f64();
+        match stopped {
+            Some(SslOutcome::Diverged { epoch, step }) => {
+                let mut metrics = BTreeMap::new();
+                metrics.insert("diverged_epoch".to_string(), epoch as f64);
+                metrics.insert("diverged_step".to_string(), step as f64);
+                if let Some(&acc) = state.history.readout_top1.last() {
+                    metrics.insert("readout_top1".to_string(), acc);
+                }
+                return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step }, history: state.history, metrics });
             }
-            return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step: k }, history, metrics });
+            Some(interrupted) => {
+                write_checkpoint(&state, &opt, &dp)?;
+                let metrics = final_metrics(&state.history);
+                return Ok(SslResult { outcome: interrupted, history: state.history, metrics });
+            }
+            None => {}
         }
         let acc = evaluate(&online, &head, data, &test_idx, cfg.batch, device)?;
-        progress(epoch, acc);
+        (ctl.progress)(epoch, acc);
         let (emax, emin, pr) = spectrum_stats(&last_eigs);
-        history.epoch.push(epoch + 1);
-        history.loss.push(loss_sum / steps_per_epoch.max(1) as f64);
-        history.readout_ce.push(ce_sum / steps_per_epoch.max(1) as f64);
-        history.readout_top1.push(acc);
-        history.eig_max.push(emax);
-        history.eig_min.push(emin);
-        history.participation_ratio.push(pr);
-        history.eigenvalues.push(last_eigs.iter().map(|&v| round5(v)).collect());
-        history.images_per_s.push((2 * steps_per_epoch * cfg.batch) as f64 / secs);
-        if !cfg.freeze_backbone && emax.is_finite() && emax < 1e-8 {
-            let metrics = final_metrics(&history);
-            return Ok(SslResult { outcome: SslOutcome::Collapsed { epoch }, history, metrics });
+        let per_step = |sum: f64| sum / steps_per_epoch.max(1) as f64;
+        let hist = &mut state.history;
+        hist.epoch.push(epoch + 1);
+        hist.loss.push((!cfg.freeze_backbone).then(|| per_step(state.loss_sum)));
+        hist.readout_ce.push(per_step(state.ce_sum));
+        hist.readout_top1.push(acc);
+        hist.eig_max.push(emax);
+        hist.eig_min.push(emin);
+        hist.participation_ratio.push(pr);
+        hist.eigenvalues.push(last_eigs.iter().map(|&v| round5(v)).collect());
+        hist.images_per_s.push((2 * steps_per_epoch * cfg.batch) as f64 / state.epoch_seconds);
+        if !cfg.freeze_backbone && emax.is_some_and(|m| m.is_finite() && m < 1e-8) {
+            let metrics = final_metrics(&state.history);
+            return Ok(SslResult { outcome: SslOutcome::Collapsed { epoch }, history: state.history, metrics });
+        }
+        state.epoch += 1;
+        state.batch = 0;
+        state.loss_sum = 0.0;
+        state.ce_sum = 0.0;
+        state.epoch_seconds = 0.0;
+        if state.epoch < cfg.epochs {
+            write_checkpoint(&state, &opt, &dp)?;
+        }
+        if (ctl.stop)() && state.epoch < cfg.epochs {
+            let metrics = final_metrics(&state.history);
+            return Ok(SslResult { outcome: SslOutcome::Interrupted { epoch: state.epoch, batch: 0 }, history: state.history, metrics });
         }
     }
-    let metrics = final_metrics(&history);
-    Ok(SslResult { outcome: SslOutcome::Finished, history, metrics })
+    let metrics = final_metrics(&state.history);
+    Ok(SslResult { outcome: SslOutcome::Finished, history: state.history, metrics })
 }
 
 fn final_metrics(h: &SslHistory) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
     let last = |v: &Vec<f64>| v.last().copied().filter(|x| x.is_finite());
+    let last_some = |v: &Vec<Option<f64>>| v.last().copied().flatten().filter(|x| x.is_finite());
     for (k, v) in [
         ("readout_top1", last(&h.readout_top1)),
         ("readout_top1_best", h.readout_top1.iter().cloned().reduce(f64::max)),
-        ("final_loss", last(&h.loss)),
-        ("eig_max", last(&h.eig_max)),
-        ("eig_min", last(&h.eig_min)),
-        ("participation_ratio", last(&h.participation_ratio)),
+        ("final_loss", last_some(&h.loss)),
+        ("eig_max", last_some(&h.eig_max)),
+        ("eig_min", last_some(&h.eig_min)),
+        ("participation_ratio", last_some(&h.participation_ratio)),
         ("images_per_s", last(&h.images_per_s)),
     ] {
         if let Some(v) = v {
