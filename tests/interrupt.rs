@@ -1,0 +1,198 @@
+//! Runs never lose work: SIGKILL at random moments, SIGTERM with a checkpoint, and two sweeps at once on
+//! one results folder. All through the binary, on a small deep-SSL profile (3 epochs on generated
+//! images, so that runs have checkpoints to resume from), compared with an uninterrupted sweep.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+
+const JOBS: &str = "2";
+
+/// A specs folder holding table1 with a `kill` profile: three cells (EMA + LARS, no-EMA + SGD,
+/// readout only), two seeds, three epochs of 10 steps. The images/s metric is left out of the table:
+/// it is a timing, and every other number must come out identical.
+fn specs() -> tempfile::TempDir {
+    let text = std::fs::read_to_string("experiments/table1.yaml").unwrap();
+    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let metrics = v["metrics"].as_sequence_mut().unwrap();
+    metrics.retain(|m| m["name"].as_str() != Some("images_per_s"));
+    let profile: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        "kill:
+           description: interruption tests
+           seeds: [0, 1]
+           cells: [cifar10/simsiam/ema, cifar10/isoloss/no_ema, cifar10/untrained]
+           set: { dataset: synthetic, width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 64, epochs: 3, warmup_epochs: 1 }",
+    )
+    .unwrap();
+    v["profiles"] = profile;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("table1.yaml"), serde_yaml_ng::to_string(&v).unwrap()).unwrap();
+    dir
+}
+
+fn sweep(specs: &Path, out: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_eigenssl"));
+    c.arg("--specs").arg(specs).args(["reproduce", "table1", "--profile", "kill", "--jobs", JOBS, "--out"]).arg(out);
+    c
+}
+
+fn table(out: &Path) -> String {
+    std::fs::read_to_string(out.join("table1/kill/table.md")).unwrap()
+}
+
+/// Every file under `dir`, relative.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(d: &Path, base: &Path, acc: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, base, acc)
+            } else {
+                acc.push(p.strip_prefix(base).unwrap().to_path_buf())
+            }
+        }
+    }
+    let mut acc = Vec::new();
+    walk(dir, dir, &mut acc);
+    acc.sort();
+    acc
+}
+
+fn uninterrupted(specs: &Path) -> (tempfile::TempDir, String) {
+    let out = tempfile::tempdir().unwrap();
+    let o = sweep(specs, out.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = table(out.path());
+    (out, t)
+}
+
+/// The records of a finished sweep: six, all readable and ok, nothing set aside, no checkpoint left.
+fn assert_complete(out: &Path) {
+    let all = files(out);
+    let runs: Vec<_> = all.iter().filter(|p| p.starts_with("table1/kill/runs") && p.extension().is_some_and(|e| e == "json")).collect();
+    assert_eq!(runs.len(), 6, "{all:?}");
+    for r in &runs {
+        let rec = eigenssl::harness::store::read_record(&out.join(r)).unwrap();
+        assert_eq!(rec.status, eigenssl::harness::store::RunStatus::Ok, "{r:?}");
+    }
+    assert!(!all.iter().any(|p| p.to_string_lossy().contains("corrupt")), "nothing was unreadable: {all:?}");
+    assert!(!all.iter().any(|p| p.starts_with("table1/kill/checkpoints") && p.extension().is_some_and(|e| e == "safetensors")), "{all:?}");
+}
+
+#[test]
+fn sigkill_at_20_random_moments_loses_nothing_and_changes_nothing() {
+    let specs = specs();
+    let (_reference, expected) = uninterrupted(specs.path());
+    let out = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+    let mut resumed_from_checkpoint = false;
+    for i in 0..20 {
+        let mut child = sweep(specs.path(), out.path()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        // A run's first checkpoint appears about 4 s after the start here.
+        let wait = Duration::from_millis(rng.random_range(500..8000));
+        std::thread::sleep(wait);
+        let _ = child.kill(); // SIGKILL; the sweep may have ended already
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "kill {i} after {wait:?}: {err}");
+        // Whatever is visible at any moment is whole: every record and checkpoint reads.
+        for p in files(out.path()) {
+            let full = out.path().join(&p);
+            if p.extension().is_some_and(|e| e == "json") && p.starts_with("table1/kill/runs") {
+                eigenssl::harness::store::read_record(&full).unwrap_or_else(|e| panic!("kill {i}: {e}"));
+            }
+            if p.extension().is_some_and(|e| e == "safetensors") {
+                eigenssl::ssl::checkpoint::load(&full, &candle_core::Device::Cpu).unwrap_or_else(|e| panic!("kill {i}: {e}"));
+                resumed_from_checkpoint = true;
+            }
+        }
+    }
+    let o = sweep(specs.path(), out.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_complete(out.path());
+    assert!(resumed_from_checkpoint, "no kill happened after a checkpoint: the test did not test resuming");
+    assert_eq!(table(out.path()), expected);
+}
+
+#[test]
+fn sigterm_checkpoints_says_how_to_resume_and_the_rerun_matches() {
+    let specs = specs();
+    let (_reference, expected) = uninterrupted(specs.path());
+    let out = tempfile::tempdir().unwrap();
+    let child = sweep(specs.path(), out.path()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait for the first epoch's checkpoint, then ask the sweep to stop.
+    let ck = out.path().join("table1/kill/checkpoints");
+    let t0 = Instant::now();
+    while !files(&ck).iter().any(|p| p.extension().is_some_and(|e| e == "safetensors")) {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped on request") && err.contains("Run the same command again"), "{err}");
+    assert!(files(&ck).iter().any(|p| p.extension().is_some_and(|e| e == "safetensors")), "a checkpoint is left to resume from");
+    let o = sweep(specs.path(), out.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_complete(out.path());
+    assert_eq!(table(out.path()), expected);
+}
+
+/// "table1: N run(s) computed, ..." → N.
+fn computed(stderr: &str) -> usize {
+    let line = stderr.lines().find(|l| l.starts_with("table1: ") && l.contains("run(s) computed")).unwrap_or_else(|| panic!("{stderr}"));
+    line["table1: ".len()..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn two_sweeps_at_once_on_one_folder_run_each_run_once() {
+    let specs = specs();
+    let (_reference, expected) = uninterrupted(specs.path());
+    let out = tempfile::tempdir().unwrap();
+    let spawn = || sweep(specs.path(), out.path()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (ea, eb) = (String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(a.status.success() && b.status.success(), "{ea}\n{eb}");
+    assert_eq!(computed(&ea) + computed(&eb), 6, "each of the 6 runs computed exactly once:\n{ea}\n{eb}");
+    assert_complete(out.path());
+    assert_eq!(table(out.path()), expected);
+}
+
+/// A tmpfs mounted at a fresh folder for the test's lifetime (these machines run tests as root).
+struct Mount(tempfile::TempDir);
+
+impl Mount {
+    fn new(options: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(dir.path()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "this test mounts a small tmpfs and needs root (mount -t tmpfs)");
+        Mount(dir)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_results_disk_fails_before_any_run_starts() {
+    let specs = specs();
+    for (options, why) in [("size=256k", "No space left"), ("ro,size=1m", "Read-only")] {
+        let m = Mount::new(options);
+        let out = m.0.path().join("results");
+        let t0 = Instant::now();
+        let o = sweep(specs.path(), &out).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("is not writable") && err.contains(why) && err.contains("results"), "{err}");
+        assert!(!err.contains("expected time"), "fails before planning or timing anything: {err}");
+        assert!(t0.elapsed() < Duration::from_secs(10));
+    }
+}
