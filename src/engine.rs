@@ -45,20 +45,32 @@ impl Default for EngineContext {
 }
 
 /// Datasets are loaded once per process and shared by its runs.
-fn dataset(name: &str, dir: &std::path::Path) -> Result<Arc<Dataset>, EngineError> {
+fn dataset(name: &str, dir: &std::path::Path) -> crate::Result<Arc<Dataset>> {
     static CACHE: OnceLock<Mutex<HashMap<(String, PathBuf), Arc<Dataset>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (name.to_string(), dir.to_path_buf());
-    let mut guard = cache.lock().map_err(|_| EngineError::Failed("dataset cache poisoned".into()))?;
+    let mut guard = cache.lock().map_err(|_| crate::Error::Usage("dataset cache poisoned".into()))?;
     if let Some(d) = guard.get(&key) {
         return Ok(d.clone());
     }
-    let d = Arc::new(data::find(name, dir).map_err(|e| match e {
-        crate::Error::Usage(msg) => EngineError::NotRun(msg),
-        other => EngineError::Failed(other.to_string()),
-    })?);
+    let d = Arc::new(data::find(name, dir)?);
     guard.insert(key, d.clone());
     Ok(d)
+}
+
+/// Loads the datasets `runs` need, so that a malformed dataset file stops the sweep before any run
+/// starts (with the file and the record or byte that is wrong). Missing data is no error here: those
+/// runs are recorded as not run.
+pub fn check_data(runs: &[&RunConfig], ctx: &EngineContext) -> crate::Result<()> {
+    for cfg in runs {
+        if let RunConfig::Ssl(c) = cfg {
+            match dataset(&c.dataset, &ctx.data_dir) {
+                Ok(_) | Err(crate::Error::Usage(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Computes one run from scratch, without checkpoints. Diverging or collapsing runs are outcomes, not errors.
@@ -86,7 +98,10 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Tr
             })
         }
         RunConfig::Ssl(cfg) => {
-            let data = dataset(&cfg.dataset, &ctx.data_dir)?;
+            let data = dataset(&cfg.dataset, &ctx.data_dir).map_err(|e| match e {
+                crate::Error::Usage(msg) => EngineError::NotRun(msg),
+                other => EngineError::Failed(other.to_string()),
+            })?;
             let device = crate::device::resolve(&ctx.device).map_err(|e| EngineError::Failed(e.to_string()))?;
             let res = train(cfg, seed, &data, &device, ctl).map_err(|e| EngineError::Failed(e.to_string()))?;
             let status = match res.outcome {

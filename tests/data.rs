@@ -130,9 +130,10 @@ fn stl10_binary_is_column_major_per_channel() {
 
 #[test]
 fn missing_data_says_where_it_looked_and_what_is_accepted() {
+    offline_with_empty_hub_cache();
     let dir = tempfile::tempdir().unwrap();
     let e = find("stl10", dir.path()).unwrap_err().to_string();
-    assert!(e.contains("no stl10 data found") && e.contains("stl10_binary") && e.contains("Accepted layouts"), "{e}");
+    assert!(e.contains("no stl10 data found") && e.contains("stl10_binary") && e.contains("Accepted layouts") && e.contains("stl10-parquet") && e.contains("Hugging Face hub") && e.contains("HF_HUB_OFFLINE"), "{e}");
     let e = find("cifar10", Path::new("/nonexistent")).unwrap_err().to_string();
     assert!(e.contains("cifar-10-batches-bin"), "{e}");
 }
@@ -223,4 +224,127 @@ fn crop_boxes_respect_scale_and_ratio_and_batches_are_deterministic() {
     assert_ne!(a.0[0][..n], a.0[1][..n], "the two views differ");
     let c = views_batch(&d.train, &[3, 7], &views, 1, 1, d.mean, d.std);
     assert_ne!(a.0[0], c.0[0], "a new epoch draws new augmentations");
+}
+
+/// Writes a parquet file as `datasets` exports images: a struct column `image_col` { bytes } and an
+/// int64 `label` column (optional: `None` labels are nulls; `with_label` false leaves the column out).
+fn write_parquet(path: &Path, image_col: &str, images: &[Vec<u8>], labels: &[Option<i64>], with_label: bool) {
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use std::sync::Arc;
+    let label = if with_label { "OPTIONAL INT64 label;" } else { "" };
+    let schema = format!("message hf {{ REQUIRED GROUP {image_col} {{ REQUIRED BYTE_ARRAY bytes; }} {label} }}");
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(&schema).unwrap());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let props = Arc::new(WriterProperties::builder().set_compression(parquet::basic::Compression::SNAPPY).build());
+    let mut w = SerializedFileWriter::new(std::fs::File::create(path).unwrap(), schema, props).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut col = rg.next_column().unwrap().unwrap();
+    let bytes: Vec<ByteArray> = images.iter().map(|b| ByteArray::from(b.clone())).collect();
+    col.typed::<ByteArrayType>().write_batch(&bytes, None, None).unwrap();
+    col.close().unwrap();
+    if with_label {
+        let mut col = rg.next_column().unwrap().unwrap();
+        let values: Vec<i64> = labels.iter().flatten().copied().collect();
+        let defs: Vec<i16> = labels.iter().map(|l| l.is_some() as i16).collect();
+        col.typed::<Int64Type>().write_batch(&values, Some(&defs), None).unwrap();
+        col.close().unwrap();
+    }
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+fn png_of(side: u32, px: Vec<u8>) -> Vec<u8> {
+    let img = image::RgbImage::from_raw(side, side, px).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn cifar10_parquet_as_hugging_face_writes_it_keeps_orientation_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cifar10-parquet/plain_text");
+    write_parquet(&root.join("train-00000-of-00001.parquet"), "img", &[png(3), png(7), png(0)], &[Some(3), Some(7), Some(0)], true);
+    write_parquet(&root.join("test-00000-of-00001.parquet"), "img", &[png(9)], &[Some(9)], true);
+    let d = find("cifar10", dir.path()).unwrap();
+    assert_eq!(d.train.labels, vec![3, 7, 0]);
+    assert_eq!(d.test.labels, vec![9]);
+    check_pattern(d.train.image(1), 7);
+    check_pattern(d.test.image(0), 9);
+
+    // The same files found in a Hugging Face cache (how hf-hub stores a download).
+    let cache = tempfile::tempdir().unwrap();
+    let snap = cache.path().join("datasets--uoft-cs--cifar10/snapshots/0123abc/plain_text");
+    std::fs::create_dir_all(&snap).unwrap();
+    for f in ["train-00000-of-00001.parquet", "test-00000-of-00001.parquet"] {
+        std::fs::copy(root.join(f), snap.join(f)).unwrap();
+    }
+    let files = eigenssl::data::parquet::CIFAR10_HUB.cached_files_in(cache.path());
+    assert_eq!(files.len(), 2);
+    let h = cifar10::from_parquet(&files, cache.path()).unwrap();
+    assert_eq!((h.train, h.test), (d.train, d.test));
+}
+
+#[test]
+fn stl10_parquet_pretrains_on_train_and_unlabeled() {
+    // 96×96, pixel (y, x) = (2y, 2x, 50 + class).
+    let stl = |class: u8| {
+        let px: Vec<u8> = (0..96u32).flat_map(|y| (0..96u32).flat_map(move |x| [2 * y as u8, 2 * x as u8, 50 + class])).collect();
+        png_of(96, px)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("stl10-parquet/data");
+    write_parquet(&root.join("train-00000-of-00001.parquet"), "image", &[stl(1), stl(2)], &[Some(1), Some(2)], true);
+    write_parquet(&root.join("unlabeled-00000-of-00001.parquet"), "image", &[stl(0)], &[None], true);
+    write_parquet(&root.join("test-00000-of-00001.parquet"), "image", &[stl(5)], &[Some(5)], true);
+    let d = find("stl10", dir.path()).unwrap();
+    assert_eq!(d.train.labels, vec![1, 2, -1], "train, then unlabeled (−1)");
+    assert_eq!((d.train.h, d.train.w), (96, 96));
+    let img = d.train.image(1);
+    for (y, x) in [(0usize, 95usize), (95, 0), (10, 40)] {
+        assert_eq!(&img[(y * 96 + x) * 3..(y * 96 + x) * 3 + 3], &[2 * y as u8, 2 * x as u8, 52], "pixel ({y}, {x})");
+    }
+}
+
+#[test]
+fn malformed_parquet_files_are_errors_naming_file_and_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("cifar10-parquet");
+    let test = root.join("test.parquet");
+    write_parquet(&test, "img", &[png(1)], &[Some(1)], true);
+
+    // A missing column.
+    let train = root.join("train.parquet");
+    write_parquet(&train, "img", &[png(1)], &[Some(1)], false);
+    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("train.parquet") && e.contains("no `label` column") && e.contains("columns: img"), "{e}");
+
+    // An undecodable image, named by row.
+    write_parquet(&train, "img", &[png(1), b"not a png".to_vec()], &[Some(1), Some(2)], true);
+    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("train.parquet") && e.contains("row 1") && e.contains("cannot decode"), "{e}");
+
+    // A label out of range.
+    write_parquet(&train, "img", &[png(1)], &[Some(12)], true);
+    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("label 12"), "{e}");
+
+    // A truncated file.
+    write_parquet(&train, "img", &[png(1), png(2)], &[Some(1), Some(2)], true);
+    let bytes = std::fs::read(&train).unwrap();
+    std::fs::write(&train, &bytes[..bytes.len() - 20]).unwrap();
+    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("train.parquet") && e.contains("not a readable parquet file"), "{e}");
+}
+
+/// Missing-data tests must not find the data in the user's Hugging Face cache or download it.
+fn offline_with_empty_hub_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let empty = std::env::temp_dir().join(format!("eigenssl-tests-empty-hf-home-{}", std::process::id()));
+        std::env::set_var("HF_HOME", empty);
+        std::env::set_var("HF_HUB_OFFLINE", "1");
+    });
 }

@@ -8,7 +8,8 @@ use super::{image_folder, Dataset, Split};
 use crate::error::{Error, Result};
 
 pub const LAYOUTS: &str = "cifar-10-batches-bin/ (official binary), cifar10/{train,test}/<class>/*.jpg|png \
-     (image folder), cifar10-jpeg.tar.gz or cifar10.tar.gz (that folder, archived)";
+     (image folder), cifar10-jpeg.tar.gz or cifar10.tar.gz (that folder, archived), cifar10-parquet/ with \
+     train*.parquet and test*.parquet (Hugging Face uoft-cs/cifar10 files)";
 
 const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 const STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
@@ -18,6 +19,7 @@ const RECORD: usize = 1 + 3 * 1024;
 pub fn candidates(dir: &Path) -> Vec<PathBuf> {
     let mut c = vec![
         dir.join("cifar-10-batches-bin"),
+        dir.join("cifar10-parquet"),
         dir.join("cifar10"),
         dir.join("cifar10-jpeg.tar.gz"),
         dir.join("cifar10.tar.gz"),
@@ -29,8 +31,29 @@ pub fn candidates(dir: &Path) -> Vec<PathBuf> {
     c
 }
 
-/// Loads from a binary folder, an image folder or a `.tar.gz`.
+/// CIFAR-10 from Hugging Face parquet files (`train*`, `test*`; `source` names them in errors).
+pub fn from_parquet(files: &[PathBuf], source: &Path) -> Result<Dataset> {
+    let split = |name: &str| {
+        let f = super::parquet::split_files(files, name);
+        if f.is_empty() {
+            return Err(Error::Record { path: source.to_path_buf(), msg: format!("no {name}*.parquet file") });
+        }
+        super::parquet::read_split(&f, 32)
+    };
+    let (train, test) = (split("train")?, split("test")?);
+    train.validate(10, source)?;
+    test.validate(10, source)?;
+    Ok(Dataset { name: "cifar10".into(), train, test, classes: 10, mean: MEAN, std: STD, source: source.to_path_buf() })
+}
+
+/// Loads from a binary folder, a parquet folder, an image folder or a `.tar.gz`.
 pub fn load(path: &Path) -> Result<Dataset> {
+    if path.is_dir() && !path.join("train").is_dir() {
+        let files = super::parquet::parquet_files(path);
+        if !files.is_empty() {
+            return from_parquet(&files, path);
+        }
+    }
     let (train, test) = if path.join("data_batch_1.bin").exists() {
         let files: Vec<PathBuf> = (1..=5).map(|i| path.join(format!("data_batch_{i}.bin"))).collect();
         (read_binary(&files)?, read_binary(&[path.join("test_batch.bin")])?)

@@ -1,12 +1,15 @@
 //! Image datasets in memory as 8-bit RGB, height × width × channel per image, with labels.
 //!
 //! Loaders: CIFAR-10 from the official binary batches, from an image folder (`train/<class>/*`,
-//! `test/<class>/*`) or its `.tar.gz`; STL-10 from the official binary files. [`find`] looks for the
-//! layouts under `--data-dir` and says where it looked when nothing is there.
+//! `test/<class>/*`) or its `.tar.gz`; STL-10 from the official binary files; both from Hugging Face
+//! parquet files, in a local folder or through hf-hub. [`find`] looks for the local layouts under
+//! `--data-dir`, then in the Hugging Face cache, then downloads (unless `HF_HUB_OFFLINE`), and says
+//! where it looked when nothing is there.
 
 pub mod augment;
 pub mod cifar10;
 pub mod image_folder;
+pub mod parquet;
 pub mod stl10;
 
 use std::path::{Path, PathBuf};
@@ -78,18 +81,41 @@ pub struct Dataset {
     pub source: PathBuf,
 }
 
-/// Loads `name` (`cifar10` or `stl10`) from the first layout found under `dir`.
+/// How to load one dataset: its local layouts and its hub repository.
+struct Source {
+    candidates: Vec<PathBuf>,
+    load: fn(&Path) -> Result<Dataset>,
+    layouts: &'static str,
+    hub: parquet::HubDataset,
+    from_parquet: fn(&[PathBuf], &Path) -> Result<Dataset>,
+}
+
+/// Loads `name` (`cifar10` or `stl10`) from the first layout found under `dir`, else from the hub.
 pub fn find(name: &str, dir: &Path) -> Result<Dataset> {
-    let first = |candidates: Vec<PathBuf>, load: fn(&Path) -> Result<Dataset>, layouts: &str| match candidates
-        .iter()
-        .find(|c| c.exists())
-    {
-        Some(c) => load(c),
-        None => Err(not_found(name, dir, &candidates, layouts)),
+    let first = |src: Source| {
+        if let Some(c) = src.candidates.iter().find(|c| c.exists()) {
+            return (src.load)(c);
+        }
+        match src.hub.files() {
+            Ok(files) => (src.from_parquet)(&files, &src.hub.cache_dir()),
+            Err(hub) => Err(not_found(name, dir, &src.candidates, src.layouts, &hub)),
+        }
     };
     match name {
-        "cifar10" => first(cifar10::candidates(dir), cifar10::load, cifar10::LAYOUTS),
-        "stl10" => first(stl10::candidates(dir), stl10::load, stl10::LAYOUTS),
+        "cifar10" => first(Source {
+            candidates: cifar10::candidates(dir),
+            load: cifar10::load,
+            layouts: cifar10::LAYOUTS,
+            hub: parquet::CIFAR10_HUB,
+            from_parquet: cifar10::from_parquet,
+        }),
+        "stl10" => first(Source {
+            candidates: stl10::candidates(dir),
+            load: stl10::load,
+            layouts: stl10::LAYOUTS,
+            hub: parquet::STL10_HUB,
+            from_parquet: stl10::from_parquet,
+        }),
         "synthetic" => Ok(synthetic()),
         other => Err(Error::Usage(format!("unknown dataset `{other}`: expected cifar10, stl10 or synthetic"))),
     }
@@ -132,9 +158,9 @@ pub fn synthetic() -> Dataset {
     }
 }
 
-fn not_found(name: &str, dir: &Path, looked: &[PathBuf], layouts: &str) -> Error {
+fn not_found(name: &str, dir: &Path, looked: &[PathBuf], layouts: &str, hub: &str) -> Error {
     Error::Usage(format!(
-        "no {name} data found under --data-dir {} (looked in: {}). Accepted layouts: {layouts}",
+        "no {name} data found under --data-dir {} (looked in: {}; Hugging Face hub: {hub}). Accepted layouts: {layouts}",
         dir.display(),
         looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     ))

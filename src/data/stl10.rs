@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use super::{Dataset, Split};
 use crate::error::{Error, Result};
 
-pub const LAYOUTS: &str = "stl10_binary/ with train_X.bin, train_y.bin, unlabeled_X.bin, test_X.bin, test_y.bin";
+pub const LAYOUTS: &str = "stl10_binary/ with train_X.bin, train_y.bin, unlabeled_X.bin, test_X.bin, test_y.bin; \
+     stl10-parquet/ with train*, unlabeled* and test*.parquet (Hugging Face tanganke/stl10 files)";
 const SIDE: usize = 96;
 const IMAGE: usize = 3 * SIDE * SIDE;
 
 pub fn candidates(dir: &Path) -> Vec<PathBuf> {
-    let mut c = vec![dir.join("stl10_binary"), dir.join("stl10")];
+    let mut c = vec![dir.join("stl10_binary"), dir.join("stl10-parquet"), dir.join("stl10")];
     if dir.join("train_X.bin").exists() {
         c.push(dir.to_path_buf());
     }
@@ -60,7 +61,45 @@ fn read_labels(path: &Path, n: usize) -> Result<Vec<i64>> {
         .collect()
 }
 
+/// STL-10 from Hugging Face parquet files: pre-training on `train*` + `unlabeled*` (if present), readout
+/// test on `test*`.
+pub fn from_parquet(files: &[PathBuf], source: &Path) -> Result<Dataset> {
+    use super::parquet::{read_split, split_files};
+    let need = |name: &str| {
+        let f = split_files(files, name);
+        if f.is_empty() {
+            return Err(Error::Record { path: source.to_path_buf(), msg: format!("no {name}*.parquet file") });
+        }
+        Ok(f)
+    };
+    let mut train_files = need("train")?;
+    train_files.extend(split_files(files, "unlabeled"));
+    let train = read_split(&train_files, SIDE)?;
+    let test = read_split(&need("test")?, SIDE)?;
+    train.validate(10, source)?;
+    test.validate(10, source)?;
+    Ok(dataset(train, test, source))
+}
+
+fn dataset(train: Split, test: Split, source: &Path) -> Dataset {
+    Dataset {
+        name: "stl10".into(),
+        train,
+        test,
+        classes: 10,
+        mean: [0.4914, 0.4823, 0.4466],
+        std: [0.247, 0.243, 0.261],
+        source: source.to_path_buf(),
+    }
+}
+
 pub fn load(dir: &Path) -> Result<Dataset> {
+    if !dir.join("train_X.bin").exists() {
+        let files = super::parquet::parquet_files(dir);
+        if !files.is_empty() {
+            return from_parquet(&files, dir);
+        }
+    }
     let (mut pixels, n) = read_images(&dir.join("train_X.bin"))?;
     let mut labels = read_labels(&dir.join("train_y.bin"), n)?;
     let unl = dir.join("unlabeled_X.bin");
@@ -74,13 +113,5 @@ pub fn load(dir: &Path) -> Result<Dataset> {
     let train = Split { h: SIDE, w: SIDE, pixels, labels };
     train.validate(10, dir)?;
     test.validate(10, dir)?;
-    Ok(Dataset {
-        name: "stl10".into(),
-        train,
-        test,
-        classes: 10,
-        mean: [0.4914, 0.4823, 0.4466],
-        std: [0.247, 0.243, 0.261],
-        source: dir.to_path_buf(),
-    })
+    Ok(dataset(train, test, dir))
 }

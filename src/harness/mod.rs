@@ -72,6 +72,7 @@ pub fn reproduce(
         opts.jobs
     ));
     let pending: Vec<&crate::spec::RunConfig> = plan.pending.iter().map(|r| &r.config).collect();
+    crate::engine::check_data(&pending, &opts.engine)?;
     match crate::engine::estimate_seconds(&pending, &opts.engine) {
         Ok(Some(secs)) => say(&format!(
             "expected time on {}: about {} of training for the {} pending run(s), run one after another \

@@ -79,6 +79,10 @@ impl SslConfig {
         need((0.0..1.0).contains(&self.momentum), "momentum: expected a number in [0, 1)");
         need(self.weight_decay >= 0.0, "weight_decay: expected a number >= 0");
         need(self.warmup_epochs <= self.epochs, "warmup_epochs: expected at most epochs");
+        need(self.epochs >= 1, "epochs: expected an integer >= 1");
+        let images = crate::ssl::train::train_images(self);
+        let batch_fits = format!("batch: expected at most the {images} training images of {} (train_subset {})", self.dataset, self.train_subset);
+        need(self.batch <= images, &batch_fits);
         checks.finish()
     }
 }
