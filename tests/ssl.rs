@@ -192,3 +192,21 @@ fn ema_update_by_hand() {
     assert_eq!(t.as_tensor().to_vec1::<f32>().unwrap(), vec![1.5, 3.0]);
     assert!(tau_schedule(0.99, 1.0, 10, 10) == 1.0);
 }
+
+#[test]
+fn resnet18_has_torchvisions_parameter_count_and_both_stems_work() {
+    use candle_core::{DType, Device, ModuleT, Tensor};
+    use eigenssl::ssl::{init::SeededVarMap, resnet::ResNet18};
+    let vm = SeededVarMap::new(0);
+    let net = ResNet18::new(1.0, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let params: usize = vm.named_vars().iter().filter(|(n, _)| !n.contains("running_")).map(|(_, v)| v.elem_count()).sum();
+    // torchvision resnet18: 11 689 512, less its fc (513 000), with the 3×3 CIFAR stem (1 728) in place
+    // of the 7×7 one (9 408).
+    assert_eq!(params, 11_689_512 - 513_000 - 9_408 + 1_728);
+    assert_eq!(net.out_dim(), 512);
+    // STL-10 size through the ImageNet stem: 96 → 48 → 24 → … → 3, pooled to 512·width.
+    let vm = SeededVarMap::new(0);
+    let small = ResNet18::new(0.125, false, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 3, 96, 96), &Device::Cpu).unwrap();
+    assert_eq!(small.forward_t(&x, true).unwrap().dims(), &[2, 64]);
+}

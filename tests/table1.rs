@@ -151,3 +151,12 @@ fn offline_with_empty_hub_cache() {
         std::env::set_var("HF_HUB_OFFLINE", "1");
     });
 }
+
+#[test]
+fn a_resnet18_smoke_run_trains() {
+    let RunConfig::Ssl(mut cfg) = smoke_config("cifar10/isoloss/ema") else { panic!("ssl") };
+    cfg.backbone = eigenssl::ssl::config::Backbone::Resnet18;
+    let out = execute(&RunConfig::Ssl(cfg), 0, &EngineContext::default()).unwrap();
+    assert_eq!(out.status, RunStatus::Ok);
+    assert!(out.metrics["final_loss"].is_finite() && out.metrics.contains_key("participation_ratio"));
+}

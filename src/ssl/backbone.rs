@@ -5,7 +5,42 @@
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Module, VarBuilder};
 
+use super::config::Backbone;
 use super::pool::MaxPool2x2;
+use super::resnet::ResNet18;
+
+/// A backbone chosen by config: VGG11 or ResNet-18.
+#[derive(Debug, Clone)]
+pub enum Features {
+    Vgg11(Vgg11),
+    Resnet18(ResNet18),
+}
+
+impl Features {
+    /// `side` is the input image size (ResNet-18 takes the CIFAR stem at 32 px).
+    pub fn new(kind: Backbone, width: f64, side: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(match kind {
+            Backbone::Vgg11 => Features::Vgg11(Vgg11::new(width, vb)?),
+            Backbone::Resnet18 => Features::Resnet18(ResNet18::new(width, side <= 32, vb)?),
+        })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        match self {
+            Features::Vgg11(n) => n.out_dim(),
+            Features::Resnet18(n) => n.out_dim(),
+        }
+    }
+}
+
+impl ModuleT for Features {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Features::Vgg11(n) => n.forward_t(x, train),
+            Features::Resnet18(n) => n.forward_t(x, train),
+        }
+    }
+}
 
 /// Channels of VGG11 (config A); 0 marks a 2×2 max pool.
 const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];

@@ -9,7 +9,10 @@ use crate::data::augment::Pipeline;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backbone {
+    /// The paper's backbone.
     Vgg11,
+    /// The authors' code's backbone (CIFAR stem at 32 px, ImageNet stem otherwise).
+    Resnet18,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,4 +12,5 @@ pub mod loss;
 pub mod optim;
 pub mod pool;
 pub mod projector;
+pub mod resnet;
 pub mod train;

@@ -16,9 +16,9 @@ use candle_nn::{linear, Linear, Module};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::backbone::Vgg11;
+use super::backbone::Features;
 use super::checkpoint::{self, TrainState, CHECKPOINT_SCHEMA};
-use super::config::{Backbone, OptimizerKind, SslConfig};
+use super::config::{OptimizerKind, SslConfig};
 use super::directpred::DirectPred;
 use super::ema::{ema_update, tau_schedule, warmup_cosine};
 use super::init::SeededVarMap;
@@ -87,16 +87,15 @@ pub struct SslResult {
 }
 
 struct Network {
-    backbone: Vgg11,
+    backbone: Features,
     projector: Projector,
 }
 
 impl Network {
     fn new(cfg: &SslConfig, vm: &SeededVarMap, device: &Device) -> candle_core::Result<Self> {
         let vb = vm.var_builder(DType::F32, device);
-        let backbone = match cfg.backbone {
-            Backbone::Vgg11 => Vgg11::new(cfg.width, vb.pp("backbone"))?,
-        };
+        let side = if cfg.dataset == "stl10" { 96 } else { 32 };
+        let backbone = Features::new(cfg.backbone, cfg.width, side, vb.pp("backbone"))?;
         let projector = Projector::new(backbone.out_dim(), cfg.proj_hidden, cfg.proj_out, vb.pp("projector"))?;
         Ok(Network { backbone, projector })
     }
