@@ -43,7 +43,8 @@ pub fn read_images(path: &Path) -> Result<(Vec<u8>, usize)> {
     Ok((out, n))
 }
 
-fn read_labels(path: &Path, n: usize) -> Result<Vec<i64>> {
+/// Reads `n` labels (bytes 1–10) from an STL-10 `*_y.bin` file, as 0-based classes.
+pub fn read_labels(path: &Path, n: usize) -> Result<Vec<i64>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     if bytes.len() != n {
         return Err(Error::Record { path: path.to_path_buf(), msg: format!("{} labels for {n} images", bytes.len()) });
