@@ -18,6 +18,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    Local,
+    Slurm,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every pending run of the experiments (`all` = every spec), then regenerate tables and figures.
@@ -46,6 +52,33 @@ enum Command {
         /// Where datasets are looked for (e.g. ../shared/data, which holds cifar10-jpeg.tar.gz).
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// `local` (default) runs here; `slurm` submits one job array of the pending runs and returns.
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
+        /// Extra sbatch arguments (with --executor slurm), e.g. "--partition=gpu --time=1-00:00:00".
+        #[arg(long, allow_hyphen_values = true)]
+        slurm_args: Option<String>,
+    },
+    /// Execute exactly one planned run and store its record (what each Slurm task runs).
+    Run {
+        /// `<experiment>/<profile>/<cell>/seed<k>`, as `status` and the Slurm job's runs.txt list them.
+        run_id: String,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Which runs of an experiment are done, running (locked), failed or pending in a results folder.
+    Status {
+        experiment: String,
+        #[arg(long, default_value = "paper")]
+        profile: String,
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<u64>>,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
     },
     /// List experiments, their cells and profiles.
     List,
@@ -122,9 +155,38 @@ fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Reproduce { experiments: names, profile, seeds, jobs, out, force, device, data_dir } => {
-            eigenssl::device::resolve(&device)?;
+        Command::Reproduce { experiments: names, profile, seeds, jobs, out, force, device, data_dir, executor, slurm_args } => {
             let exps = experiments(&names, &cli.specs)?;
+            if executor == Executor::Slurm {
+                if force {
+                    anyhow::bail!("--force is not supported with --executor slurm: remove the records to recompute instead");
+                }
+                let opts = eigenssl::harness::slurm::SlurmOptions {
+                    binary: std::env::current_exe().context("locating the eigenssl binary")?,
+                    specs: cli.specs.clone(),
+                    out: out.clone(),
+                    data_dir,
+                    device,
+                    extra_args: slurm_args.map(|a| a.split_whitespace().map(String::from).collect()).unwrap_or_default(),
+                };
+                for exp in &exps {
+                    match eigenssl::harness::slurm::submit(exp, &profile, seeds.as_deref(), &opts, &|m| eprintln!("{m}"))? {
+                        Some(sub) => {
+                            println!("{}", sub.job_id);
+                            eprintln!(
+                                "submitted job array {} ({} task(s)), script {}
+  watch: squeue -j {}   progress: eigenssl status {} --profile {profile} --out {}
+  task logs: {}
+  when it is done: eigenssl table {} --profile {profile} --out {}",
+                                sub.job_id, sub.tasks, sub.script.display(), sub.job_id, exp.name, out.display(), sub.logs.display(), exp.name, out.display()
+                            );
+                        }
+                        None => eprintln!("{}: nothing to submit", exp.name),
+                    }
+                }
+                return Ok(());
+            }
+            eigenssl::device::resolve(&device)?;
             let opts = ExecOptions {
                 jobs: jobs.unwrap_or_else(num_cpus::get),
                 progress: true,
@@ -166,6 +228,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 std::process::exit(130);
             }
+            Ok(())
+        }
+        Command::Run { run_id, out, device, data_dir } => {
+            let run = Experiment::find_run(&run_id, &cli.specs)?;
+            let opts = ExecOptions {
+                jobs: 1,
+                progress: false,
+                repo_dir: std::env::current_dir().context("reading the current folder")?,
+                engine: eigenssl::engine::EngineContext { data_dir, device },
+                stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
+            };
+            let report = harness::run_single(&run, &out, &opts)?;
+            if let Some((_, status)) = report.finished.first() {
+                eprintln!("{run_id}: {}", status.as_str());
+            } else if !report.interrupted.is_empty() {
+                eprintln!("{run_id}: stopped on request; run the same command again to resume from its checkpoint");
+                std::process::exit(130);
+            } else {
+                eprintln!("{run_id}: already stored");
+            }
+            Ok(())
+        }
+        Command::Status { experiment, profile, seeds, out } => {
+            let exp = Experiment::find(&experiment, &cli.specs)?;
+            let lines = eigenssl::harness::status::status(&exp, &profile, seeds.as_deref(), &out)?;
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::ASCII_MARKDOWN).set_header(["run", "state", "detail"]);
+            let mut counts = std::collections::BTreeMap::new();
+            for l in &lines {
+                *counts.entry(l.state.label()).or_insert(0) += 1;
+                table.add_row([l.run.id(), l.state.label().to_string(), l.detail.clone()]);
+            }
+            println!("{table}");
+            println!("{}", counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
             Ok(())
         }
         Command::List => {

@@ -2,63 +2,14 @@
 //! one results folder. All through the binary, on a small deep-SSL profile (3 epochs on generated
 //! images, so that runs have checkpoints to resume from), compared with an uninterrupted sweep.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
-const JOBS: &str = "2";
-
-/// A specs folder holding table1 with a `kill` profile: three cells (EMA + LARS, no-EMA + SGD,
-/// readout only), two seeds, three epochs of 10 steps. The images/s metric is left out of the table:
-/// it is a timing, and every other number must come out identical.
-fn specs() -> tempfile::TempDir {
-    let text = std::fs::read_to_string("experiments/table1.yaml").unwrap();
-    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
-    let metrics = v["metrics"].as_sequence_mut().unwrap();
-    metrics.retain(|m| m["name"].as_str() != Some("images_per_s"));
-    let profile: serde_yaml_ng::Value = serde_yaml_ng::from_str(
-        "kill:
-           description: interruption tests
-           seeds: [0, 1]
-           cells: [cifar10/simsiam/ema, cifar10/isoloss/no_ema, cifar10/untrained]
-           set: { dataset: synthetic, width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 64, epochs: 3, warmup_epochs: 1 }",
-    )
-    .unwrap();
-    v["profiles"] = profile;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("table1.yaml"), serde_yaml_ng::to_string(&v).unwrap()).unwrap();
-    dir
-}
-
-fn sweep(specs: &Path, out: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_eigenssl"));
-    c.arg("--specs").arg(specs).args(["reproduce", "table1", "--profile", "kill", "--jobs", JOBS, "--out"]).arg(out);
-    c
-}
-
-fn table(out: &Path) -> String {
-    std::fs::read_to_string(out.join("table1/kill/table.md")).unwrap()
-}
-
-/// Every file under `dir`, relative.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    fn walk(d: &Path, base: &Path, acc: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, base, acc)
-            } else {
-                acc.push(p.strip_prefix(base).unwrap().to_path_buf())
-            }
-        }
-    }
-    let mut acc = Vec::new();
-    walk(dir, dir, &mut acc);
-    acc.sort();
-    acc
-}
+mod common;
+use common::{assert_complete, files, specs, sweep, table};
 
 fn uninterrupted(specs: &Path) -> (tempfile::TempDir, String) {
     let out = tempfile::tempdir().unwrap();
@@ -66,19 +17,6 @@ fn uninterrupted(specs: &Path) -> (tempfile::TempDir, String) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = table(out.path());
     (out, t)
-}
-
-/// The records of a finished sweep: six, all readable and ok, nothing set aside, no checkpoint left.
-fn assert_complete(out: &Path) {
-    let all = files(out);
-    let runs: Vec<_> = all.iter().filter(|p| p.starts_with("table1/kill/runs") && p.extension().is_some_and(|e| e == "json")).collect();
-    assert_eq!(runs.len(), 6, "{all:?}");
-    for r in &runs {
-        let rec = eigenssl::harness::store::read_record(&out.join(r)).unwrap();
-        assert_eq!(rec.status, eigenssl::harness::store::RunStatus::Ok, "{r:?}");
-    }
-    assert!(!all.iter().any(|p| p.to_string_lossy().contains("corrupt")), "nothing was unreadable: {all:?}");
-    assert!(!all.iter().any(|p| p.starts_with("table1/kill/checkpoints") && p.extension().is_some_and(|e| e == "safetensors")), "{all:?}");
 }
 
 #[test]

@@ -7,6 +7,8 @@ pub mod execute;
 pub mod plan;
 pub mod provenance;
 pub mod report;
+pub mod slurm;
+pub mod status;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -93,6 +95,16 @@ pub fn reproduce(
         done_elsewhere: report.done_elsewhere,
         outputs,
     })
+}
+
+/// Executes exactly one run (`eigenssl run <run-id>`, what each Slurm task does): under its lock,
+/// resuming its checkpoint, skipped if already stored. Tables are not regenerated (many tasks end at
+/// once); `table` does that.
+pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Result<execute::ExecReport> {
+    let store = Store::new(out, &run.experiment, &run.profile);
+    store.check_writable()?;
+    crate::engine::check_data(&[&run.config], &opts.engine)?;
+    execute::execute(std::slice::from_ref(run), &store, opts, false)
 }
 
 /// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures.

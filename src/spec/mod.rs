@@ -148,8 +148,31 @@ struct ProfileFile<O> {
     /// Only these cells run under the profile (default: all).
     #[serde(default)]
     cells: Option<Vec<String>>,
+    /// Resources each run asks a Slurm cluster for (`reproduce --executor slurm`).
+    #[serde(default)]
+    slurm: SlurmResources,
     #[serde(default)]
     set: O,
+}
+
+/// What one run of a profile needs on a cluster; each becomes an `#SBATCH` line (`--slurm-args` adds
+/// to or overrides them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmResources {
+    /// Wall-time limit per run, Slurm syntax (e.g. `2-00:00:00`).
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// GPUs per run (`--gpus`).
+    #[serde(default)]
+    pub gpus: Option<u32>,
+    #[serde(default)]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per run (`--mem`, e.g. `32G`).
+    #[serde(default)]
+    pub mem: Option<String>,
 }
 
 /// Only the engine, read first to pick the typed schema for the rest.
@@ -177,6 +200,7 @@ pub struct Profile {
     pub cells: Vec<String>,
     /// Same order as [`Experiment::cells`].
     pub configs: Vec<RunConfig>,
+    pub slurm: SlurmResources,
 }
 
 /// A loaded, validated experiment.
@@ -210,6 +234,11 @@ impl Run {
     /// File name of the run's record: the cell id with `/` as `__`, and the seed.
     pub fn file_name(&self) -> String {
         run_file_name(&self.cell, self.seed)
+    }
+
+    /// `<experiment>/<profile>/<cell>/seed<k>`: names the run for `eigenssl run`.
+    pub fn id(&self) -> String {
+        format!("{}/{}/{}/seed{}", self.experiment, self.profile, self.cell, self.seed)
     }
 }
 
@@ -343,7 +372,14 @@ impl Experiment {
             };
             profiles.insert(
                 name.clone(),
-                Profile { name: name.clone(), description: prof.description.clone(), seeds, cells, configs },
+                Profile {
+                    name: name.clone(),
+                    description: prof.description.clone(),
+                    seeds,
+                    cells,
+                    configs,
+                    slurm: prof.slurm.clone(),
+                },
             );
         }
         if !problems.is_empty() {
@@ -373,6 +409,27 @@ impl Experiment {
                 self.name,
                 self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
+        })
+    }
+
+    /// The run named by `id` (see [`Run::id`]), whose experiment spec is looked up in `dir`.
+    pub fn find_run(id: &str, dir: &Path) -> Result<Run> {
+        let bad = |why: &str| Error::Usage(format!("run id `{id}`: {why}; expected <experiment>/<profile>/<cell>/seed<k>"));
+        let parts: Vec<&str> = id.split('/').collect();
+        if parts.len() < 4 {
+            return Err(bad("too few parts"));
+        }
+        let seed: u64 = parts[parts.len() - 1]
+            .strip_prefix("seed")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("the last part is not seed<k>"))?;
+        let cell = parts[2..parts.len() - 1].join("/");
+        let exp = Experiment::find(parts[0], dir)?;
+        let prof = exp.profile(parts[1])?;
+        let runs = exp.runs(parts[1], Some(&[seed]))?;
+        let run = runs.into_iter().find(|r| r.cell == cell);
+        run.ok_or_else(|| {
+            Error::Usage(format!("run id `{id}`: profile `{}` of `{}` has no cell `{cell}`; it has: {}", prof.name, exp.name, prof.cells.join(", ")))
         })
     }
 

@@ -63,11 +63,15 @@ pub fn save(path: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Re
     crate::harness::store::write_atomic(path, &bytes)
 }
 
-/// Reads a checkpoint; a truncated, malformed or foreign-schema file is an error naming the file.
-pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
-    let bad = |msg: String| Error::Record { path: path.to_path_buf(), msg };
+/// Only the state of a checkpoint (where its run stands), without loading tensors.
+pub fn read_state(path: &Path) -> Result<TrainState> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+    state_of(path, &bytes)
+}
+
+fn state_of(path: &Path, bytes: &[u8]) -> Result<TrainState> {
+    let bad = |msg: String| Error::Record { path: path.to_path_buf(), msg };
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| bad(format!("not a readable checkpoint (truncated?): {e:?}")))?;
     let json = meta
         .metadata()
@@ -78,6 +82,14 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     if state.schema != CHECKPOINT_SCHEMA {
         return Err(bad(format!("checkpoint schema {} (this build reads {CHECKPOINT_SCHEMA})", state.schema)));
     }
+    Ok(state)
+}
+
+/// Reads a checkpoint; a truncated, malformed or foreign-schema file is an error naming the file.
+pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
+    let bad = |msg: String| Error::Record { path: path.to_path_buf(), msg };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let state = state_of(path, &bytes)?;
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| bad(format!("checkpoint tensors: {e}")))?;
     Ok(Checkpoint { state, tensors })

@@ -286,7 +286,10 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
             Ok(ck.state)
         });
         match resumed {
-            Ok(s) => state = s,
+            Ok(s) => {
+                (ctl.notice)(&format!("resuming from {} at epoch {}, batch {}", path.display(), s.epoch + 1, s.batch));
+                state = s;
+            }
             Err(e) => {
                 let what = match crate::harness::store::set_aside(path) {
                     Ok(aside) => format!("set aside as {}", aside.display()),
