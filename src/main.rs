@@ -87,8 +87,27 @@ enum Command {
         /// Python interpreter for the references (needs NumPy; PyTorch for the training step).
         #[arg(long, default_value = "python3")]
         python: String,
-        /// Timed repetitions per measurement.
+        /// Timed repetitions per theory-step measurement.
         #[arg(long, default_value_t = 20)]
+        reps: usize,
+        /// Timed repetitions per training-step measurement (median reported).
+        #[arg(long, default_value_t = 3)]
+        train_reps: usize,
+        /// Batch (image pairs) of the training-step measurement.
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        /// Only the theory step (the training step at full width takes minutes on 2 cores).
+        #[arg(long)]
+        theory_only: bool,
+    },
+    /// One training-step measurement in this process (used by `bench`; prints JSON).
+    #[command(hide = true)]
+    BenchStep {
+        #[arg(long)]
+        width: f64,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
         reps: usize,
     },
     /// Regression gate: compare stored runs with a baseline; exit 1 on a regression (report in markdown).
@@ -136,6 +155,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -151,6 +171,61 @@ fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<
     let names: Vec<String> =
         if names.iter().any(|n| n == "all") { Experiment::names(dir) } else { names.to_vec() };
     names.iter().map(|n| Experiment::find(n, dir)).collect()
+}
+
+/// The deep-SSL part of `bench`: training steps (each width in its own process, for its peak memory)
+/// beside PyTorch's, augmentation and the predictor update.
+fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str, batch: usize, reps: usize) -> anyhow::Result<()> {
+    use eigenssl::bench::training::{self, StepBench};
+    let exe = std::env::current_exe().context("locating the eigenssl binary")?;
+    let ours = |width: f64| -> anyhow::Result<StepBench> {
+        let out = std::process::Command::new(&exe)
+            .arg("--specs")
+            .arg(specs)
+            .args(["bench-step", "--width", &width.to_string(), "--batch", &batch.to_string(), "--reps", &reps.to_string()])
+            .output()
+            .context("running bench-step")?;
+        anyhow::ensure!(out.status.success(), "bench-step: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(serde_json::from_slice(&out.stdout)?)
+    };
+    let mib = |b: u64| format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64);
+    println!("| training step, batch 2×{batch} (cores: {}) | eigenssl ms/step | img/s | peak RSS | PyTorch ms/step | img/s | peak RSS | eigenssl / PyTorch img/s |", num_cpus::get());
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut quarter = None;
+    for width in [0.25, 1.0] {
+        let e = ours(width)?;
+        let t = training::torch_step(repo, python, width, batch, reps);
+        let (tm, ti, tr, ratio) = match &t {
+            Ok(t) => (format!("{:.0}", t.step.median_s * 1e3), format!("{:.0}", t.images_per_s), mib(t.peak_rss), format!("{:.2}×", e.images_per_s / t.images_per_s)),
+            Err(why) => ("n/a".into(), "n/a".into(), "n/a".into(), format!("no PyTorch ({why})")),
+        };
+        println!(
+            "| VGG11-BN + projector, width {width} ({:.1} M params) | {:.0} | {:.0} | {} | {tm} | {ti} | {tr} | {ratio} |",
+            e.parameters as f64 / 1e6,
+            e.step.median_s * 1e3,
+            e.images_per_s,
+            mib(e.peak_rss)
+        );
+        if width == 0.25 {
+            quarter = Some(e);
+        }
+    }
+    let quarter = quarter.context("width/4 step")?;
+    let consumed = quarter.images_per_s / 2.0;
+    for (name, side) in [("CIFAR-10, 32 px", 32), ("STL-10, 96 px", 96)] {
+        let pairs = training::augmentation(side, batch, 5);
+        println!(
+            "augmentation (SimCLR, {name}, all cores): {pairs:.0} pairs/s = {:.1}× the {consumed:.0} pairs/s the width/4 step consumes",
+            pairs / consumed
+        );
+    }
+    let dp = training::predictor(batch, 256, 20)?;
+    println!(
+        "DirectPred update (two correlation updates from {batch}×256 embeddings + a 256×256 eigendecomposition in f64): {:.2} ms = {:.1} % of a width/4 step",
+        dp.median_s * 1e3,
+        100.0 * dp.median_s / quarter.step.median_s
+    );
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -277,8 +352,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Bench { python, reps } => {
+        Command::BenchStep { width, batch, reps } => {
+            let cfg = eigenssl::bench::training::table1_config(&cli.specs, width, batch)?;
+            let r = eigenssl::bench::training::step(&cfg, reps)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Bench { python, reps, train_reps, batch, theory_only } => {
             let repo = std::env::current_dir().context("reading the current folder")?;
+            if !theory_only {
+                bench_training(&repo, &cli.specs, &python, batch, train_reps)?;
+            }
             println!("normal sampler: {:.0} M samples/s (one core)", eigenssl::bench::theory::normal_rate() / 1e6);
             println!("| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
             println!("|---|---|---|---|");
@@ -330,4 +414,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+// glibc's allocator returns the large tensors of every step to the OS and faults them back in on the
+// next (a quarter of a CPU training step went to page faults and zeroing fresh pages); mimalloc, told
+// never to purge freed memory, reuses them: width/4 step 803 → 577 ms, full width 4.8 → 3.7 s here, for
+// a higher peak memory (see the README's speed section).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` of mimalloc.h (between `eager_commit_delay` = 14 and `use_numa_nodes` = 16),
+/// which libmimalloc-sys does not name.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+fn keep_freed_memory() {
+    // SAFETY: sets a global allocator option; any value is valid, -1 means never purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
 }

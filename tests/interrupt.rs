@@ -28,9 +28,21 @@ fn sigkill_at_20_random_moments_loses_nothing_and_changes_nothing() {
     let mut resumed_from_checkpoint = false;
     for i in 0..20 {
         let mut child = sweep(specs.path(), out.path()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        // A run's first checkpoint appears about 4 s after the start here.
-        let wait = Duration::from_millis(rng.random_range(500..8000));
+        // Every other kill comes shortly after a checkpoint is on disk (however slow the machine is, so
+        // that resuming is tested); the others at a random moment of the first seconds.
+        let t0 = Instant::now();
+        if i % 2 == 1 {
+            let ck = out.path().join("table1/kill/checkpoints");
+            while t0.elapsed() < Duration::from_secs(120)
+                && child.try_wait().unwrap().is_none()
+                && !files(&ck).iter().any(|p| p.extension().is_some_and(|e| e == "safetensors"))
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let wait = Duration::from_millis(rng.random_range(if i % 2 == 1 { 0..1500 } else { 200..4000 }));
         std::thread::sleep(wait);
+        let wait = t0.elapsed();
         let _ = child.kill(); // SIGKILL; the sweep may have ended already
         let o = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&o.stderr);

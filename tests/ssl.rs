@@ -210,3 +210,77 @@ fn resnet18_has_torchvisions_parameter_count_and_both_stems_work() {
     let x = Tensor::randn(0f32, 1.0, (2, 3, 96, 96), &Device::Cpu).unwrap();
     assert_eq!(small.forward_t(&x, true).unwrap().dims(), &[2, 64]);
 }
+
+/// The im2col convolution against candle's conv2d: forward values, both gradients against candle's
+/// autograd of a random projection of the output where candle's own backward works (candle 0.11.1's
+/// conv2d backward fails with a shape mismatch for some strided shapes whose size is not a multiple of
+/// the stride), and against central finite differences on every case.
+#[test]
+fn im2col_conv_matches_candles_conv2d_values_and_gradients() {
+    use candle_core::{DType, Device, Module, Tensor, Var};
+    use eigenssl::ssl::{conv::Conv2d, init::SeededVarMap};
+    use rand::{Rng, SeedableRng};
+    let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
+        let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-3);
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut compared_with_candle = 0;
+    for case in 0..16 {
+        let (n, cin, cout) = (rng.random_range(1..5), rng.random_range(1..6), rng.random_range(1..7));
+        let k = [1, 3, 5][rng.random_range(0..3)];
+        let (stride, pad) = (rng.random_range(1..3), rng.random_range(0..3));
+        let (h, w) = (rng.random_range(k..12), rng.random_range(k..12));
+        let what = format!("case {case} (n {n} c {cin}→{cout} k {k} s {stride} p {pad} {h}×{w})");
+        let vm = SeededVarMap::new(case);
+        let cfg = candle_nn::Conv2dConfig { padding: pad, stride, ..Default::default() };
+        let conv = Conv2d::new(cin, cout, k, cfg, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, cin, h, w), &Device::Cpu).unwrap()).unwrap();
+        let ours = conv.forward(x.as_tensor()).unwrap();
+        let theirs = x.as_tensor().conv2d(conv.weight(), pad, stride, 1, 1).unwrap();
+        assert_eq!(ours.dims(), theirs.dims(), "{what}");
+        assert!(max_diff(&ours, &theirs) < 1e-5, "{what}: forward");
+        let r = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu).unwrap();
+        let g = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let wv = vm.named_vars().into_iter().find(|(name, _)| name.ends_with("weight")).unwrap().1;
+        let (gx, gw) = (g.get(x.as_tensor()).unwrap(), g.get(wv.as_tensor()).unwrap());
+        if let Ok(gt) = (theirs * &r).unwrap().sum_all().unwrap().backward() {
+            assert!(max_diff(gx, gt.get(x.as_tensor()).unwrap()) < 1e-4, "{what}: input gradient");
+            assert!(max_diff(gw, gt.get(wv.as_tensor()).unwrap()) < 1e-4, "{what}: weight gradient");
+            compared_with_candle += 1;
+        }
+        // Central differences of sum(conv(x) · r) for a few entries of x and of the weight.
+        let f = |xv: &[f32], wvals: &[f32]| -> f64 {
+            let xt = Tensor::from_vec(xv.to_vec(), (n, cin, h, w), &Device::Cpu).unwrap();
+            let wt = Tensor::from_vec(wvals.to_vec(), (cout, cin, k, k), &Device::Cpu).unwrap();
+            let y = xt.conv2d(&wt, pad, stride, 1, 1).unwrap();
+            (y * &r).unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+        };
+        let xs = x.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let ws = wv.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (gxs, gws) = (gx.flatten_all().unwrap().to_vec1::<f32>().unwrap(), gw.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        for (which, vals, grads) in [("x", &xs, &gxs), ("w", &ws, &gws)] {
+            for idx in [0, vals.len() / 2, vals.len() - 1] {
+                let (mut up, mut down) = (vals.clone(), vals.clone());
+                up[idx] += 1e-2;
+                down[idx] -= 1e-2;
+                let fd = if which == "x" { (f(&up, &ws) - f(&down, &ws)) / 2e-2 } else { (f(&xs, &up) - f(&xs, &down)) / 2e-2 };
+                let got = grads[idx] as f64;
+                assert!((fd - got).abs() < 1e-2 * (1.0 + fd.abs()), "{what}: d/d{which}[{idx}] finite difference {fd} vs {got}");
+            }
+        }
+    }
+    assert!(compared_with_candle >= 8, "candle's backward worked on only {compared_with_candle} of 16 cases");
+}
+
+#[test]
+fn im2col_conv_skips_the_input_gradient_where_none_is_needed() {
+    use candle_core::{DType, Device, Module, Tensor, Var};
+    use eigenssl::ssl::{conv::Conv2d, init::SeededVarMap};
+    let vm = SeededVarMap::new(0);
+    let conv = Conv2d::new(3, 4, 3, Default::default(), false, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 8, 8), &Device::Cpu).unwrap()).unwrap();
+    let g = conv.forward(x.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(g.get(x.as_tensor()).is_none(), "no input gradient for the first layer");
+    assert!(g.get(conv.weight()).is_some());
+}

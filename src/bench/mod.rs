@@ -2,6 +2,7 @@
 //! the same invocation so that every figure is a ratio measured side by side.
 
 pub mod theory;
+pub mod training;
 
 use std::time::Instant;
 

@@ -121,6 +121,9 @@ pub fn find(name: &str, dir: &Path) -> Result<Dataset> {
     }
 }
 
+/// Training images of [`synthetic`].
+pub const SYNTHETIC_TRAIN: usize = 640;
+
 /// A small generated dataset for tests and the `smoke` profile: 10 classes of 32×32 images, each class a
 /// colour gradient in its own direction plus noise (linearly separable), 640 train and 320 test images.
 pub fn synthetic() -> Dataset {
@@ -149,8 +152,8 @@ pub fn synthetic() -> Dataset {
     };
     Dataset {
         name: "synthetic".into(),
-        train: make(640, "synthetic/train"),
-        test: make(320, "synthetic/test"),
+        train: make(SYNTHETIC_TRAIN, "synthetic/train"),
+        test: make(SYNTHETIC_TRAIN / 2, "synthetic/test"),
         classes: 10,
         mean: [0.5; 3],
         std: [0.25; 3],

@@ -3,7 +3,9 @@
 //! `width` scales every layer's channels for small (CPU) profiles.
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Module, VarBuilder};
+use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, Conv2dConfig, Module, VarBuilder};
+
+use super::conv::Conv2d;
 
 use super::config::Backbone;
 use super::pool::MaxPool2x2;
@@ -82,7 +84,8 @@ impl Vgg11 {
                 continue;
             }
             let out = ((c as f64 * width).round() as usize).max(1);
-            let conv = conv2d_no_bias(in_ch, out, 3, conv_cfg, vb.pp(format!("features.{i}.conv")))?;
+            // The image needs no gradient: the first layer skips its input gradient.
+            let conv = Conv2d::new(in_ch, out, 3, conv_cfg, i > 0, vb.pp(format!("features.{i}.conv")))?;
             let bn = batch_norm(out, bn_cfg, vb.pp(format!("features.{i}.bn")))?;
             layers.push(Layer::ConvBnRelu(conv, bn));
             in_ch = out;

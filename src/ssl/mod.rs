@@ -5,6 +5,7 @@
 pub mod backbone;
 pub mod checkpoint;
 pub mod config;
+pub mod conv;
 pub mod directpred;
 pub mod ema;
 pub mod init;

@@ -4,13 +4,17 @@
 //! 512·width features. `width` scales every layer's channels, as for [`super::backbone::Vgg11`].
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, Conv2dConfig, VarBuilder};
+
+use super::conv::Conv2d;
 
 const BN: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
 
 fn conv_bn(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, vb: &VarBuilder, name: &str) -> Result<(Conv2d, BatchNorm)> {
     let cfg = Conv2dConfig { padding, stride, ..Default::default() };
-    Ok((conv2d_no_bias(cin, cout, k, cfg, vb.pp(format!("{name}.conv")))?, batch_norm(cout, BN, vb.pp(format!("{name}.bn")))?))
+    // Only the stem sees the image, which needs no gradient.
+    let conv = Conv2d::new(cin, cout, k, cfg, name != "stem", vb.pp(format!("{name}.conv")))?;
+    Ok((conv, batch_norm(cout, BN, vb.pp(format!("{name}.bn")))?))
 }
 
 fn apply(cb: &(Conv2d, BatchNorm), x: &Tensor, train: bool) -> Result<Tensor> {

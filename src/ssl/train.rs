@@ -451,34 +451,75 @@ pub fn train_images(cfg: &SslConfig) -> usize {
     let full = match cfg.dataset.as_str() {
         "cifar10" => 50_000,
         "stl10" => 105_000,
-        _ => crate::data::synthetic().train.len(),
+        _ => crate::data::SYNTHETIC_TRAIN,
     };
     if cfg.train_subset == 0 { full } else { cfg.train_subset.min(full) }
 }
 
-/// Seconds one training step of `cfg` takes on `device`, timed on random images: forward and backward
-/// of both views through the online network (plus the target's forwards with an EMA), one warm-up step
-/// then one timed step, at a probe batch of at most 32 scaled linearly to the config's batch (so that
-/// probing a full-size network on a CPU takes seconds, not minutes). Used to say how long a sweep will
-/// take before it starts.
-pub fn time_step(cfg: &SslConfig, device: &Device) -> candle_core::Result<f64> {
-    let side = if cfg.dataset == "stl10" { 96 } else { 32 };
-    let probe = cfg.batch.min(32);
-    let vm = SeededVarMap::new(0);
-    let net = Network::new(cfg, &vm, device)?;
-    let mut last = 0.0;
-    for _ in 0..2 {
-        let x = Tensor::randn(0f32, 1.0, (probe, 3, side, side), device)?;
-        let t0 = Instant::now();
-        let (_, z1) = net.forward(&x, true)?;
-        let (_, z2) = net.forward(&x, true)?;
-        if cfg.ema {
-            net.forward(&x, true)?;
-            net.forward(&x, true)?;
-        }
-        let loss = (z1.sqr()?.mean_all()? + z2.sqr()?.mean_all()?)?;
-        loss.backward()?;
-        last = t0.elapsed().as_secs_f64();
+/// One full training step of a config on random images, for timing (`bench`, and the estimate
+/// `reproduce` prints): both views through the online network (and the target's with an EMA), the
+/// DirectPred update with its eigendecomposition, the loss, backward and the optimiser step.
+pub struct StepProbe {
+    cfg: SslConfig,
+    side: usize,
+    device: Device,
+    vm: SeededVarMap,
+    net: Network,
+    target: Option<Network>,
+    opt: Optimizer,
+    dp: DirectPred,
+}
+
+impl StepProbe {
+    pub fn new(cfg: &SslConfig, device: &Device) -> candle_core::Result<Self> {
+        let side = if cfg.dataset == "stl10" { 96 } else { 32 };
+        let vm = SeededVarMap::new(0);
+        let net = Network::new(cfg, &vm, device)?;
+        let target = if cfg.ema { Some(Network::new(cfg, &SeededVarMap::new(0), device)?) } else { None };
+        let vars = params(&vm).into_iter().map(|(_, v)| v).collect();
+        let rule = match cfg.optimizer {
+            OptimizerKind::Lars => Rule::Lars { eta: cfg.lars_eta, clip: true },
+            OptimizerKind::Sgd => Rule::Sgd,
+        };
+        let opt = Optimizer::new(rule, cfg.momentum, vec![ParamGroup { vars, lr_scale: 1.0, weight_decay: cfg.weight_decay }]);
+        let dp = DirectPred::new(cfg.proj_out, cfg.dp_tau, cfg.dp_alpha, cfg.dp_eps);
+        Ok(StepProbe { cfg: cfg.clone(), side, device: device.clone(), vm, net, target, opt, dp })
     }
-    Ok(last * cfg.batch as f64 / probe as f64)
+
+    /// Number of trainable parameters of the online network.
+    pub fn parameters(&self) -> usize {
+        params(&self.vm).iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    /// One step on `batch` random image pairs.
+    pub fn step(&mut self, batch: usize) -> candle_core::Result<()> {
+        let shape = (batch, 3, self.side, self.side);
+        let x1 = Tensor::randn(0f32, 1.0, shape, &self.device)?;
+        let x2 = Tensor::randn(0f32, 1.0, shape, &self.device)?;
+        let (_, z1) = self.net.forward(&x1, true)?;
+        let (_, z2) = self.net.forward(&x2, true)?;
+        self.dp.update(&z1, &self.device)?;
+        let up = self.dp.update(&z2, &self.device)?;
+        let (t1, t2) = match &self.target {
+            Some(t) => (t.forward(&x1, true)?.1.detach(), t.forward(&x2, true)?.1.detach()),
+            None => (z1.detach(), z2.detach()),
+        };
+        let loss = symmetric(self.cfg.loss, self.cfg.loss_form, [&z1, &z2], &up.wp, [&t1, &t2])?;
+        let grads = loss.backward()?;
+        self.opt.step(&grads, 1e-3)?;
+        // Wait for the device, so that a timing covers the whole step.
+        self.device.synchronize()
+    }
+}
+
+/// Seconds one training step of `cfg` takes on `device`, from one warm-up and one timed [`StepProbe`]
+/// step at a batch of at most 32, scaled linearly to the config's batch (so that probing a full-size
+/// network on a CPU takes seconds, not minutes). Used to say how long a sweep will take before it starts.
+pub fn time_step(cfg: &SslConfig, device: &Device) -> candle_core::Result<f64> {
+    let probe = cfg.batch.min(32);
+    let mut p = StepProbe::new(cfg, device)?;
+    p.step(probe)?;
+    let t0 = Instant::now();
+    p.step(probe)?;
+    Ok(t0.elapsed().as_secs_f64() * cfg.batch as f64 / probe as f64)
 }

@@ -1,0 +1,293 @@
+//! A 2-D convolution (no bias, square kernel) whose CPU forward and backward are im2col / col2im plus
+//! single-threaded f32 GEMMs (matrixmultiply), parallel over the batch.
+//!
+//! Why: in candle 0.11.1 on CPU the input gradient of `conv2d` goes through `conv_transpose2d`, a direct
+//! loop several times slower than the forward, and the gradient of the network's input image is computed
+//! though nothing needs it. Here the input gradient is one GEMM + col2im per image, the weight gradient
+//! one GEMM per image accumulated in a fixed number of chunks (so the sum order, and the result, do not
+//! depend on the thread count), and the first layer skips its input gradient. Other devices and dtypes
+//! use candle's own `conv2d`.
+
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
+use candle_nn::{Conv2dConfig, VarBuilder};
+use rayon::prelude::*;
+
+/// Shapes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Geom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Geom {
+    fn new(x: &[usize], wt: &[usize], stride: usize, pad: usize) -> Result<Self> {
+        let [n, c, h, w]: [usize; 4] = x.try_into().map_err(|_| shape_err(x))?;
+        let [k, c2, kh, kw]: [usize; 4] = wt.try_into().map_err(|_| shape_err(wt))?;
+        if c != c2 {
+            candle_core::bail!("conv2d: input has {c} channels, weight expects {c2}");
+        }
+        if h + 2 * pad < kh || w + 2 * pad < kw {
+            candle_core::bail!("conv2d: kernel {kh}×{kw} larger than padded input {h}×{w} (+{pad})");
+        }
+        let (oh, ow) = ((h + 2 * pad - kh) / stride + 1, (w + 2 * pad - kw) / stride + 1);
+        Ok(Geom { n, c, h, w, k, kh, kw, stride, pad, oh, ow })
+    }
+    /// Rows of the column matrix: C·kh·kw.
+    fn ckk(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Output positions per image.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+}
+
+fn shape_err(d: &[usize]) -> candle_core::Error {
+    candle_core::Error::Msg(format!("conv2d: expected a 4-d shape, got {d:?}"))
+}
+
+/// The contiguous f32 data of a storage and layout.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("conv2d: non-contiguous input".into()))?;
+    Ok(&s.as_slice::<f32>()?[a..b])
+}
+
+/// cols (C·kh·kw × OH·OW) of one image x (C × H × W).
+fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                for oy in 0..g.oh {
+                    let y = (oy * g.stride + i) as isize - g.pad as isize;
+                    let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    if y < 0 || y >= g.h as isize {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        let xx = (ox * g.stride + j) as isize - g.pad as isize;
+                        *o = if xx < 0 || xx >= g.w as isize { 0.0 } else { src[xx as usize] };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds cols (C·kh·kw × OH·OW) back into one image's gradient dx (C × H × W).
+fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                for oy in 0..g.oh {
+                    let y = (oy * g.stride + i) as isize - g.pad as isize;
+                    if y < 0 || y >= g.h as isize {
+                        continue;
+                    }
+                    let dst = &mut dx[(c * g.h + y as usize) * g.w..][..g.w];
+                    for ox in 0..g.ow {
+                        let xx = (ox * g.stride + j) as isize - g.pad as isize;
+                        if xx >= 0 && xx < g.w as isize {
+                            dst[xx as usize] += row[oy * g.ow + ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// C (m × n) = α·op(A)·op(B) + β·C, row-major; `ta`/`tb` read A (stored k × m) / B (stored n × k) transposed.
+#[allow(clippy::too_many_arguments)]
+fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, beta: f32, c: &mut [f32]) {
+    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffer too small");
+    // SAFETY: the asserts above bound every index the strides reach.
+    unsafe {
+        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1);
+    }
+}
+
+/// Forward: y = conv(x, w). Inputs: x (N, C, H, W), w (K, C, kh, kw).
+struct ConvForward {
+    stride: usize,
+    pad: usize,
+    /// Whether x needs a gradient (false for the network's input image).
+    input_grad: bool,
+}
+
+impl CustomOp2 for ConvForward {
+    fn name(&self) -> &'static str {
+        "eigenssl-conv2d"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
+        let (x, wt) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (ckk, p) = (g.ckk(), g.p());
+        let mut y = vec![0f32; g.n * g.k * p];
+        y.par_chunks_mut(g.k * p).enumerate().for_each_init(
+            || vec![0f32; ckk * p],
+            |cols, (i, yi)| {
+                im2col(&x[i * g.c * g.h * g.w..][..g.c * g.h * g.w], &g, cols);
+                gemm(g.k, ckk, p, wt, false, cols, false, 0.0, yi);
+            },
+        );
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.k, g.oh, g.ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (_, _, h, wd) = x.dims4()?;
+        let dx = if self.input_grad {
+            Some(grad.apply_op2_no_bwd(w, &ConvGradInput { stride: self.stride, pad: self.pad, h, w: wd })?)
+        } else {
+            None
+        };
+        let (_, _, kh, kw) = w.dims4()?;
+        let dw = x.apply_op2_no_bwd(&grad, &ConvGradWeight { stride: self.stride, pad: self.pad, kh, kw })?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// dx from (grad (N, K, OH, OW), w): per image, cols = wᵀ·grad, then col2im.
+struct ConvGradInput {
+    stride: usize,
+    pad: usize,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp2 for ConvGradInput {
+    fn name(&self) -> &'static str {
+        "eigenssl-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let [n, _, _, _] = <[usize; 4]>::try_from(l1.dims()).map_err(|_| shape_err(l1.dims()))?;
+        let wd = l2.dims();
+        let g = Geom::new(&[n, wd[1], self.h, self.w], wd, self.stride, self.pad)?;
+        let (gy, wt) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (ckk, p, img) = (g.ckk(), g.p(), g.c * g.h * g.w);
+        let mut dx = vec![0f32; g.n * img];
+        dx.par_chunks_mut(img).enumerate().for_each_init(
+            || vec![0f32; ckk * p],
+            |cols, (i, dxi)| {
+                gemm(ckk, g.k, p, wt, true, &gy[i * g.k * p..][..g.k * p], false, 0.0, cols);
+                col2im(cols, &g, dxi);
+            },
+        );
+        Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))))
+    }
+}
+
+/// dw from (x, grad): Σ over images of grad·colsᵀ, in a fixed number of chunks summed in order.
+struct ConvGradWeight {
+    stride: usize,
+    pad: usize,
+    kh: usize,
+    kw: usize,
+}
+
+/// Chunks of the batch whose weight gradients are summed separately (then in order): fixed, so that the
+/// result does not depend on the number of threads.
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+impl CustomOp2 for ConvGradWeight {
+    fn name(&self) -> &'static str {
+        "eigenssl-conv2d-grad-weight"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (xd, gd) = (l1.dims(), l2.dims());
+        if xd.len() != 4 || gd.len() != 4 {
+            candle_core::bail!("conv2d grad: expected 4-d inputs, got {xd:?} and {gd:?}");
+        }
+        let g = Geom::new(xd, &[gd[1], xd[1], self.kh, self.kw], self.stride, self.pad)?;
+        if (g.oh, g.ow) != (gd[2], gd[3]) {
+            candle_core::bail!("conv2d grad: output {gd:?} does not match input {xd:?}");
+        }
+        let (x, gy) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (ckk, p, img) = (g.ckk(), g.p(), g.c * g.h * g.w);
+        let per = g.n.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
+        let partial: Vec<Vec<f32>> = (0..g.n.div_ceil(per))
+            .into_par_iter()
+            .map(|chunk| {
+                let mut acc = vec![0f32; g.k * ckk];
+                let mut cols = vec![0f32; ckk * p];
+                for i in chunk * per..((chunk + 1) * per).min(g.n) {
+                    im2col(&x[i * img..][..img], &g, &mut cols);
+                    gemm(g.k, p, ckk, &gy[i * g.k * p..][..g.k * p], false, &cols, true, 1.0, &mut acc);
+                }
+                acc
+            })
+            .collect();
+        let mut dw = vec![0f32; g.k * ckk];
+        for part in &partial {
+            dw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((g.k, g.c, g.kh, g.kw))))
+    }
+}
+
+/// A bias-free convolution layer with the same parameters and initialisation as candle-nn's
+/// `conv2d_no_bias` (so checkpoints and seeds are interchangeable), computed by the ops above on CPU f32.
+///
+/// ```
+/// use candle_core::{DType, Device, Module, Tensor};
+/// use eigenssl::ssl::{conv::Conv2d, init::SeededVarMap};
+/// let vm = SeededVarMap::new(0);
+/// let cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
+/// let conv = Conv2d::new(3, 8, 3, cfg, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let x = Tensor::randn(0f32, 1.0, (2, 3, 16, 16), &Device::Cpu).unwrap();
+/// let reference = x.conv2d(conv.weight(), 1, 1, 1, 1).unwrap();
+/// let diff = (conv.forward(&x).unwrap() - reference).unwrap().abs().unwrap().max_all().unwrap();
+/// assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Conv2d {
+    weight: Tensor,
+    cfg: Conv2dConfig,
+    input_grad: bool,
+}
+
+impl Conv2d {
+    /// `input_grad`: false for a layer whose input needs no gradient (the first, on images).
+    pub fn new(cin: usize, cout: usize, kernel: usize, cfg: Conv2dConfig, input_grad: bool, vb: VarBuilder) -> Result<Self> {
+        if cfg.groups != 1 || cfg.dilation != 1 {
+            candle_core::bail!("conv2d: groups and dilation other than 1 are not supported");
+        }
+        let weight = candle_nn::conv2d_no_bias(cin, cout, kernel, cfg, vb)?.weight().clone();
+        Ok(Conv2d { weight, cfg, input_grad })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
+            let op = ConvForward { stride: self.cfg.stride, pad: self.cfg.padding, input_grad: self.input_grad };
+            x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)
+        } else {
+            x.conv2d(&self.weight, self.cfg.padding, self.cfg.stride, 1, 1)
+        }
+    }
+}
