@@ -117,14 +117,19 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Tr
     }
 }
 
-/// Expected seconds for `runs` (deep-SSL runs only; the theory engine takes seconds), from timed steps
-/// on the context's device, one timing per distinct network and batch. `None` when nothing needs it.
+/// Expected seconds for `runs` (deep-SSL runs whose data is here; the theory engine takes seconds), from
+/// timed steps on the context's device, one timing per distinct network and batch. `None` when nothing
+/// needs it.
 pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> Result<Option<f64>, String> {
     let device = crate::device::resolve(&ctx.device).map_err(|e| e.to_string())?;
     let mut cache: Vec<(String, f64)> = Vec::new();
     let mut total = None;
     for cfg in runs {
         let RunConfig::Ssl(c) = cfg else { continue };
+        // Runs whose data is missing will be recorded as not run in no time.
+        if dataset(&c.dataset, &ctx.data_dir).is_err() {
+            continue;
+        }
         let key = format!("{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema);
         let step = match cache.iter().find(|(k, _)| *k == key) {
             Some((_, s)) => *s,
