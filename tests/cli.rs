@@ -42,3 +42,12 @@ fn bad_input_exits_2_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown experiment `fig9`"));
 }
+
+#[test]
+fn a_gpu_device_in_a_cpu_build_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = eigenssl().args(["reproduce", "table1", "--profile", "smoke", "--device", "cuda", "--out"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--device cuda: this build has no cuda support; build with `--features cuda`"), "{err}");
+}
