@@ -44,18 +44,25 @@ impl Default for EngineContext {
     }
 }
 
-/// Datasets are loaded once per process and shared by its runs.
+/// Datasets are loaded once per process and shared by its runs. "Not found" is remembered too, so that
+/// the runs of a missing dataset do not each search (and ask the hub) again.
 fn dataset(name: &str, dir: &std::path::Path) -> crate::Result<Arc<Dataset>> {
-    static CACHE: OnceLock<Mutex<HashMap<(String, PathBuf), Arc<Dataset>>>> = OnceLock::new();
+    type Found = Result<Arc<Dataset>, String>;
+    static CACHE: OnceLock<Mutex<HashMap<(String, PathBuf), Found>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (name.to_string(), dir.to_path_buf());
     let mut guard = cache.lock().map_err(|_| crate::Error::Usage("dataset cache poisoned".into()))?;
-    if let Some(d) = guard.get(&key) {
-        return Ok(d.clone());
+    if let Some(found) = guard.get(&key) {
+        return found.clone().map_err(crate::Error::Usage);
     }
-    let d = Arc::new(data::find(name, dir)?);
-    guard.insert(key, d.clone());
-    Ok(d)
+    let found = match data::find(name, dir) {
+        Ok(d) => Ok(Arc::new(d)),
+        Err(crate::Error::Usage(missing)) => Err(missing),
+        // Malformed data is not remembered: the error is reported, and a fixed file is read next time.
+        Err(other) => return Err(other),
+    };
+    guard.insert(key, found.clone());
+    found.map_err(crate::Error::Usage)
 }
 
 /// Loads the datasets `runs` need, so that a malformed dataset file stops the sweep before any run

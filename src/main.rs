@@ -24,6 +24,18 @@ enum Executor {
     Slurm,
 }
 
+/// The stored runs of one experiment and profile (for `table` and `status`).
+#[derive(clap::Args)]
+struct Stored {
+    experiment: String,
+    #[arg(long, default_value = "paper")]
+    profile: String,
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every pending run of the experiments (`all` = every spec), then regenerate tables and figures.
@@ -72,13 +84,8 @@ enum Command {
     },
     /// Which runs of an experiment are done, running (locked), failed or pending in a results folder.
     Status {
-        experiment: String,
-        #[arg(long, default_value = "paper")]
-        profile: String,
-        #[arg(long, value_delimiter = ',')]
-        seeds: Option<Vec<u64>>,
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
+        #[command(flatten)]
+        stored: Stored,
     },
     /// List experiments, their cells and profiles.
     List,
@@ -144,13 +151,8 @@ enum Command {
     },
     /// Re-aggregate stored runs and print/write the table (and figures).
     Table {
-        experiment: String,
-        #[arg(long, default_value = "paper")]
-        profile: String,
-        #[arg(long, value_delimiter = ',')]
-        seeds: Option<Vec<u64>>,
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
+        #[command(flatten)]
+        stored: Stored,
     },
 }
 
@@ -325,7 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { experiment, profile, seeds, out } => {
+        Command::Status { stored: Stored { experiment, profile, seeds, out } } => {
             let exp = Experiment::find(&experiment, &cli.specs)?;
             let lines = eigenssl::harness::status::status(&exp, &profile, seeds.as_deref(), &out)?;
             let mut table = comfy_table::Table::new();
@@ -406,7 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", diff(&cwd, &results, &Side::Rev(rev_a), &b, &experiments)?);
             Ok(())
         }
-        Command::Table { experiment, profile, seeds, out } => {
+        Command::Table { stored: Stored { experiment, profile, seeds, out } } => {
             let exp = Experiment::find(&experiment, &cli.specs)?;
             let outputs = harness::regenerate(&exp, &profile, seeds.as_deref(), &out)?;
             println!("{}", outputs.markdown);

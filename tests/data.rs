@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
+mod common;
+
 use eigenssl::data::augment::*;
 use eigenssl::data::{cifar10, find, stl10};
 
@@ -130,7 +132,7 @@ fn stl10_binary_is_column_major_per_channel() {
 
 #[test]
 fn missing_data_says_where_it_looked_and_what_is_accepted() {
-    offline_with_empty_hub_cache();
+    common::offline_with_empty_hub_cache();
     let dir = tempfile::tempdir().unwrap();
     let e = find("stl10", dir.path()).unwrap_err().to_string();
     assert!(e.contains("no stl10 data found") && e.contains("stl10_binary") && e.contains("Accepted layouts") && e.contains("stl10-parquet") && e.contains("Hugging Face hub") && e.contains("HF_HUB_OFFLINE"), "{e}");
@@ -337,14 +339,4 @@ fn malformed_parquet_files_are_errors_naming_file_and_place() {
     std::fs::write(&train, &bytes[..bytes.len() - 20]).unwrap();
     let e = find("cifar10", dir.path()).unwrap_err().to_string();
     assert!(e.contains("train.parquet") && e.contains("not a readable parquet file"), "{e}");
-}
-
-/// Missing-data tests must not find the data in the user's Hugging Face cache or download it.
-fn offline_with_empty_hub_cache() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let empty = std::env::temp_dir().join(format!("eigenssl-tests-empty-hf-home-{}", std::process::id()));
-        std::env::set_var("HF_HOME", empty);
-        std::env::set_var("HF_HUB_OFFLINE", "1");
-    });
 }

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+mod common;
+
 use eigenssl::engine::{execute, EngineContext, EngineError};
 use eigenssl::harness::store::RunStatus;
 use eigenssl::spec::{Experiment, RunConfig};
@@ -41,7 +43,7 @@ fn a_diverging_run_is_recorded_not_crashed() {
 
 #[test]
 fn missing_data_is_not_run_with_where_it_looked() {
-    offline_with_empty_hub_cache();
+    common::offline_with_empty_hub_cache();
     let RunConfig::Ssl(mut cfg) = smoke_config("stl10/isoloss/ema") else { panic!("ssl") };
     cfg.dataset = "stl10".into();
     let dir = tempfile::tempdir().unwrap();
@@ -140,16 +142,6 @@ fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
     let other = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
     assert_eq!(without_timings(&other), without_timings(&whole));
     assert!(notices.borrow().last().unwrap().contains("another run"));
-}
-
-/// Missing-data tests must not find the data in the user's Hugging Face cache or download it.
-fn offline_with_empty_hub_cache() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let empty = std::env::temp_dir().join(format!("eigenssl-tests-empty-hf-home-{}", std::process::id()));
-        std::env::set_var("HF_HOME", empty);
-        std::env::set_var("HF_HUB_OFFLINE", "1");
-    });
 }
 
 #[test]

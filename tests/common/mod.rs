@@ -78,3 +78,13 @@ pub fn assert_complete(out: &Path) {
     assert!(!all.iter().any(|p| p.starts_with("table1/kill/checkpoints") && p.extension().is_some_and(|e| e == "safetensors")), "{all:?}");
 }
 
+
+/// Missing-data tests must not find the data in the user's Hugging Face cache or download it.
+pub fn offline_with_empty_hub_cache() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let empty = std::env::temp_dir().join(format!("eigenssl-tests-empty-hf-home-{}", std::process::id()));
+        std::env::set_var("HF_HOME", empty);
+        std::env::set_var("HF_HUB_OFFLINE", "1");
+    });
+}
