@@ -1,11 +1,12 @@
 //! A 2-D convolution (no bias, square kernel) whose CPU forward and backward are im2col / col2im plus
-//! single-threaded f32 GEMMs (matrixmultiply), parallel over the batch.
+//! single-threaded f32 GEMMs (the `gemm` crate candle uses, with its AVX-512 kernels), parallel over
+//! groups of images.
 //!
 //! Why: in candle 0.11.1 on CPU the input gradient of `conv2d` goes through `conv_transpose2d`, a direct
 //! loop several times slower than the forward, and the gradient of the network's input image is computed
-//! though nothing needs it. Here the input gradient is one GEMM + col2im per image, the weight gradient
-//! one GEMM per image accumulated in a fixed number of chunks (so the sum order, and the result, do not
-//! depend on the thread count), and the first layer skips its input gradient. Other devices and dtypes
+//! though nothing needs it. Here the input gradient is one GEMM + col2im per group of images, the weight
+//! gradient one GEMM per group accumulated in a fixed number of chunks (so the sum order, and the result,
+//! do not depend on the thread count), and the first layer skips its input gradient. Other devices and dtypes
 //! use candle's own `conv2d`.
 
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
@@ -61,13 +62,25 @@ fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     Ok(&s.as_slice::<f32>()?[a..b])
 }
 
-/// cols (C·kh·kw × OH·OW) of one image x (C × H × W).
-fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
+/// Columns per GEMM that small feature maps are grouped up to: with few output positions per image, a
+/// GEMM per image would spend as long packing the weights as multiplying them.
+const GEMM_COLS: usize = 256;
+
+impl Geom {
+    /// Images per GEMM. A function of the shapes only, so that results do not depend on the thread count.
+    fn group(&self) -> usize {
+        (GEMM_COLS / self.p()).clamp(1, self.n.max(1))
+    }
+}
+
+/// Writes one image x (C × H × W) into its columns of a column matrix (C·kh·kw rows, `ld` apart): `cols`
+/// starts at the image's first column.
+fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize) {
     let p = g.p();
     for c in 0..g.c {
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let row = &mut cols[((c * g.kh + i) * g.kw + j) * ld..][..p];
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + i) as isize - g.pad as isize;
                     let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
@@ -76,6 +89,17 @@ fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
                         continue;
                     }
                     let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
+                    if g.stride == 1 {
+                        // A contiguous run of the source row, zero where it leaves the image.
+                        let lo = (g.pad.saturating_sub(j)).min(g.ow);
+                        let hi = (g.w + g.pad).saturating_sub(j).min(g.ow).max(lo);
+                        out[..lo].fill(0.0);
+                        if hi > lo {
+                            out[lo..hi].copy_from_slice(&src[lo + j - g.pad..hi + j - g.pad]);
+                        }
+                        out[hi..].fill(0.0);
+                        continue;
+                    }
                     for (ox, o) in out.iter_mut().enumerate() {
                         let xx = (ox * g.stride + j) as isize - g.pad as isize;
                         *o = if xx < 0 || xx >= g.w as isize { 0.0 } else { src[xx as usize] };
@@ -86,13 +110,14 @@ fn im2col(x: &[f32], g: &Geom, cols: &mut [f32]) {
     }
 }
 
-/// Adds cols (C·kh·kw × OH·OW) back into one image's gradient dx (C × H × W).
-fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32]) {
+/// Adds one image's columns (rows `ld` apart, `cols` starting at its first column) back into its
+/// gradient dx (C × H × W).
+fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize) {
     let p = g.p();
     for c in 0..g.c {
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let row = &cols[((c * g.kh + i) * g.kw + j) * ld..][..p];
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + i) as isize - g.pad as isize;
                     if y < 0 || y >= g.h as isize {
@@ -111,15 +136,30 @@ fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32]) {
     }
 }
 
-/// C (m × n) = α·op(A)·op(B) + β·C, row-major; `ta`/`tb` read A (stored k × m) / B (stored n × k) transposed.
+/// Image-major (imgs × rows × p) to row-major over the group (rows × imgs·p), or back with `back`.
+fn regroup(src: &[f32], dst: &mut [f32], rows: usize, imgs: usize, p: usize, back: bool) {
+    for r in 0..rows {
+        for i in 0..imgs {
+            let (image_major, grouped) = ((i * rows + r) * p, (r * imgs + i) * p);
+            let (from, to) = if back { (grouped, image_major) } else { (image_major, grouped) };
+            dst[to..to + p].copy_from_slice(&src[from..from + p]);
+        }
+    }
+}
+
+/// C (m × n) = op(A)·op(B) (+ C with `acc`), row-major, single-threaded; `ta`/`tb` read A (stored k × m) /
+/// B (stored n × k) transposed.
 #[allow(clippy::too_many_arguments)]
-fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, beta: f32, c: &mut [f32]) {
-    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, acc: bool, c: &mut [f32]) {
+    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffer too small");
-    // SAFETY: the asserts above bound every index the strides reach.
+    // SAFETY: the assert above bounds every index the strides reach.
     unsafe {
-        matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), n as isize, 1);
+        gemm::gemm(
+            m, n, k, c.as_mut_ptr(), 1, n as isize, acc, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32,
+            false, false, false, gemm::Parallelism::None,
+        );
     }
 }
 
@@ -139,13 +179,21 @@ impl CustomOp2 for ConvForward {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
         let (x, wt) = (slice(s1, l1)?, slice(s2, l2)?);
-        let (ckk, p) = (g.ckk(), g.p());
+        let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let mut y = vec![0f32; g.n * g.k * p];
-        y.par_chunks_mut(g.k * p).enumerate().for_each_init(
-            || vec![0f32; ckk * p],
-            |cols, (i, yi)| {
-                im2col(&x[i * g.c * g.h * g.w..][..g.c * g.h * g.w], &g, cols);
-                gemm(g.k, ckk, p, wt, false, cols, false, 0.0, yi);
+        y.par_chunks_mut(group * g.k * p).enumerate().for_each_init(
+            || (vec![0f32; ckk * group * p], vec![0f32; g.k * group * p]),
+            |(cols, out), (gi, yg)| {
+                let imgs = yg.len() / (g.k * p);
+                for i in 0..imgs {
+                    im2col(&x[(gi * group + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
+                }
+                if imgs == 1 {
+                    gemm(g.k, ckk, p, wt, false, cols, false, false, yg);
+                } else {
+                    gemm(g.k, ckk, imgs * p, wt, false, cols, false, false, out);
+                    regroup(out, yg, g.k, imgs, p, true);
+                }
             },
         );
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.k, g.oh, g.ow))))
@@ -165,7 +213,16 @@ impl CustomOp2 for ConvForward {
     }
 }
 
-/// dx from (grad (N, K, OH, OW), w): per image, cols = wᵀ·grad, then col2im.
+/// The output gradient of one group of images as a K × imgs·p matrix (borrowed when the group is one image).
+fn grouped<'a>(gy: &'a [f32], g: &Geom, imgs: usize, buf: &'a mut [f32]) -> &'a [f32] {
+    if imgs == 1 {
+        return gy;
+    }
+    regroup(gy, buf, g.k, imgs, g.p(), false);
+    &buf[..g.k * imgs * g.p()]
+}
+
+/// dx from (grad (N, K, OH, OW), w): per group of images, cols = wᵀ·grad, then col2im.
 struct ConvGradInput {
     stride: usize,
     pad: usize,
@@ -183,20 +240,24 @@ impl CustomOp2 for ConvGradInput {
         let wd = l2.dims();
         let g = Geom::new(&[n, wd[1], self.h, self.w], wd, self.stride, self.pad)?;
         let (gy, wt) = (slice(s1, l1)?, slice(s2, l2)?);
-        let (ckk, p, img) = (g.ckk(), g.p(), g.c * g.h * g.w);
+        let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let mut dx = vec![0f32; g.n * img];
-        dx.par_chunks_mut(img).enumerate().for_each_init(
-            || vec![0f32; ckk * p],
-            |cols, (i, dxi)| {
-                gemm(ckk, g.k, p, wt, true, &gy[i * g.k * p..][..g.k * p], false, 0.0, cols);
-                col2im(cols, &g, dxi);
+        dx.par_chunks_mut(group * img).enumerate().for_each_init(
+            || (vec![0f32; ckk * group * p], vec![0f32; g.k * group * p]),
+            |(cols, buf), (gi, dxg)| {
+                let imgs = dxg.len() / img;
+                let gyg = grouped(&gy[gi * group * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
+                gemm(ckk, g.k, imgs * p, wt, true, gyg, false, false, cols);
+                for i in 0..imgs {
+                    col2im(&cols[i * p..], &g, &mut dxg[i * img..][..img], imgs * p);
+                }
             },
         );
         Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))))
     }
 }
 
-/// dw from (x, grad): Σ over images of grad·colsᵀ, in a fixed number of chunks summed in order.
+/// dw from (x, grad): Σ over groups of images of grad·colsᵀ, in a fixed number of chunks summed in order.
 struct ConvGradWeight {
     stride: usize,
     pad: usize,
@@ -223,16 +284,22 @@ impl CustomOp2 for ConvGradWeight {
             candle_core::bail!("conv2d grad: output {gd:?} does not match input {xd:?}");
         }
         let (x, gy) = (slice(s1, l1)?, slice(s2, l2)?);
-        let (ckk, p, img) = (g.ckk(), g.p(), g.c * g.h * g.w);
-        let per = g.n.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
-        let partial: Vec<Vec<f32>> = (0..g.n.div_ceil(per))
+        let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
+        let groups = g.n.div_ceil(group);
+        let per = groups.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
+        let partial: Vec<Vec<f32>> = (0..groups.div_ceil(per))
             .into_par_iter()
             .map(|chunk| {
                 let mut acc = vec![0f32; g.k * ckk];
-                let mut cols = vec![0f32; ckk * p];
-                for i in chunk * per..((chunk + 1) * per).min(g.n) {
-                    im2col(&x[i * img..][..img], &g, &mut cols);
-                    gemm(g.k, p, ckk, &gy[i * g.k * p..][..g.k * p], false, &cols, true, 1.0, &mut acc);
+                let (mut cols, mut buf) = (vec![0f32; ckk * group * p], vec![0f32; g.k * group * p]);
+                for gi in chunk * per..((chunk + 1) * per).min(groups) {
+                    let first = gi * group;
+                    let imgs = group.min(g.n - first);
+                    for i in 0..imgs {
+                        im2col(&x[(first + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
+                    }
+                    let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], &g, imgs, &mut buf);
+                    gemm(g.k, imgs * p, ckk, gyg, false, &cols, true, gi > chunk * per, &mut acc);
                 }
                 acc
             })
