@@ -48,6 +48,27 @@ fn max_pool_gradient_goes_whole_to_each_window_maximum() {
     expect[12] = 3.0; // 14
     expect[11] = 4.0; // 16
     assert_eq!(gx, expect);
+    // Tied windows (zeros after ReLU): the whole gradient to the first maximum, as PyTorch.
+    let z = Var::from_vec(vec![0f32, 0., 2., 2., 0., 0., 1., 2.], (1, 1, 2, 4), &CPU).unwrap();
+    let g = MaxPool2x2.forward(z.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    let gz = g.get(z.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(gz, vec![1., 0., 1., 0., 0., 0., 0., 0.]);
+}
+
+#[test]
+fn max_pool_matches_the_reshape_and_max_reference_on_random_inputs() {
+    use candle_core::Device;
+    for (case, (n, c, h, w)) in [(3, 5, 8, 6), (2, 17, 2, 2), (1, 1, 32, 32)].into_iter().enumerate() {
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, h, w), &Device::Cpu).unwrap()).unwrap();
+        let y = MaxPool2x2.forward(x.as_tensor()).unwrap();
+        let y_ref = x.as_tensor().reshape((n, c, h / 2, 2, w / 2, 2)).unwrap().max(5).unwrap().max(3).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), y_ref.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "case {case}");
+        let r = Tensor::randn(0f32, 1.0, y.dims(), &Device::Cpu).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (&y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |g: &candle_core::backprop::GradStore| g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&g), flat(&g_ref), "case {case}: gradient");
+    }
 }
 
 #[test]
@@ -284,4 +305,111 @@ fn im2col_conv_skips_the_input_gradient_where_none_is_needed() {
     let g = conv.forward(x.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
     assert!(g.get(x.as_tensor()).is_none(), "no input gradient for the first layer");
     assert!(g.get(conv.weight()).is_some());
+}
+
+#[test]
+fn fused_batch_norm_matches_candles_batch_norm_values_running_statistics_and_gradients() {
+    use candle_core::{DType, Device, ModuleT, Tensor, Var};
+    use eigenssl::ssl::{batchnorm::BatchNorm, init::SeededVarMap};
+    use rand::{Rng, SeedableRng};
+    let dev = Device::Cpu;
+    let rel = |a: &Tensor, b: &Tensor| -> f32 {
+        let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-3);
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    // Seeded normal draws (candle's `randn` is not), so that every run tests the same values.
+    let mut randn = |mean: f32, std: f32, shape: &[usize]| -> Tensor {
+        let v: Vec<f32> = (0..shape.iter().product()).map(|_| mean + std * rng.sample::<f32, _>(rand_distr::StandardNormal)).collect();
+        Tensor::from_vec(v, shape, &dev).unwrap()
+    };
+    let mut rng2 = rand::rngs::StdRng::seed_from_u64(12);
+    for case in 0..12 {
+        // BatchNorm1d (N, C) and BatchNorm2d (N, C, H, W); channel counts around the 16-channel blocks.
+        // At least 4 images: with 2, BatchNorm1d maps every pair to ±1 and its input gradient vanishes.
+        let (n, c) = (rng2.random_range(4..9), rng2.random_range(1..40));
+        let shape: Vec<usize> = if case % 3 == 0 { vec![n, c] } else { vec![n, c, rng2.random_range(1..7), rng2.random_range(1..21)] };
+        let relu = case % 2 == 0;
+        let what = format!("case {case} {shape:?} relu {relu}");
+        let vm = SeededVarMap::new(case);
+        let ours = BatchNorm::new(c, relu, vm.var_builder(DType::F32, &dev)).unwrap();
+        // Non-trivial scale and shift, shared with the reference layer.
+        let gamma = Var::from_tensor(&randn(1.0, 0.5, &[c])).unwrap();
+        let beta = Var::from_tensor(&randn(0.0, 0.5, &[c])).unwrap();
+        for (name, v) in vm.named_vars() {
+            if name.ends_with("weight") {
+                v.set(gamma.as_tensor()).unwrap();
+            } else if name.ends_with("bias") {
+                v.set(beta.as_tensor()).unwrap();
+            }
+        }
+        let theirs = candle_nn::BatchNorm::new_with_momentum(
+            c,
+            Tensor::zeros(c, DType::F32, &dev).unwrap(),
+            Tensor::ones(c, DType::F32, &dev).unwrap(),
+            gamma.as_tensor().clone(),
+            beta.as_tensor().clone(),
+            1e-5,
+            0.1,
+        )
+        .unwrap();
+        let x = Var::from_tensor(&randn(0.5, 2.0, &shape)).unwrap();
+        let y = ours.forward_t(x.as_tensor(), true).unwrap();
+        let mut y_ref = theirs.forward_t(x.as_tensor(), true).unwrap();
+        if relu {
+            y_ref = y_ref.relu().unwrap();
+        }
+        assert!(rel(&y, &y_ref) < 1e-5, "{what}: forward");
+        assert!(rel(ours.running_mean(), theirs.running_mean()) < 1e-5, "{what}: running mean");
+        assert!(rel(ours.running_var(), theirs.running_var()) < 1e-5, "{what}: running variance");
+        let r = randn(0.0, 1.0, &shape);
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (&y_ref * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let wv = |suffix: &str| vm.named_vars().into_iter().find(|(name, _)| name.ends_with(suffix)).unwrap().1;
+        let (w, b) = (wv("weight"), wv("bias"));
+        assert!(rel(g.get(x.as_tensor()).unwrap(), g_ref.get(x.as_tensor()).unwrap()) < 1e-4, "{what}: d/dx");
+        assert!(rel(g.get(w.as_tensor()).unwrap(), g_ref.get(gamma.as_tensor()).unwrap()) < 1e-4, "{what}: d/dγ");
+        assert!(rel(g.get(b.as_tensor()).unwrap(), g_ref.get(beta.as_tensor()).unwrap()) < 1e-4, "{what}: d/dβ");
+        // Central differences of sum(bn(x) · r) in f64, through candle-nn's layer on f64 copies.
+        let f = |xv: &[f64], gv: &[f64], bv: &[f64]| -> f64 {
+            let t = |v: &[f64], s: &[usize]| Tensor::from_vec(v.to_vec(), s, &dev).unwrap();
+            let bn = candle_nn::BatchNorm::new_with_momentum(
+                c,
+                Tensor::zeros(c, DType::F64, &dev).unwrap(),
+                Tensor::ones(c, DType::F64, &dev).unwrap(),
+                t(gv, &[c]),
+                t(bv, &[c]),
+                1e-5,
+                0.1,
+            )
+            .unwrap();
+            let mut out = bn.forward_t(&t(xv, &shape), true).unwrap();
+            if relu {
+                out = out.relu().unwrap();
+            }
+            (out * r.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+        };
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+        let vals = [flat(x.as_tensor()), flat(gamma.as_tensor()), flat(beta.as_tensor())];
+        let grads = [flat(g.get(x.as_tensor()).unwrap()), flat(g.get(w.as_tensor()).unwrap()), flat(g.get(b.as_tensor()).unwrap())];
+        for which in 0..3 {
+            for idx in [0, vals[which].len() / 2, vals[which].len() - 1] {
+                // Small enough that no output crosses ReLU's kink, where the difference quotient jumps.
+                let h = 1e-7;
+                let (mut up, mut down) = (vals.clone(), vals.clone());
+                up[which][idx] += h;
+                down[which][idx] -= h;
+                let fd = (f(&up[0], &up[1], &up[2]) - f(&down[0], &down[1], &down[2])) / (2.0 * h);
+                let got = grads[which][idx];
+                assert!((fd - got).abs() < 2e-3 * (1.0 + fd.abs()), "{what}: argument {which}[{idx}] finite difference {fd} vs {got}");
+            }
+        }
+        // Eval mode is candle-nn's layer on the running statistics.
+        let e = ours.forward_t(x.as_tensor(), false).unwrap();
+        let mut e_ref = theirs.forward_t(x.as_tensor(), false).unwrap();
+        if relu {
+            e_ref = e_ref.relu().unwrap();
+        }
+        assert!(rel(&e, &e_ref) < 1e-5, "{what}: eval");
+    }
 }

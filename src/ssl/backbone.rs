@@ -3,8 +3,9 @@
 //! `width` scales every layer's channels for small (CPU) profiles.
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, Conv2dConfig, Module, VarBuilder};
+use candle_nn::{Conv2dConfig, Module, VarBuilder};
 
+use super::batchnorm::BatchNorm;
 use super::conv::Conv2d;
 
 use super::config::Backbone;
@@ -49,6 +50,7 @@ const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0
 
 #[derive(Debug, Clone)]
 enum Layer {
+    /// Convolution, then batch norm with ReLU.
     ConvBnRelu(Conv2d, BatchNorm),
     Pool,
 }
@@ -77,7 +79,6 @@ impl Vgg11 {
         let mut layers = Vec::new();
         let mut in_ch = 3;
         let conv_cfg = Conv2dConfig { padding: 1, ..Default::default() };
-        let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         for (i, &c) in VGG11.iter().enumerate() {
             if c == 0 {
                 layers.push(Layer::Pool);
@@ -86,7 +87,7 @@ impl Vgg11 {
             let out = ((c as f64 * width).round() as usize).max(1);
             // The image needs no gradient: the first layer skips its input gradient.
             let conv = Conv2d::new(in_ch, out, 3, conv_cfg, i > 0, vb.pp(format!("features.{i}.conv")))?;
-            let bn = batch_norm(out, bn_cfg, vb.pp(format!("features.{i}.bn")))?;
+            let bn = BatchNorm::new(out, true, vb.pp(format!("features.{i}.bn")))?;
             layers.push(Layer::ConvBnRelu(conv, bn));
             in_ch = out;
         }
@@ -104,7 +105,7 @@ impl ModuleT for Vgg11 {
         let mut x = x.clone();
         for layer in &self.layers {
             x = match layer {
-                Layer::ConvBnRelu(conv, bn) => bn.forward_t(&conv.forward(&x)?, train)?.relu()?,
+                Layer::ConvBnRelu(conv, bn) => bn.forward_t(&conv.forward(&x)?, train)?,
                 Layer::Pool => MaxPool2x2.forward(&x)?,
             };
         }

@@ -57,8 +57,8 @@ fn shape_err(d: &[usize]) -> candle_core::Error {
 }
 
 /// The contiguous f32 data of a storage and layout.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("conv2d: non-contiguous input".into()))?;
+pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("custom op: non-contiguous input".into()))?;
     Ok(&s.as_slice::<f32>()?[a..b])
 }
 
@@ -178,7 +178,7 @@ impl CustomOp2 for ConvForward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
-        let (x, wt) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (x, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let mut y = vec![0f32; g.n * g.k * p];
         y.par_chunks_mut(group * g.k * p).enumerate().for_each_init(
@@ -239,7 +239,7 @@ impl CustomOp2 for ConvGradInput {
         let [n, _, _, _] = <[usize; 4]>::try_from(l1.dims()).map_err(|_| shape_err(l1.dims()))?;
         let wd = l2.dims();
         let g = Geom::new(&[n, wd[1], self.h, self.w], wd, self.stride, self.pad)?;
-        let (gy, wt) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (gy, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let mut dx = vec![0f32; g.n * img];
         dx.par_chunks_mut(group * img).enumerate().for_each_init(
@@ -283,7 +283,7 @@ impl CustomOp2 for ConvGradWeight {
         if (g.oh, g.ow) != (gd[2], gd[3]) {
             candle_core::bail!("conv2d grad: output {gd:?} does not match input {xd:?}");
         }
-        let (x, gy) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (x, gy) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let groups = g.n.div_ceil(group);
         let per = groups.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);

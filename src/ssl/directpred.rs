@@ -53,6 +53,13 @@ impl DirectPred {
     /// assert!((wp[0][0] - 1.0).abs() < 1e-6 && (wp[1][1] - 0.25).abs() < 1e-6);
     /// ```
     pub fn update(&mut self, z: &Tensor, device: &Device) -> Result<PredictorUpdate> {
+        self.accumulate(z)?;
+        self.predictor(device)
+    }
+
+    /// Folds the batch `z` (B × D) into C without forming W_P: for all but the last view of a step, whose
+    /// predictor nobody uses (it saves one eigendecomposition per step).
+    pub fn accumulate(&mut self, z: &Tensor) -> Result<()> {
         let (b, d) = z.dims2()?;
         if d != self.corr.nrows() {
             candle_core::bail!("DirectPred: embedding dim {d}, predictor dim {}", self.corr.nrows());
@@ -62,6 +69,12 @@ impl DirectPred {
         let flat = batch_corr.flatten_all()?.to_vec1::<f64>()?;
         let batch_corr = DMatrix::from_row_slice(d, d, &flat);
         self.corr = &self.corr * self.tau + batch_corr * (1.0 - self.tau);
+        Ok(())
+    }
+
+    /// W_P from the current C, and C's spectrum.
+    fn predictor(&self, device: &Device) -> Result<PredictorUpdate> {
+        let d = self.corr.nrows();
         let s = spectrum(&self.corr);
         let max = s.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let scale = if max > 0.0 && max.is_finite() { 1.0 / max } else { 0.0 };

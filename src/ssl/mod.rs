@@ -3,6 +3,7 @@
 //! calculation or candle's autograd in `tests/ssl.rs`.
 
 pub mod backbone;
+pub mod batchnorm;
 pub mod checkpoint;
 pub mod config;
 pub mod conv;
@@ -15,3 +16,4 @@ pub mod pool;
 pub mod projector;
 pub mod resnet;
 pub mod train;
+

@@ -1,11 +1,15 @@
-//! 2×2 max pooling with a correct gradient.
+//! 2×2 max pooling, stride 2, with PyTorch's gradient: the whole gradient of a window goes to its
+//! maximum (the first one, in row-major order, where several are equal).
 //!
 //! candle 0.11.1's `max_pool2d` backward on CPU is wrong: a window's unique maximum receives 1/4 of its
-//! gradient, and every element of a tied window receives all of it. This pool reshapes the input into
-//! 2×2 blocks and takes the max over them, so the gradient goes through `max`'s backward: the whole
-//! gradient to the maximum (to each tied maximum, for exact ties — which random float inputs never have).
+//! gradient, and every element of a tied window receives all of it. On CPU f32 this is one pass forward
+//! and one backward; elsewhere it is written with reshapes and `max`, whose gradient goes whole to the
+//! maximum (to each tied one; in VGG pools follow ReLU, where ties are zeros whose gradient ReLU stops).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::conv::contiguous_f32;
 
 /// Max over non-overlapping 2×2 windows of an (N, C, H, W) tensor; H and W must be even.
 ///
@@ -25,6 +29,88 @@ impl Module for MaxPool2x2 {
         if h % 2 != 0 || w % 2 != 0 {
             candle_core::bail!("MaxPool2x2 needs even height and width, got {h}×{w}");
         }
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            return x.contiguous()?.apply_op1(Pool);
+        }
         x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+    }
+}
+
+/// Index (0..4, row-major) of the first maximum of a window's four values.
+#[inline(always)]
+fn first_max(v: [f32; 4]) -> usize {
+    let mut best = 0;
+    for k in 1..4 {
+        if v[k] > v[best] {
+            best = k;
+        }
+    }
+    best
+}
+
+/// Calls `f(window values, output index)` for every 2×2 window of one (H × W) plane, row pair by row pair.
+#[inline(always)]
+fn windows(plane: &[f32], w: usize, mut f: impl FnMut([f32; 4], usize)) {
+    for (i, rows) in plane.chunks_exact(2 * w).enumerate() {
+        let (top, bottom) = rows.split_at(w);
+        for (j, (t, b)) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).enumerate() {
+            f([t[0], t[1], b[0], b[1]], i * (w / 2) + j);
+        }
+    }
+}
+
+fn plane_dims(d: &[usize]) -> Result<(usize, usize)> {
+    match d {
+        [_, _, h, w] if h % 2 == 0 && w % 2 == 0 => Ok((*h, *w)),
+        _ => candle_core::bail!("MaxPool2x2: expected (N, C, H, W) with even H and W, got {d:?}"),
+    }
+}
+
+struct Pool;
+
+impl CustomOp1 for Pool {
+    fn name(&self) -> &'static str {
+        "eigenssl-max-pool-2x2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (h, w) = plane_dims(l.dims())?;
+        let x = contiguous_f32(s, l)?;
+        let (oh, ow) = (h / 2, w / 2);
+        let mut y = vec![0f32; x.len() / 4];
+        y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(yp, xp)| windows(xp, w, |v, o| yp[o] = v[first_max(v)]));
+        let d = l.dims();
+        Ok((CpuStorage::F32(y), Shape::from((d[0], d[1], oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &PoolGrad)?))
+    }
+}
+
+/// dx from (x, dy): each window's gradient to its first maximum.
+struct PoolGrad;
+
+impl CustomOp2 for PoolGrad {
+    fn name(&self) -> &'static str {
+        "eigenssl-max-pool-2x2-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (h, w) = plane_dims(l1.dims())?;
+        let (x, gy) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
+        let (oh, ow) = (h / 2, w / 2);
+        if gy.len() * 4 != x.len() {
+            candle_core::bail!("MaxPool2x2 grad: gradient {:?} does not fit input {:?}", l2.dims(), l1.dims());
+        }
+        let mut dx = vec![0f32; x.len()];
+        dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(gy.par_chunks(oh * ow)).for_each(|((dp, xp), gp)| {
+            windows(xp, w, |v, o| {
+                let k = first_max(v);
+                let (i, j) = (o / ow, o % ow);
+                dp[(2 * i + k / 2) * w + 2 * j + k % 2] = gp[o];
+            })
+        });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }

@@ -1,7 +1,9 @@
 //! The projection MLP: Linear → BatchNorm1d → ReLU → Linear (512 → 4096 → 256 in the authors' code).
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, linear, BatchNorm, BatchNormConfig, Linear, Module, VarBuilder};
+use candle_nn::{linear, Linear, Module, VarBuilder};
+
+use super::batchnorm::BatchNorm;
 
 /// One-hidden-layer projector.
 ///
@@ -22,10 +24,9 @@ pub struct Projector {
 
 impl Projector {
     pub fn new(in_dim: usize, hidden: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
-        let bn_cfg = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
         Ok(Projector {
             fc1: linear(in_dim, hidden, vb.pp("fc1"))?,
-            bn: batch_norm(hidden, bn_cfg, vb.pp("bn"))?,
+            bn: BatchNorm::new(hidden, true, vb.pp("bn"))?,
             fc2: linear(hidden, out_dim, vb.pp("fc2"))?,
         })
     }
@@ -33,7 +34,7 @@ impl Projector {
 
 impl ModuleT for Projector {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.bn.forward_t(&self.fc1.forward(x)?, train)?.relu()?;
+        let h = self.bn.forward_t(&self.fc1.forward(x)?, train)?;
         self.fc2.forward(&h)
     }
 }

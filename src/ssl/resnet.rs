@@ -4,17 +4,18 @@
 //! 512·width features. `width` scales every layer's channels, as for [`super::backbone::Vgg11`].
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, Conv2dConfig, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
+use super::batchnorm::BatchNorm;
 use super::conv::Conv2d;
 
-const BN: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
-
-fn conv_bn(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, vb: &VarBuilder, name: &str) -> Result<(Conv2d, BatchNorm)> {
+/// Convolution then batch norm, with ReLU after it when `relu`.
+#[allow(clippy::too_many_arguments)]
+fn conv_bn(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, relu: bool, vb: &VarBuilder, name: &str) -> Result<(Conv2d, BatchNorm)> {
     let cfg = Conv2dConfig { padding, stride, ..Default::default() };
     // Only the stem sees the image, which needs no gradient.
     let conv = Conv2d::new(cin, cout, k, cfg, name != "stem", vb.pp(format!("{name}.conv")))?;
-    Ok((conv, batch_norm(cout, BN, vb.pp(format!("{name}.bn")))?))
+    Ok((conv, BatchNorm::new(cout, relu, vb.pp(format!("{name}.bn")))?))
 }
 
 fn apply(cb: &(Conv2d, BatchNorm), x: &Tensor, train: bool) -> Result<Tensor> {
@@ -31,12 +32,12 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn new(cin: usize, cout: usize, stride: usize, vb: &VarBuilder) -> Result<Self> {
-        let shortcut = if stride != 1 || cin != cout { Some(conv_bn(cin, cout, 1, stride, 0, vb, "downsample")?) } else { None };
-        Ok(BasicBlock { a: conv_bn(cin, cout, 3, stride, 1, vb, "a")?, b: conv_bn(cout, cout, 3, 1, 1, vb, "b")?, shortcut })
+        let shortcut = if stride != 1 || cin != cout { Some(conv_bn(cin, cout, 1, stride, 0, false, vb, "downsample")?) } else { None };
+        Ok(BasicBlock { a: conv_bn(cin, cout, 3, stride, 1, true, vb, "a")?, b: conv_bn(cout, cout, 3, 1, 1, false, vb, "b")?, shortcut })
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = apply(&self.b, &apply(&self.a, x, train)?.relu()?, train)?;
+        let y = apply(&self.b, &apply(&self.a, x, train)?, train)?;
         let skip = match &self.shortcut {
             Some(s) => apply(s, x, train)?,
             None => x.clone(),
@@ -99,7 +100,7 @@ impl ResNet18 {
             candle_core::bail!("ResNet-18 width must be > 0, got {width}");
         }
         let ch = |c: usize| ((c as f64 * width).round() as usize).max(1);
-        let stem = if cifar_stem { conv_bn(3, ch(64), 3, 1, 2, &vb, "stem")? } else { conv_bn(3, ch(64), 7, 2, 3, &vb, "stem")? };
+        let stem = if cifar_stem { conv_bn(3, ch(64), 3, 1, 2, true, &vb, "stem")? } else { conv_bn(3, ch(64), 7, 2, 3, true, &vb, "stem")? };
         let mut blocks = Vec::new();
         let mut cin = ch(64);
         for (stage, &c) in [64, 128, 256, 512].iter().enumerate() {
@@ -120,7 +121,7 @@ impl ResNet18 {
 
 impl ModuleT for ResNet18 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let mut x = apply(&self.stem, x, train)?.relu()?;
+        let mut x = apply(&self.stem, x, train)?;
         if self.imagenet_stem {
             x = max_pool_3x3_s2(&x)?;
         }

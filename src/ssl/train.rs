@@ -345,7 +345,7 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
                 let total_loss = if cfg.freeze_backbone {
                     ce.clone()
                 } else {
-                    dp.update(&z1, device)?;
+                    dp.accumulate(&z1)?;
                     let up = dp.update(&z2, device)?;
                     last_eigs = up.eigenvalues;
                     let (t1, t2) = match &target {
@@ -498,7 +498,7 @@ impl StepProbe {
         let x2 = Tensor::randn(0f32, 1.0, shape, &self.device)?;
         let (_, z1) = self.net.forward(&x1, true)?;
         let (_, z2) = self.net.forward(&x2, true)?;
-        self.dp.update(&z1, &self.device)?;
+        self.dp.accumulate(&z1)?;
         let up = self.dp.update(&z2, &self.device)?;
         let (t1, t2) = match &self.target {
             Some(t) => (t.forward(&x1, true)?.1.detach(), t.forward(&x2, true)?.1.detach()),

@@ -1,0 +1,264 @@
+//! Batch normalisation over dim 1 (BatchNorm1d on (N, C), BatchNorm2d on (N, C, H, W)), optionally
+//! followed by ReLU, with the parameters, variable names and semantics of candle-nn's `BatchNorm`:
+//! the batch's biased variance normalises, the unbiased one enters the running estimate (momentum 0.1,
+//! eps 1e-5, as PyTorch). In training on CPU f32 the forward is one fused pass after the statistics, and
+//! the backward one reduction plus one pass.
+//!
+//! Why: candle assembles batch norm from about ten generic broadcast ops, each a pass over the
+//! activations into a fresh allocation, and ReLU adds another; at width/4 they cost more of a training
+//! step than the convolutions. In eval mode, on other devices and for other dtypes, candle-nn's own layer
+//! runs (it is also the reference the tests compare with).
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, ModuleT, Result, Shape, Storage, Tensor, Var};
+use candle_nn::{BatchNormConfig, VarBuilder};
+use rayon::prelude::*;
+use std::ops::Range;
+
+use super::conv::contiguous_f32;
+
+const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
+
+/// Batch norm with a learnt scale and shift, and ReLU after it when `relu`.
+///
+/// ```
+/// use candle_core::{DType, Device, ModuleT, Tensor};
+/// use eigenssl::ssl::{batchnorm::BatchNorm, init::SeededVarMap};
+/// let vm = SeededVarMap::new(0);
+/// let bn = BatchNorm::new(3, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let x = Tensor::randn(0f32, 1.0, (4, 3, 5, 5), &Device::Cpu).unwrap();
+/// let y = bn.forward_t(&x, true).unwrap();
+/// // Normalised per channel, then ReLU: about half of the outputs are zero, none negative.
+/// assert!(y.min_all().unwrap().to_scalar::<f32>().unwrap() >= 0.0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    reference: candle_nn::BatchNorm,
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    relu: bool,
+}
+
+impl BatchNorm {
+    pub fn new(features: usize, relu: bool, vb: VarBuilder) -> Result<Self> {
+        let reference = candle_nn::batch_norm(features, CONFIG, vb)?;
+        let (weight, bias) = reference.weight_and_bias().map(|(w, b)| (w.clone(), b.clone())).expect("affine batch norm");
+        // The running statistics are variables of the var map: these handles share their storage.
+        let running_mean = Var::from_tensor(reference.running_mean())?;
+        let running_var = Var::from_tensor(reference.running_var())?;
+        Ok(BatchNorm { reference, weight, bias, running_mean, running_var, relu })
+    }
+
+    pub fn running_mean(&self) -> &Tensor {
+        self.running_mean.as_tensor()
+    }
+
+    pub fn running_var(&self) -> &Tensor {
+        self.running_var.as_tensor()
+    }
+
+    fn forward_fused(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let (n, c, s) = dims(x.dims())?;
+        let (mean, var) = {
+            let (storage, layout) = x.storage_and_layout();
+            channel_stats(cpu_slice(&storage, layout)?, n, c, s)
+        };
+        let m = (n * s) as f64;
+        let mom = CONFIG.momentum;
+        let dev = x.device();
+        let batch_mean = Tensor::from_vec(mean.iter().map(|&v| v as f32).collect::<Vec<_>>(), c, dev)?;
+        let unbiased = Tensor::from_vec(var.iter().map(|&v| (v * m / (m - 1.0)) as f32).collect::<Vec<_>>(), c, dev)?;
+        self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - mom))? + (batch_mean * mom)?)?)?;
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - mom))? + (unbiased * mom)?)?)?;
+        let op = FusedBatchNorm {
+            mean: mean.iter().map(|&v| v as f32).collect(),
+            invstd: var.iter().map(|&v| (1.0 / (v + CONFIG.eps).sqrt()) as f32).collect(),
+            relu: self.relu,
+        };
+        x.apply_op3(&self.weight, &self.bias, op)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let fused = train && x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 && x.rank() >= 2;
+        if fused {
+            return self.forward_fused(x);
+        }
+        let y = self.reference.forward_t(x, train)?;
+        if self.relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// (N, C, positions per channel and image) of a shape with channels on dim 1.
+fn dims(d: &[usize]) -> Result<(usize, usize, usize)> {
+    if d.len() < 2 || d[0] * d[1] == 0 {
+        candle_core::bail!("batch norm: expected a non-empty (N, C, ...) input, got {d:?}");
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
+        _ => candle_core::bail!("batch norm: the fused kernel runs on CPU only"),
+    }
+}
+
+/// Chunks of the batch whose per-channel sums are formed separately (then added in order): fixed, so that
+/// the result does not depend on the number of threads.
+const BATCH_CHUNKS: usize = 8;
+
+/// Per channel, the sums over the batch of K terms of each (image, channel) row, which `row` forms from the
+/// row's channel and index range: per row in f32, across rows in f64.
+fn channel_sums<const K: usize>(n: usize, c: usize, s: usize, row: impl Fn(usize, Range<usize>) -> [f32; K] + Sync) -> Vec<[f64; K]> {
+    let per = n.div_ceil(BATCH_CHUNKS);
+    let partial: Vec<Vec<[f64; K]>> = (0..n.div_ceil(per))
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![[0f64; K]; c];
+            for img in chunk * per..((chunk + 1) * per).min(n) {
+                for (ch, a) in acc.iter_mut().enumerate() {
+                    let start = (img * c + ch) * s;
+                    let r = row(ch, start..start + s);
+                    for k in 0..K {
+                        a[k] += r[k] as f64;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![[0f64; K]; c];
+    for part in &partial {
+        for (o, p) in out.iter_mut().zip(part) {
+            for k in 0..K {
+                o[k] += p[k];
+            }
+        }
+    }
+    out
+}
+
+/// Σ f(x, y, g) over three equally long rows, in 16 f32 lanes (so that it vectorises, in a fixed order).
+#[inline(always)]
+fn row_sums<const K: usize>(x: &[f32], y: &[f32], g: &[f32], f: impl Fn(f32, f32, f32) -> [f32; K]) -> [f32; K] {
+    let full = x.len() / 16 * 16;
+    let mut lanes = [[0f32; 16]; K];
+    for ((xc, yc), gc) in x[..full].chunks_exact(16).zip(y[..full].chunks_exact(16)).zip(g[..full].chunks_exact(16)) {
+        for l in 0..16 {
+            let v = f(xc[l], yc[l], gc[l]);
+            for k in 0..K {
+                lanes[k][l] += v[k];
+            }
+        }
+    }
+    let mut out = [0f32; K];
+    for k in 0..K {
+        out[k] = lanes[k].iter().sum();
+    }
+    for ((&xv, &yv), &gv) in x[full..].iter().zip(&y[full..]).zip(&g[full..]) {
+        let v = f(xv, yv, gv);
+        for k in 0..K {
+            out[k] += v[k];
+        }
+    }
+    out
+}
+
+/// Per-channel mean and biased variance (two passes, for accuracy).
+fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
+    let m = (n * s) as f64;
+    let mean: Vec<f64> = channel_sums(n, c, s, |_, r| row_sums(&x[r.clone()], &x[r.clone()], &x[r], |v, _, _| [v])).iter().map(|[v]| v / m).collect();
+    let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
+    let var = channel_sums(n, c, s, |ch, r| {
+        let mu = mean32[ch];
+        row_sums(&x[r.clone()], &x[r.clone()], &x[r], |v, _, _| [(v - mu) * (v - mu)])
+    });
+    (mean, var.iter().map(|[v]| v / m).collect())
+}
+
+/// y = [ReLU](γ·(x − mean)·invstd + β) for the batch statistics given. Inputs: x, γ, β.
+struct FusedBatchNorm {
+    mean: Vec<f32>,
+    invstd: Vec<f32>,
+    relu: bool,
+}
+
+impl CustomOp3 for FusedBatchNorm {
+    fn name(&self) -> &'static str {
+        "eigenssl-batch-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, c, s) = dims(l1.dims())?;
+        let (x, gamma, beta) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        if gamma.len() != c || beta.len() != c {
+            candle_core::bail!("batch norm: {c} channels but {} scales and {} shifts", gamma.len(), beta.len());
+        }
+        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * self.invstd[ch]).collect();
+        let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - self.mean[ch] * scale[ch]).collect();
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| {
+            for ch in 0..c {
+                let (a, b) = (scale[ch], shift[ch]);
+                for (o, &v) in yi[ch * s..][..s].iter_mut().zip(&xi[ch * s..][..s]) {
+                    let t = a * v + b;
+                    *o = if self.relu { t.max(0.0) } else { t };
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (n, c, s) = dims(x.dims())?;
+        let gamma = gamma.to_vec1::<f32>()?;
+        let (xg, xl) = x.storage_and_layout();
+        let (yg, yl) = res.storage_and_layout();
+        let (gg, gl) = grad.storage_and_layout();
+        let (xs, ys, gs) = (cpu_slice(&xg, xl)?, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?);
+        // ReLU passes the gradient where its output is positive.
+        let relu = self.relu;
+        let pass = move |y: f32, g: f32| if relu && y <= 0.0 { 0.0 } else { g };
+        // Σ g and Σ g·(x − mean) per channel: dβ, and dγ once scaled by invstd.
+        let sums = channel_sums(n, c, s, |ch, r| {
+            let mu = self.mean[ch];
+            row_sums(&xs[r.clone()], &ys[r.clone()], &gs[r], |x, y, g| {
+                let g = pass(y, g);
+                [g, g * (x - mu)]
+            })
+        });
+        let m = (n * s) as f32;
+        let dbeta: Vec<f32> = sums.iter().map(|[sg, _]| *sg as f32).collect();
+        let dgamma: Vec<f32> = sums.iter().zip(&self.invstd).map(|([_, sgx], &is)| *sgx as f32 * is).collect();
+        // dx = γ·invstd·(g − mean(g) − x̂·mean(g·x̂)), the batch statistics' own gradients included, as
+        // dx = a·g + b·x + d per channel.
+        let coef: Vec<[f32; 3]> = (0..c)
+            .map(|ch| {
+                let (k, is) = (gamma[ch] * self.invstd[ch], self.invstd[ch]);
+                let b = -k * is * dgamma[ch] / m;
+                [k, b, -k * dbeta[ch] / m - b * self.mean[ch]]
+            })
+            .collect();
+        let mut dx = vec![0f32; xs.len()];
+        dx.par_chunks_mut(c * s).enumerate().for_each(|(img, dxi)| {
+            for (ch, &[a, b, d]) in coef.iter().enumerate() {
+                let r = (img * c + ch) * s..(img * c + ch + 1) * s;
+                for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r.clone()]).zip(ys[r.clone()].iter().zip(&gs[r])) {
+                    *o = a * pass(y, g) + b * x + d;
+                }
+            }
+        });
+        let dev = x.device();
+        let dx = Tensor::from_vec(dx, x.shape(), dev)?;
+        Ok((Some(dx), Some(Tensor::from_vec(dgamma, c, dev)?), Some(Tensor::from_vec(dbeta, c, dev)?)))
+    }
+}
