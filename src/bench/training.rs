@@ -31,17 +31,19 @@ pub struct StepBench {
 }
 
 /// The benchmarked model: table1's `cifar10/simsiam/no_ema` cell of the `paper` profile (VGG11-BN,
-/// projector 4096/256, DirectPred, momentum SGD) at `width` and `batch`.
-pub fn table1_config(specs: &Path, width: f64, batch: usize) -> crate::Result<SslConfig> {
+/// projector 4096/256, DirectPred, momentum SGD) of `dataset` ("cifar10": 32 px, "stl10": 96 px) at
+/// `width` and `batch`.
+pub fn table1_config(specs: &Path, dataset: &str, width: f64, batch: usize) -> crate::Result<SslConfig> {
     let exp = Experiment::find("table1", specs)?;
-    let run = exp.runs("paper", Some(&[0]))?.into_iter().find(|r| r.cell == "cifar10/simsiam/no_ema");
+    let cell = format!("{dataset}/simsiam/no_ema");
+    let run = exp.runs("paper", Some(&[0]))?.into_iter().find(|r| r.cell == cell);
     match run.map(|r| r.config) {
         Some(RunConfig::Ssl(mut c)) => {
             c.width = width;
             c.batch = batch;
             Ok(c)
         }
-        _ => Err(crate::Error::Usage("table1 has no cifar10/simsiam/no_ema cell of profile paper".into())),
+        _ => Err(crate::Error::Usage(format!("table1 has no {cell} cell of profile paper"))),
     }
 }
 
@@ -93,17 +95,15 @@ pub fn augmentation(side: usize, batch: usize, reps: usize) -> f64 {
     batch as f64 / t.median_s
 }
 
-/// Seconds of one step's DirectPred work (two correlation updates of a `batch` × `dim` embedding and the
-/// eigendecomposition), as the training step does it.
+/// Seconds of one step's DirectPred work (two correlation updates of a `batch` × `dim` embedding, then
+/// W_P from one eigendecomposition), as the training step does it.
 pub fn predictor(batch: usize, dim: usize, reps: usize) -> candle_core::Result<Timing> {
     let z = Tensor::randn(0f32, 1.0, (batch, dim), &Device::Cpu)?;
     let mut dp = DirectPred::new(dim, 0.5, 0.5, 0.0);
     let mut err = None;
     let t = time_it(reps, || {
-        for _ in 0..2 {
-            if let Err(e) = dp.update(&z, &Device::Cpu) {
-                err.get_or_insert(e);
-            }
+        if let Err(e) = dp.accumulate(&z).and_then(|_| dp.update(&z, &Device::Cpu)) {
+            err.get_or_insert(e);
         }
     });
     err.map_or(Ok(t), Err)

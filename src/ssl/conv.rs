@@ -12,6 +12,7 @@
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +68,12 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f
 const GEMM_COLS: usize = 256;
 
 impl Geom {
+    /// For stride 1: the output columns lo..hi whose input column (ox + j − pad) lies inside the image.
+    fn inside(&self, j: usize) -> (usize, usize) {
+        let lo = self.pad.saturating_sub(j).min(self.ow);
+        (lo, (self.w + self.pad).saturating_sub(j).min(self.ow).max(lo))
+    }
+
     /// Images per GEMM. A function of the shapes only, so that results do not depend on the thread count.
     fn group(&self) -> usize {
         (GEMM_COLS / self.p()).clamp(1, self.n.max(1))
@@ -91,8 +98,7 @@ fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize) {
                     let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
                     if g.stride == 1 {
                         // A contiguous run of the source row, zero where it leaves the image.
-                        let lo = (g.pad.saturating_sub(j)).min(g.ow);
-                        let hi = (g.w + g.pad).saturating_sub(j).min(g.ow).max(lo);
+                        let (lo, hi) = g.inside(j);
                         out[..lo].fill(0.0);
                         if hi > lo {
                             out[lo..hi].copy_from_slice(&src[lo + j - g.pad..hi + j - g.pad]);
@@ -124,6 +130,14 @@ fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize) {
                         continue;
                     }
                     let dst = &mut dx[(c * g.h + y as usize) * g.w..][..g.w];
+                    if g.stride == 1 {
+                        let (lo, hi) = g.inside(j);
+                        let src = &row[oy * g.ow..][lo..hi];
+                        for (d, v) in dst[(lo + j).saturating_sub(g.pad)..].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                        continue;
+                    }
                     for ox in 0..g.ow {
                         let xx = (ox * g.stride + j) as isize - g.pad as isize;
                         if xx >= 0 && xx < g.w as isize {
@@ -134,6 +148,26 @@ fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize) {
             }
         }
     }
+}
+
+thread_local! {
+    /// Per-thread scratch (column matrix, regrouped output or gradient), kept between calls: zeroing fresh
+    /// buffers for every group of images cost as much as im2col itself.
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` on this thread's two scratch buffers, of at least `a` and `b` elements (contents undefined:
+/// every caller overwrites what it reads). `f` must not call it again.
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let [x, y] = &mut *s.borrow_mut();
+        for (v, n) in [(&mut *x, a), (&mut *y, b)] {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
+        }
+        f(&mut x[..a], &mut y[..b])
+    })
 }
 
 /// Image-major (imgs × rows × p) to row-major over the group (rows × imgs·p), or back with `back`.
@@ -181,9 +215,8 @@ impl CustomOp2 for ConvForward {
         let (x, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let mut y = vec![0f32; g.n * g.k * p];
-        y.par_chunks_mut(group * g.k * p).enumerate().for_each_init(
-            || (vec![0f32; ckk * group * p], vec![0f32; g.k * group * p]),
-            |(cols, out), (gi, yg)| {
+        y.par_chunks_mut(group * g.k * p).enumerate().for_each(|(gi, yg)| {
+            with_scratch(ckk * group * p, g.k * group * p, |cols, out| {
                 let imgs = yg.len() / (g.k * p);
                 for i in 0..imgs {
                     im2col(&x[(gi * group + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
@@ -194,8 +227,8 @@ impl CustomOp2 for ConvForward {
                     gemm(g.k, ckk, imgs * p, wt, false, cols, false, false, out);
                     regroup(out, yg, g.k, imgs, p, true);
                 }
-            },
-        );
+            })
+        });
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.k, g.oh, g.ow))))
     }
 
@@ -242,17 +275,16 @@ impl CustomOp2 for ConvGradInput {
         let (gy, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
         let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
         let mut dx = vec![0f32; g.n * img];
-        dx.par_chunks_mut(group * img).enumerate().for_each_init(
-            || (vec![0f32; ckk * group * p], vec![0f32; g.k * group * p]),
-            |(cols, buf), (gi, dxg)| {
+        dx.par_chunks_mut(group * img).enumerate().for_each(|(gi, dxg)| {
+            with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
                 let imgs = dxg.len() / img;
                 let gyg = grouped(&gy[gi * group * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
                 gemm(ckk, g.k, imgs * p, wt, true, gyg, false, false, cols);
                 for i in 0..imgs {
                     col2im(&cols[i * p..], &g, &mut dxg[i * img..][..img], imgs * p);
                 }
-            },
-        );
+            })
+        });
         Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))))
     }
 }
@@ -291,16 +323,17 @@ impl CustomOp2 for ConvGradWeight {
             .into_par_iter()
             .map(|chunk| {
                 let mut acc = vec![0f32; g.k * ckk];
-                let (mut cols, mut buf) = (vec![0f32; ckk * group * p], vec![0f32; g.k * group * p]);
-                for gi in chunk * per..((chunk + 1) * per).min(groups) {
-                    let first = gi * group;
-                    let imgs = group.min(g.n - first);
-                    for i in 0..imgs {
-                        im2col(&x[(first + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
+                with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
+                    for gi in chunk * per..((chunk + 1) * per).min(groups) {
+                        let first = gi * group;
+                        let imgs = group.min(g.n - first);
+                        for i in 0..imgs {
+                            im2col(&x[(first + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
+                        }
+                        let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
+                        gemm(g.k, imgs * p, ckk, gyg, false, cols, true, gi > chunk * per, &mut acc);
                     }
-                    let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], &g, imgs, &mut buf);
-                    gemm(g.k, imgs * p, ckk, gyg, false, &cols, true, gi > chunk * per, &mut acc);
-                }
+                });
                 acc
             })
             .collect();
