@@ -412,4 +412,21 @@ fn fused_batch_norm_matches_candles_batch_norm_values_running_statistics_and_gra
         }
         assert!(rel(&e, &e_ref) < 1e-5, "{what}: eval");
     }
+    // Other dtypes (and devices) take candle-nn's layer in training too: f64 here.
+    let vm = SeededVarMap::new(0);
+    let ours = BatchNorm::new(5, true, vm.var_builder(DType::F64, &dev)).unwrap();
+    let theirs = candle_nn::BatchNorm::new_with_momentum(
+        5,
+        Tensor::zeros(5, DType::F64, &dev).unwrap(),
+        Tensor::ones(5, DType::F64, &dev).unwrap(),
+        Tensor::ones(5, DType::F64, &dev).unwrap(),
+        Tensor::zeros(5, DType::F64, &dev).unwrap(),
+        1e-5,
+        0.1,
+    )
+    .unwrap();
+    let x = randn(0.0, 1.0, &[6, 5, 3, 3]).to_dtype(DType::F64).unwrap();
+    let diff = (ours.forward_t(&x, true).unwrap() - theirs.forward_t(&x, true).unwrap().relu().unwrap()).unwrap();
+    assert!(diff.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12, "f64 training forward");
+    assert!((ours.running_var() - theirs.running_var()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 }
