@@ -97,8 +97,9 @@ enum Command {
         /// Timed repetitions per theory-step measurement.
         #[arg(long, default_value_t = 20)]
         reps: usize,
-        /// Timed repetitions per training-step measurement (median reported).
-        #[arg(long, default_value_t = 3)]
+        /// Timed repetitions per training-step measurement (median reported; fewer than ~10 medians swing by
+        /// 10 % on a shared 2-core machine).
+        #[arg(long, default_value_t = 10)]
         train_reps: usize,
         /// Batch (image pairs) of the training-step measurement.
         #[arg(long, default_value_t = 128)]

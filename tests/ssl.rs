@@ -430,3 +430,31 @@ fn fused_batch_norm_matches_candles_batch_norm_values_running_statistics_and_gra
     assert!(diff.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12, "f64 training forward");
     assert!((ours.running_var() - theirs.running_var()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
 }
+
+#[test]
+fn batch_norm_with_the_pool_fused_equals_batch_norm_then_pool_exactly() {
+    use candle_core::{DType, Device, ModuleT, Tensor, Var};
+    use eigenssl::ssl::{batchnorm::BatchNorm, init::SeededVarMap};
+    let dev = Device::Cpu;
+    for (case, (shape, relu)) in [((5, 3, 8, 6), true), ((2, 17, 4, 4), true), ((3, 4, 2, 10), false)].into_iter().enumerate() {
+        // Two copies of one layer (same seed): one fused with the pool, one followed by MaxPool2x2.
+        let (vm_a, vm_b) = (SeededVarMap::new(case as u64), SeededVarMap::new(case as u64));
+        let fused = BatchNorm::new(shape.1, relu, vm_a.var_builder(DType::F32, &dev)).unwrap();
+        let apart = BatchNorm::new(shape.1, relu, vm_b.var_builder(DType::F32, &dev)).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0.3f32, 1.5, shape, &dev).unwrap()).unwrap();
+        let y_fused = fused.forward_pooled_t(x.as_tensor(), true).unwrap();
+        let y_apart = MaxPool2x2.forward(&apart.forward_t(x.as_tensor(), true).unwrap()).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&y_fused), flat(&y_apart), "case {case}: forward");
+        assert_eq!(flat(fused.running_var()), flat(apart.running_var()), "case {case}: running variance");
+        let r = Tensor::randn(0f32, 1.0, y_fused.dims(), &dev).unwrap();
+        let g_fused = (&y_fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_apart = (&y_apart * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(flat(g_fused.get(x.as_tensor()).unwrap()), flat(g_apart.get(x.as_tensor()).unwrap()), "case {case}: d/dx");
+        for suffix in ["weight", "bias"] {
+            let var = |vm: &SeededVarMap| vm.named_vars().into_iter().find(|(n, _)| n.ends_with(suffix)).unwrap().1;
+            let (a, b) = (var(&vm_a), var(&vm_b));
+            assert_eq!(flat(g_fused.get(a.as_tensor()).unwrap()), flat(g_apart.get(b.as_tensor()).unwrap()), "case {case}: d/d{suffix}");
+        }
+    }
+}

@@ -9,12 +9,13 @@
 //! step than the convolutions. In eval mode, on other devices and for other dtypes, candle-nn's own layer
 //! runs (it is also the reference the tests compare with).
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, ModuleT, Result, Shape, Storage, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Storage, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 use std::ops::Range;
 
 use super::conv::contiguous_f32;
+use super::pool::{first_max, plane_dims, window_offset, windows, MaxPool2x2};
 
 const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
 
@@ -58,7 +59,21 @@ impl BatchNorm {
         self.running_var.as_tensor()
     }
 
-    fn forward_fused(&self, x: &Tensor) -> Result<Tensor> {
+    /// Batch norm, ReLU where set, then a 2×2 max pool ([`MaxPool2x2`]) — in training on CPU f32 one op, so
+    /// that the unpooled activations are never stored and their gradient never goes through candle's
+    /// bookkeeping (a zeroed tensor plus an addition per gradient). Same values as the three steps apart.
+    pub fn forward_pooled_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if self.fused(x, train) && x.rank() == 4 {
+            return self.forward_fused(x, true);
+        }
+        MaxPool2x2.forward(&self.forward_t(x, train)?)
+    }
+
+    fn fused(&self, x: &Tensor, train: bool) -> bool {
+        train && x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 && x.rank() >= 2
+    }
+
+    fn forward_fused(&self, x: &Tensor, pool: bool) -> Result<Tensor> {
         let x = x.contiguous()?;
         let (n, c, s) = dims(x.dims())?;
         let (mean, var) = {
@@ -76,6 +91,7 @@ impl BatchNorm {
             mean: mean.iter().map(|&v| v as f32).collect(),
             invstd: var.iter().map(|&v| (1.0 / (v + CONFIG.eps).sqrt()) as f32).collect(),
             relu: self.relu,
+            pool,
         };
         x.apply_op3(&self.weight, &self.bias, op)
     }
@@ -83,9 +99,8 @@ impl BatchNorm {
 
 impl ModuleT for BatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let fused = train && x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 && x.rank() >= 2;
-        if fused {
-            return self.forward_fused(x);
+        if self.fused(x, train) {
+            return self.forward_fused(x, false);
         }
         let y = self.reference.forward_t(x, train)?;
         if self.relu {
@@ -184,11 +199,49 @@ fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>
     (mean, var.iter().map(|[v]| v / m).collect())
 }
 
-/// y = [ReLU](γ·(x − mean)·invstd + β) for the batch statistics given. Inputs: x, γ, β.
+/// y = [pool]([ReLU](γ·(x − mean)·invstd + β)) for the batch statistics given. Inputs: x, γ, β.
 struct FusedBatchNorm {
     mean: Vec<f32>,
     invstd: Vec<f32>,
     relu: bool,
+    /// 2×2 max pool after it.
+    pool: bool,
+}
+
+impl FusedBatchNorm {
+    /// Per-channel (scale, shift) of the affine map x ↦ scale·x + shift that batch norm is, given γ and β.
+    fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let scale: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, is)| g * is).collect();
+        let shift = (0..scale.len()).map(|ch| beta[ch] - self.mean[ch] * scale[ch]).collect();
+        (scale, shift)
+    }
+
+    #[inline(always)]
+    fn activation(&self, t: f32) -> f32 {
+        if self.relu {
+            t.max(0.0)
+        } else {
+            t
+        }
+    }
+
+    /// The gradient at the unpooled activations, from the pooled one: each window's to its first maximum
+    /// where ReLU lets it through — what the pool's and ReLU's backward give one after the other.
+    fn route(&self, x: &[f32], gy: &[f32], (scale, shift): (&[f32], &[f32]), h: usize, w: usize) -> Vec<f32> {
+        let c = scale.len();
+        let mut g = vec![0f32; x.len()];
+        g.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(gy.par_chunks(h * w / 4)).enumerate().for_each(|(plane, ((gp, xp), gyp))| {
+            let (a, b) = (scale[plane % c], shift[plane % c]);
+            windows(xp, w, |v, o| {
+                let act = v.map(|t| self.activation(a * t + b));
+                let k = first_max(act);
+                if !(self.relu && act[k] <= 0.0) {
+                    gp[window_offset(o, k, w)] = gyp[o];
+                }
+            })
+        });
+        g
+    }
 }
 
 impl CustomOp3 for FusedBatchNorm {
@@ -202,22 +255,33 @@ impl CustomOp3 for FusedBatchNorm {
         if gamma.len() != c || beta.len() != c {
             candle_core::bail!("batch norm: {c} channels but {} scales and {} shifts", gamma.len(), beta.len());
         }
-        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * self.invstd[ch]).collect();
-        let shift: Vec<f32> = (0..c).map(|ch| beta[ch] - self.mean[ch] * scale[ch]).collect();
+        let (scale, shift) = self.affine(gamma, beta);
+        if self.pool {
+            let (h, w) = plane_dims(l1.dims())?;
+            let mut y = vec![0f32; x.len() / 4];
+            y.par_chunks_mut(s / 4).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (yp, xp))| {
+                let (a, b) = (scale[plane % c], shift[plane % c]);
+                windows(xp, w, |v, o| {
+                    let act = v.map(|t| self.activation(a * t + b));
+                    yp[o] = act[first_max(act)];
+                })
+            });
+            let d = l1.dims();
+            return Ok((CpuStorage::F32(y), Shape::from((d[0], c, h / 2, w / 2))));
+        }
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| {
             for ch in 0..c {
                 let (a, b) = (scale[ch], shift[ch]);
                 for (o, &v) in yi[ch * s..][..s].iter_mut().zip(&xi[ch * s..][..s]) {
-                    let t = a * v + b;
-                    *o = if self.relu { t.max(0.0) } else { t };
+                    *o = self.activation(a * v + b);
                 }
             }
         });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (n, c, s) = dims(x.dims())?;
         let gamma = gamma.to_vec1::<f32>()?;
@@ -225,8 +289,17 @@ impl CustomOp3 for FusedBatchNorm {
         let (yg, yl) = res.storage_and_layout();
         let (gg, gl) = grad.storage_and_layout();
         let (xs, ys, gs) = (cpu_slice(&xg, xl)?, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?);
+        // With the pool, the gradient is first routed back to the activations, ReLU's mask applied there.
+        let routed;
+        let (ys, gs, relu) = if self.pool {
+            let (h, w) = plane_dims(x.dims())?;
+            let (scale, shift) = self.affine(&gamma, &beta.to_vec1::<f32>()?);
+            routed = self.route(xs, gs, (&scale, &shift), h, w);
+            (&routed[..], &routed[..], false)
+        } else {
+            (ys, gs, self.relu)
+        };
         // ReLU passes the gradient where its output is positive.
-        let relu = self.relu;
         let pass = move |y: f32, g: f32| if relu && y <= 0.0 { 0.0 } else { g };
         // Σ g and Σ g·(x − mean) per channel: dβ, and dγ once scaled by invstd.
         let sums = channel_sums(n, c, s, |ch, r| {

@@ -38,7 +38,7 @@ impl Module for MaxPool2x2 {
 
 /// Index (0..4, row-major) of the first maximum of a window's four values.
 #[inline(always)]
-fn first_max(v: [f32; 4]) -> usize {
+pub(super) fn first_max(v: [f32; 4]) -> usize {
     let mut best = 0;
     for k in 1..4 {
         if v[k] > v[best] {
@@ -50,7 +50,7 @@ fn first_max(v: [f32; 4]) -> usize {
 
 /// Calls `f(window values, output index)` for every 2×2 window of one (H × W) plane, row pair by row pair.
 #[inline(always)]
-fn windows(plane: &[f32], w: usize, mut f: impl FnMut([f32; 4], usize)) {
+pub(super) fn windows(plane: &[f32], w: usize, mut f: impl FnMut([f32; 4], usize)) {
     for (i, rows) in plane.chunks_exact(2 * w).enumerate() {
         let (top, bottom) = rows.split_at(w);
         for (j, (t, b)) in top.chunks_exact(2).zip(bottom.chunks_exact(2)).enumerate() {
@@ -59,7 +59,15 @@ fn windows(plane: &[f32], w: usize, mut f: impl FnMut([f32; 4], usize)) {
     }
 }
 
-fn plane_dims(d: &[usize]) -> Result<(usize, usize)> {
+/// Offset, within an (H × W) plane of width `w`, of element `k` (0..4, row-major) of the window at output
+/// index `o`.
+#[inline(always)]
+pub(super) fn window_offset(o: usize, k: usize, w: usize) -> usize {
+    let (i, j) = (o / (w / 2), o % (w / 2));
+    (2 * i + k / 2) * w + 2 * j + k % 2
+}
+
+pub(super) fn plane_dims(d: &[usize]) -> Result<(usize, usize)> {
     match d {
         [_, _, h, w] if h % 2 == 0 && w % 2 == 0 => Ok((*h, *w)),
         _ => candle_core::bail!("MaxPool2x2: expected (N, C, H, W) with even H and W, got {d:?}"),
@@ -105,11 +113,7 @@ impl CustomOp2 for PoolGrad {
         }
         let mut dx = vec![0f32; x.len()];
         dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(gy.par_chunks(oh * ow)).for_each(|((dp, xp), gp)| {
-            windows(xp, w, |v, o| {
-                let k = first_max(v);
-                let (i, j) = (o / ow, o % ow);
-                dp[(2 * i + k / 2) * w + 2 * j + k % 2] = gp[o];
-            })
+            windows(xp, w, |v, o| dp[window_offset(o, first_max(v), w)] = gp[o])
         });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
