@@ -1,5 +1,5 @@
 //! Batch normalisation over dim 1 (BatchNorm1d on (N, C), BatchNorm2d on (N, C, H, W)), optionally
-//! followed by ReLU, with the parameters, variable names and semantics of candle-nn's `BatchNorm`:
+//! followed by ReLU and by a 2×2 max pool, with the parameters, variable names and semantics of candle-nn's `BatchNorm`:
 //! the batch's biased variance normalises, the unbiased one enters the running estimate (momentum 0.1,
 //! eps 1e-5, as PyTorch). In training on CPU f32 the forward is one fused pass after the statistics, and
 //! the backward one reduction plus one pass.
@@ -44,7 +44,10 @@ pub struct BatchNorm {
 impl BatchNorm {
     pub fn new(features: usize, relu: bool, vb: VarBuilder) -> Result<Self> {
         let reference = candle_nn::batch_norm(features, CONFIG, vb)?;
-        let (weight, bias) = reference.weight_and_bias().map(|(w, b)| (w.clone(), b.clone())).expect("affine batch norm");
+        let (weight, bias) = reference
+            .weight_and_bias()
+            .map(|(w, b)| (w.clone(), b.clone()))
+            .ok_or_else(|| candle_core::Error::Msg("batch norm: candle-nn built it without scale and shift".into()))?;
         // The running statistics are variables of the var map: these handles share their storage.
         let running_mean = Var::from_tensor(reference.running_mean())?;
         let running_var = Var::from_tensor(reference.running_var())?;
