@@ -116,6 +116,14 @@ fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize) {
     }
 }
 
+/// The column matrix (C·kh·kw × imgs·OH·OW) of images first..first + imgs of the batch x.
+fn group_im2col(x: &[f32], g: &Geom, first: usize, imgs: usize, cols: &mut [f32]) {
+    let (img, p) = (g.c * g.h * g.w, g.p());
+    for i in 0..imgs {
+        im2col(&x[(first + i) * img..][..img], g, &mut cols[i * p..], imgs * p);
+    }
+}
+
 /// Adds one image's columns (rows `ld` apart, `cols` starting at its first column) back into its
 /// gradient dx (C × H × W).
 fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize) {
@@ -213,14 +221,12 @@ impl CustomOp2 for ConvForward {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
         let (x, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
+        let (ckk, p, group) = (g.ckk(), g.p(), g.group());
         let mut y = vec![0f32; g.n * g.k * p];
         y.par_chunks_mut(group * g.k * p).enumerate().for_each(|(gi, yg)| {
             with_scratch(ckk * group * p, g.k * group * p, |cols, out| {
                 let imgs = yg.len() / (g.k * p);
-                for i in 0..imgs {
-                    im2col(&x[(gi * group + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
-                }
+                group_im2col(x, &g, gi * group, imgs, cols);
                 if imgs == 1 {
                     gemm(g.k, ckk, p, wt, false, cols, false, false, yg);
                 } else {
@@ -316,7 +322,7 @@ impl CustomOp2 for ConvGradWeight {
             candle_core::bail!("conv2d grad: output {gd:?} does not match input {xd:?}");
         }
         let (x, gy) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
+        let (ckk, p, group) = (g.ckk(), g.p(), g.group());
         let groups = g.n.div_ceil(group);
         let per = groups.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
         let partial: Vec<Vec<f32>> = (0..groups.div_ceil(per))
@@ -327,9 +333,7 @@ impl CustomOp2 for ConvGradWeight {
                     for gi in chunk * per..((chunk + 1) * per).min(groups) {
                         let first = gi * group;
                         let imgs = group.min(g.n - first);
-                        for i in 0..imgs {
-                            im2col(&x[(first + i) * img..][..img], &g, &mut cols[i * p..], imgs * p);
-                        }
+                        group_im2col(x, &g, first, imgs, cols);
                         let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
                         gemm(g.k, imgs * p, ckk, gyg, false, cols, true, gi > chunk * per, &mut acc);
                     }
