@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod harness;
 pub mod interrupt;
+pub mod linalg;
 pub mod normal;
 pub mod plot;
 pub mod rng;

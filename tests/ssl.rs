@@ -2,7 +2,8 @@
 
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use eigenssl::ssl::directpred::DirectPred;
-use eigenssl::ssl::ema::{ema_update, tau_schedule};
+use eigenssl::ssl::ema::ema_update;
+use eigenssl::ssl::schedule::tau_schedule;
 use eigenssl::ssl::init::SeededVarMap;
 use eigenssl::ssl::loss::{directional, symmetric, LossForm, LossKind};
 use eigenssl::ssl::optim::{Optimizer, ParamGroup, Rule};
@@ -172,12 +173,12 @@ fn losses_by_hand_and_stop_gradient_on_the_target() {
 #[test]
 fn sgd_momentum_step_by_hand() {
     let w = Var::from_tensor(&t2(&[&[1.0, -2.0]])).unwrap();
-    let group = ParamGroup { vars: vec![w.clone()], lr_scale: 1.0, weight_decay: 0.1 };
+    let group = ParamGroup { vars: vec![w.clone()], base_lr: 0.5, weight_decay: 0.1 };
     let mut opt = Optimizer::new(Rule::Sgd, 0.9, vec![group]);
     // L = sum(w²)/2 → g = w.
     for _ in 0..2 {
         let g = (w.as_tensor().sqr().unwrap().sum_all().unwrap() * 0.5).unwrap().backward().unwrap();
-        opt.step(&g, 0.5).unwrap();
+        opt.step(&g, |base| base).unwrap();
     }
     // By hand: d = g + 0.1 w = 1.1 w; step 1: buf = 1.1 w0, w1 = w0 − 0.55 w0 = 0.45 w0;
     // step 2: d = 1.1·0.45 w0 = 0.495 w0, buf = 0.9·1.1 w0 + 0.495 w0 = 1.485 w0, w2 = 0.45 w0 − 0.7425 w0.
@@ -190,13 +191,13 @@ fn sgd_momentum_step_by_hand() {
 fn lars_step_by_hand_with_clipping_and_bias_exclusion() {
     let w = Var::from_tensor(&t2(&[&[3.0, 4.0]])).unwrap(); // ‖w‖ = 5
     let b = Var::from_vec(vec![1f32, 1.], 2, &CPU).unwrap(); // 1-D: plain SGD, no decay
-    let group = ParamGroup { vars: vec![w.clone(), b.clone()], lr_scale: 1.0, weight_decay: 0.01 };
+    let group = ParamGroup { vars: vec![w.clone(), b.clone()], base_lr: 0.5, weight_decay: 0.01 };
     let mut opt = Optimizer::new(Rule::Lars { eta: 0.02, clip: true }, 0.9, vec![group]);
     // L = 2·sum(w) + sum(b) → g_w = [2, 2] (‖g‖ = 2√2), g_b = [1, 1].
     let loss = ((w.as_tensor().sum_all().unwrap() * 2.0).unwrap() + b.as_tensor().sum_all().unwrap()).unwrap();
     let g = loss.backward().unwrap();
     let lr = 0.5;
-    opt.step(&g, lr).unwrap();
+    opt.step(&g, |base| base).unwrap();
     let gn = 8f64.sqrt();
     let r = (0.02 * 5.0 / (gn + 0.01 * 5.0 + 1e-8) / lr).min(1.0);
     let expect_w = [3.0 - lr * r * (2.0 + 0.01 * 3.0), 4.0 - lr * r * (2.0 + 0.01 * 4.0)];

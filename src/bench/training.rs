@@ -15,7 +15,8 @@ use crate::data::Split;
 use crate::spec::{Experiment, RunConfig};
 use crate::ssl::config::SslConfig;
 use crate::ssl::directpred::DirectPred;
-use crate::ssl::train::StepProbe;
+use crate::ssl::step::Learner;
+use crate::ssl::train::{image_side, random_batch};
 
 /// One measured training step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,14 +48,19 @@ pub fn table1_config(specs: &Path, dataset: &str, width: f64, batch: usize) -> c
     }
 }
 
-/// Times `reps` training steps of `cfg` in this process.
+/// Times `reps` training steps of `cfg` in this process: [`Learner::step`], the step that trains, on
+/// random images.
 pub fn step(cfg: &SslConfig, reps: usize) -> candle_core::Result<StepBench> {
-    let mut probe = StepProbe::new(cfg, &Device::Cpu)?;
+    let side = image_side(cfg);
+    let mut learner = Learner::new(cfg, 0, side, 10, reps.max(1), &Device::Cpu)?;
+    let (x1, x2, labels) = random_batch(cfg.batch, side, 10, &Device::Cpu)?;
     let mut err = None;
+    let mut t_step = 0;
     let t = time_it(reps, || {
-        if let Err(e) = probe.step(cfg.batch) {
+        if let Err(e) = learner.step(&x1, &x2, &labels, t_step) {
             err.get_or_insert(e);
         }
+        t_step += 1;
     });
     if let Some(e) = err {
         return Err(e);
@@ -62,7 +68,7 @@ pub fn step(cfg: &SslConfig, reps: usize) -> candle_core::Result<StepBench> {
     Ok(StepBench {
         width: cfg.width,
         batch: cfg.batch,
-        parameters: probe.parameters(),
+        parameters: learner.parameters(),
         images_per_s: (2 * cfg.batch) as f64 / t.median_s,
         step: t,
         peak_rss: peak_rss(),

@@ -9,14 +9,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::step::Learner;
 use super::train::SslHistory;
 use crate::error::{Error, Result};
 
 /// Version of the checkpoint layout; a file of another version is not resumed.
-pub const CHECKPOINT_SCHEMA: u32 = 1;
+pub const CHECKPOINT_SCHEMA: u32 = 2;
 const STATE_KEY: &str = "eigenssl.state";
 
 /// Where a run stands: the next batch to train and what has been accumulated so far.
@@ -32,8 +33,11 @@ pub struct TrainState {
     /// Running sums of the epoch in progress.
     pub loss_sum: f64,
     pub ce_sum: f64,
+    pub z_std_sum: f64,
     /// Wall seconds already spent on the epoch in progress (for images/s).
     pub epoch_seconds: f64,
+    /// The first epoch of the current run of collapsed epochs, if the last finished epoch was one.
+    pub collapsed_since: Option<usize>,
     pub history: SslHistory,
 }
 
@@ -93,4 +97,75 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| bad(format!("checkpoint tensors: {e}")))?;
     Ok(Checkpoint { state, tensors })
+}
+
+/// Loads the checkpoint at `path` into `learner` and returns where its run stands. A checkpoint of another
+/// run (`tag`), or one with a missing or mis-shaped tensor, is an error and leaves the run to start afresh.
+pub fn resume(path: &Path, tag: &str, learner: &mut Learner, device: &Device) -> Result<TrainState> {
+    let mut ck = load(path, device)?;
+    if ck.state.tag != tag {
+        return Err(Error::Record { path: path.to_path_buf(), msg: format!("checkpoint of another run ({})", ck.state.tag) });
+    }
+    learner.restore(&mut ck, path)?;
+    Ok(ck.state)
+}
+
+impl Learner {
+    /// Every tensor a checkpoint holds: online and target variables, momentum buffers, C.
+    pub(crate) fn checkpoint_tensors(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        for (n, v) in self.online_vars.named_vars() {
+            out.push((format!("online/{n}"), v.as_tensor().clone()));
+        }
+        for (n, v) in self.target_vars.as_ref().map(|t| t.named_vars()).unwrap_or_default() {
+            out.push((format!("target/{n}"), v.as_tensor().clone()));
+        }
+        for (g, bufs) in self.opt.buffers().iter().enumerate() {
+            for (i, b) in bufs.iter().enumerate() {
+                if let Some(b) = b {
+                    out.push((format!("momentum/{g}/{i}"), b.clone()));
+                }
+            }
+        }
+        let c = self.dp.correlation();
+        let d = c.nrows();
+        let rows: Vec<f64> = (0..d * d).map(|i| c[(i / d, i % d)]).collect();
+        out.push(("predictor/correlation".into(), Tensor::from_vec(rows, (d, d), &Device::Cpu)?));
+        Ok(out)
+    }
+
+    /// Sets every variable, buffer and the correlation from `ck`; any missing or mis-shaped entry is an
+    /// error.
+    fn restore(&mut self, ck: &mut Checkpoint, path: &Path) -> Result<()> {
+        let bad = |msg: String| Error::Record { path: path.to_path_buf(), msg };
+        let set = |var: &Var, t: Tensor, name: &str| {
+            if t.shape() != var.shape() || t.dtype() != var.dtype() {
+                return Err(bad(format!("`{name}`: shape {:?} {:?}, expected {:?} {:?}", t.shape(), t.dtype(), var.shape(), var.dtype())));
+            }
+            var.set(&t).map_err(|e| bad(format!("`{name}`: {e}")))
+        };
+        for (prefix, vm) in [("online", Some(&self.online_vars)), ("target", self.target_vars.as_ref())] {
+            for (n, v) in vm.map(|m| m.named_vars()).unwrap_or_default() {
+                let name = format!("{prefix}/{n}");
+                set(&v, ck.take(&name, path)?, &name)?;
+            }
+        }
+        let mut buffers = Vec::new();
+        for (g, bufs) in self.opt.buffers().iter().enumerate() {
+            let mut group = Vec::new();
+            for i in 0..bufs.len() {
+                group.push(ck.tensors.remove(&format!("momentum/{g}/{i}")));
+            }
+            buffers.push(group);
+        }
+        self.opt.set_buffers(buffers);
+        let c = ck.take("predictor/correlation", path)?;
+        let d = self.dp.correlation().nrows();
+        let flat = c.flatten_all().and_then(|t| t.to_vec1::<f64>()).map_err(|e| bad(format!("predictor/correlation: {e}")))?;
+        if flat.len() != d * d {
+            return Err(bad(format!("predictor/correlation has {} entries, expected {}", flat.len(), d * d)));
+        }
+        self.dp.set_correlation(nalgebra::DMatrix::from_row_slice(d, d, &flat));
+        Ok(())
+    }
 }

@@ -1,9 +1,11 @@
 //! The configuration of one deep-SSL run (Table 1): every hyper-parameter of the authors' code that the
-//! paper leaves out is a field (shared/notes/reference-impl.md §§1–5, 8).
+//! paper leaves out is a field, and so is every way in which we may train differently from that code
+//! (`docs/table1-protocol.md` says where each default comes from).
 
 use serde::{Deserialize, Serialize};
 
 use super::loss::{LossForm, LossKind};
+use super::init::InitLaw;
 use crate::data::augment::Pipeline;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +39,8 @@ crate::overlay_config! {
         pub backbone: Backbone,
         /// Channel multiplier of the backbone (1 = VGG11's 64…512 channels).
         pub width: f64,
+        /// Weight init: `torchvision` (the authors' framework) or `candle` (candle-nn's laws).
+        pub init: InitLaw,
         pub proj_hidden: usize,
         pub proj_out: usize,
         pub loss: LossKind,
@@ -50,6 +54,13 @@ crate::overlay_config! {
         pub dp_tau: f64,
         pub dp_alpha: f64,
         pub dp_eps: f64,
+        /// Fold each view's batch into C and recompute W_P before predicting that view, as the authors'
+        /// `forward` does (two eigendecompositions per step). `false`: both views fold in, then one W_P
+        /// for both (one eigendecomposition; faster, not the authors' computation).
+        pub dp_per_view: bool,
+        /// Evaluation forwards (test split, eval mode) also fold their embeddings into C, as the authors'
+        /// shared `forward` does.
+        pub dp_eval_updates: bool,
         pub optimizer: OptimizerKind,
         /// Base learning rate at batch 256 (scaled linearly with `batch`); the readout's likewise.
         pub lr: f64,

@@ -7,7 +7,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 use nalgebra::DMatrix;
 
-use crate::theory::predictor::spectrum;
+use crate::linalg::spectrum;
 
 /// Predictor state: the correlation estimate and its settings.
 #[derive(Debug, Clone)]

@@ -1,7 +1,15 @@
 //! Seeded parameter initialisation. candle's CPU device cannot be seeded (`Device::Cpu.set_seed` fails in
 //! candle 0.11), so variables created through a plain `VarMap` are not repeatable. [`SeededVarMap`] is a
 //! `VarBuilder` backend that draws every new variable on the host from a stream derived from
-//! (seed, variable name) — independent of creation order — with candle's own init laws.
+//! (seed, variable name) — independent of creation order — with the law an [`InitLaw`] names.
+//!
+//! The default, [`InitLaw::Torchvision`], is how the authors' networks start: their backbones come from
+//! torchvision (convolutions Kaiming-normal with fan_out and ReLU gain, batch norm γ = 1, β = 0) and their
+//! projector and readout are plain `nn.Linear` (weights and biases uniform ±1/√fan_in). The paper's VGG11
+//! code is not public; we assume it was torchvision's `vgg11_bn`, whose init is the one above (its conv
+//! biases start at 0 and sit before batch norm, which cancels them, so our VGG has none).
+//! [`InitLaw::Candle`] keeps candle-nn's laws (Kaiming-normal with fan_in for every weight), which start
+//! the projector with √6 ≈ 2.45× the authors' weight scale and change how the no-EMA cells train.
 
 use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::init::NormalOrUniform;
@@ -9,17 +17,54 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder, VarMap};
 use rand::Rng;
 use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+/// How weights are initialised (biases and batch-norm parameters follow the layer's own constructor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitLaw {
+    /// PyTorch's: conv weights N(0, 2/fan_out) (torchvision's VGG and ResNet), linear weights
+    /// U(±1/√fan_in) (`nn.Linear`'s default).
+    #[default]
+    Torchvision,
+    /// candle-nn's: every weight N(0, 2/fan_in).
+    Candle,
+}
+
+impl InitLaw {
+    /// The init of a weight of `shape` that candle-nn's constructor asked to initialise with `hint`.
+    fn weight_init(self, hint: Init, shape: &Shape) -> Init {
+        let Init::Kaiming { .. } = hint else { return hint };
+        match (self, shape.dims()) {
+            (InitLaw::Candle, _) => hint,
+            (InitLaw::Torchvision, [cout, _, kh, kw]) => {
+                Init::Randn { mean: 0.0, stdev: (2.0 / (cout * kh * kw).max(1) as f64).sqrt() }
+            }
+            (InitLaw::Torchvision, [_, fan_in]) => {
+                let bound = 1.0 / (*fan_in.max(&1) as f64).sqrt();
+                Init::Uniform { lo: -bound, up: bound }
+            }
+            (InitLaw::Torchvision, _) => hint,
+        }
+    }
+}
 
 /// A `VarMap` whose new variables come from a seeded host RNG.
 #[derive(Clone)]
 pub struct SeededVarMap {
     map: VarMap,
     seed: u64,
+    law: InitLaw,
 }
 
 impl SeededVarMap {
+    /// A map whose weights follow [`InitLaw::Torchvision`].
     pub fn new(seed: u64) -> Self {
-        SeededVarMap { map: VarMap::new(), seed }
+        Self::with_law(seed, InitLaw::default())
+    }
+
+    pub fn with_law(seed: u64, law: InitLaw) -> Self {
+        SeededVarMap { map: VarMap::new(), seed, law }
     }
 
     /// The underlying map (trainable variables, safetensors save/load).
@@ -88,7 +133,7 @@ impl SimpleBackend for SeededVarMap {
             }
             return Ok(t.clone());
         }
-        let vals = host_values(h, &s, self.seed, name);
+        let vals = host_values(self.law.weight_init(h, &s), &s, self.seed, name);
         let t = Tensor::from_vec(vals, s, &Device::Cpu)?.to_dtype(dtype)?.to_device(dev)?;
         let var = Var::from_tensor(&t)?;
         let out = var.as_tensor().clone();

@@ -15,5 +15,7 @@ pub mod optim;
 pub mod pool;
 pub mod projector;
 pub mod resnet;
+pub mod schedule;
+pub mod step;
 pub mod train;
 

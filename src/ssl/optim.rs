@@ -10,8 +10,9 @@ use candle_core::{Result, Tensor, Var};
 #[derive(Debug, Clone)]
 pub struct ParamGroup {
     pub vars: Vec<Var>,
-    /// This group's learning rate is `lr_scale` × the scheduled base rate.
-    pub lr_scale: f64,
+    /// This group's base learning rate (already scaled with the batch); the schedule maps it to the
+    /// rate of each step.
+    pub base_lr: f64,
     pub weight_decay: f64,
 }
 
@@ -42,10 +43,10 @@ impl Optimizer {
         Optimizer { rule, momentum, groups, buffers }
     }
 
-    /// One step at base learning rate `lr` (the schedule's value).
-    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+    /// One step; `lr_of` maps a group's base rate to this step's rate (the schedule).
+    pub fn step(&mut self, grads: &GradStore, lr_of: impl Fn(f64) -> f64) -> Result<()> {
         for (group, bufs) in self.groups.iter().zip(self.buffers.iter_mut()) {
-            let glr = lr * group.lr_scale;
+            let glr = lr_of(group.base_lr);
             let wd = group.weight_decay;
             for (var, buf) in group.vars.iter().zip(bufs.iter_mut()) {
                 let Some(g) = grads.get(var) else { continue };
