@@ -18,11 +18,19 @@ Where this twin computes differently from the authors' code, on purpose:
   differs from both by rounding, which would swamp a 1e-4 comparison.
 - float32 everywhere else, no AMP, NCHW memory format: the same arithmetic as theirs up to rounding.
 
+Mode `cells SUBSET OUT [CELL ...]`: whole Table 1 cells (seeds 0-3) on the images and configs that
+`examples/export_subset.rs` wrote to SUBSET, with torch's own init and solo-learn's torchvision pipeline on
+PIL images; one JSON per run in OUT (readout top-1 and the participation ratio of C per epoch, and
+eigenssl's collapse criterion: std of the l2-normalised embeddings times sqrt(D) below 0.1).
+
 Usage: python3 bench/torch_twin.py fixtures tests/fixtures/parity
+       python3 bench/torch_twin.py cells /tmp/cpu-subset.safetensors results/table1/cpu-twin
 """
 import json
 import math
+import random
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -202,64 +210,66 @@ def load_inputs(path):
     return meta, tensors
 
 
-def run_cell(cell_dir):
-    meta, inp = load_inputs(cell_dir / "inputs.safetensors")
-    inp.update(load_inputs(cell_dir.parent / "batches.safetensors")[1])
-    cfg = json.loads(meta["config"])
-    steps, spe, classes = int(meta["steps"]), int(meta["steps_per_epoch"]), int(meta["classes"])
-    torch.manual_seed(0)
-    net = Net(cfg, classes)
-    state = {k[len("init/"):]: v for k, v in inp.items() if k.startswith("init/")}
-    own = net.state_dict()
-    missing = set(own) - set(state) - {k for k in own if k.endswith("num_batches_tracked")}
-    if missing:
-        raise SystemExit(f"{cell_dir}: inputs lack {sorted(missing)}")
-    net.load_state_dict({**{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}, **state})
-    frozen = cfg["freeze_backbone"]
-    # The target: a copy of the online backbone + projector (solo-learn's momentum network); with tau = 0
-    # it is re-copied after every step.
-    target = Net(cfg, classes)
-    target.load_state_dict(net.state_dict())
-    for p in target.parameters():
-        p.requires_grad = False
+class Trainer:
+    """One run of the authors' step: the online network, its momentum copy, the optimiser, the
+    schedules and the DirectPred state."""
 
-    scale = cfg["batch"] / 256
-    body = [p for n, p in net.named_parameters() if not n.startswith("classifier")]
-    groups = [{"params": list(net.classifier.parameters()), "lr": cfg["classifier_lr"] * scale, "weight_decay": 0.0}]
-    if not frozen:
-        groups.append({"params": body, "lr": cfg["lr"] * scale, "weight_decay": cfg["weight_decay"]})
-    for g in groups:
-        g["base_lr"] = g["lr"]
-    if cfg["optimizer"] == "lars":
-        opt = Lars(groups, lr=cfg["lr"] * scale, momentum=cfg["momentum"], weight_decay=cfg["weight_decay"], eta=cfg["lars_eta"])
-    else:
-        opt = torch.optim.SGD(groups, lr=cfg["lr"] * scale, momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-    total, warmup = spe * cfg["epochs"], spe * cfg["warmup_epochs"]
-    dp = DirectPred(cfg["proj_out"], cfg["dp_tau"], cfg["dp_alpha"], cfg["dp_eps"])
-    tau = cfg["tau_base"]
+    def __init__(self, cfg, classes, steps_per_epoch, state=None):
+        self.cfg = cfg
+        self.net = Net(cfg, classes)
+        if state is None:
+            tv_init(self.net)
+        else:
+            own = self.net.state_dict()
+            missing = set(own) - set(state) - {k for k in own if k.endswith("num_batches_tracked")}
+            if missing:
+                raise SystemExit(f"initial weights lack {sorted(missing)}")
+            self.net.load_state_dict({**{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}, **state})
+        self.frozen = cfg["freeze_backbone"]
+        # The momentum network: a copy of the online backbone + projector (solo-learn's
+        # initialize_momentum_params); with tau = 0 it is re-copied after every step.
+        self.target = Net(cfg, classes)
+        self.target.load_state_dict(self.net.state_dict())
+        for p in self.target.parameters():
+            p.requires_grad = False
+        scale = cfg["batch"] / 256
+        body = [p for n, p in self.net.named_parameters() if not n.startswith("classifier")]
+        groups = [{"params": list(self.net.classifier.parameters()), "lr": cfg["classifier_lr"] * scale, "weight_decay": 0.0}]
+        if not self.frozen:
+            groups.append({"params": body, "lr": cfg["lr"] * scale, "weight_decay": cfg["weight_decay"]})
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        if cfg["optimizer"] == "lars":
+            self.opt = Lars(groups, lr=cfg["lr"] * scale, momentum=cfg["momentum"], weight_decay=cfg["weight_decay"], eta=cfg["lars_eta"])
+        else:
+            self.opt = torch.optim.SGD(groups, lr=cfg["lr"] * scale, momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+        self.total, self.warmup = steps_per_epoch * cfg["epochs"], steps_per_epoch * cfg["warmup_epochs"]
+        self.dp = DirectPred(cfg["proj_out"], cfg["dp_tau"], cfg["dp_alpha"], cfg["dp_eps"])
+        self.tau = cfg["tau_base"]
 
-    out = {}
-    net.train()
-    target.train()
-    for k in range(steps):
-        for g in opt.param_groups:
-            g["lr"] = warmup_cosine(k, warmup, total, cfg["warmup_start_lr"], g["base_lr"])
-        X = [inp[f"x1/{k}"], inp[f"x2/{k}"]]
-        y = inp[f"labels/{k}"]
+    def step(self, x1, x2, y, k):
+        """Optimiser step k on one batch of view pairs; returns what it computed."""
+        cfg, net, target = self.cfg, self.net, self.target
+        net.train()
+        target.train()
+        rec = {}
+        for g in self.opt.param_groups:
+            g["lr"] = warmup_cosine(k, self.warmup, self.total, cfg["warmup_start_lr"], g["base_lr"])
+        X = [x1, x2]
         Z, P, PS, ce = [], [], [], []
         for v, x in enumerate(X):
             feats = net.backbone(x)
             logits = net.classifier(feats.detach())
             ce.append(F.cross_entropy(logits, y, ignore_index=-1))
-            out[f"step{k}/logits/{v}"] = logits.detach()
-            if not frozen:
+            rec[f"logits/{v}"] = logits.detach()
+            if not self.frozen:
                 z = net.projector(feats)
-                p, psqrt, wp = dp.forward(z)
+                p, psqrt, wp = self.dp.forward(z)
                 Z.append(z), P.append(p), PS.append(psqrt)
-                out[f"step{k}/wp/{v}"] = wp
+                rec[f"wp/{v}"] = wp
         class_loss = sum(ce) / 2
         loss = class_loss
-        if not frozen:
+        if not self.frozen:
             with torch.no_grad():
                 Zt = [target.projector(target.backbone(x)) for x in X]
             ssl = 0
@@ -267,39 +277,70 @@ def run_cell(cell_dir):
                 for v2 in [v for v in range(2) if v != v1]:
                     ssl = ssl + ssl_loss(cfg, P[v2], PS[v2], Z[v2], Zt[v1])
             loss = ssl + class_loss
-            out[f"step{k}/ssl_loss"] = ssl.detach().double().reshape(1)
-            out[f"step{k}/correlation"] = dp.C.clone()
-        out[f"step{k}/readout_ce"] = class_loss.detach().double().reshape(1)
-        opt.zero_grad(set_to_none=True)
+            rec["ssl_loss"] = ssl.detach().double().reshape(1)
+            rec["correlation"] = self.dp.C.clone()
+            with torch.no_grad():  # solo-learn's train_z_std
+                rec["z_std"] = F.normalize(torch.stack(Z), dim=-1).std(dim=1).mean().item()
+        rec["readout_ce"] = class_loss.detach().double().reshape(1)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        self.opt.step()
         # solo-learn's on_train_batch_end: EMA with the current tau, then tau advances.
         with torch.no_grad():
-            for po, pt in zip(net.parameters(), target.parameters()):
-                if po is net.classifier.weight or po is net.classifier.bias:
-                    continue
-                pt.data = tau * pt.data + (1 - tau) * po.data
-        tau = cfg["tau_final"] - (cfg["tau_final"] - cfg["tau_base"]) * (math.cos(math.pi * (k + 1) / total) + 1) / 2
-        for n, t in net.state_dict().items():
+            for (n, po), pt in zip(net.named_parameters(), target.parameters()):
+                if not n.startswith("classifier"):
+                    pt.data = self.tau * pt.data + (1 - self.tau) * po.data
+        self.tau = cfg["tau_final"] - (cfg["tau_final"] - cfg["tau_base"]) * (math.cos(math.pi * (k + 1) / self.total) + 1) / 2
+        return rec
+
+    @torch.no_grad()
+    def evaluate(self, x):
+        """Readout logits in eval mode; the embeddings fold into C, as the authors' shared forward does."""
+        self.net.eval()
+        feats = self.net.backbone(x)
+        if not self.frozen and self.cfg["dp_eval_updates"]:
+            self.dp.fold(self.net.projector(feats))
+        return self.net.classifier(feats)
+
+
+def tv_init(net):
+    """The authors' framework's init: torchvision's VGG init for the backbone (conv Kaiming-normal fan_out,
+    batch norm 1/0); the projector and readout keep nn.Linear's default."""
+    for m in net.backbone.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+
+
+def run_fixture(cell_dir):
+    meta, inp = load_inputs(cell_dir / "inputs.safetensors")
+    inp.update(load_inputs(cell_dir.parent / "batches.safetensors")[1])
+    cfg = json.loads(meta["config"])
+    steps, spe, classes = int(meta["steps"]), int(meta["steps_per_epoch"]), int(meta["classes"])
+    state = {k[len("init/"):]: v for k, v in inp.items() if k.startswith("init/")}
+    tr = Trainer(cfg, classes, spe, state)
+    out = {}
+    for k in range(steps):
+        rec = tr.step(inp[f"x1/{k}"], inp[f"x2/{k}"], inp[f"labels/{k}"], k)
+        for n, v in rec.items():
+            if n != "z_std":
+                out[f"step{k}/{n}"] = v
+        for n, t in tr.net.state_dict().items():
             if not n.endswith("num_batches_tracked"):
                 out[f"step{k}/param/{n}"] = t.detach().clone()
-        for n, p in net.named_parameters():
-            buf = opt.state.get(p, {}).get("momentum_buffer")
+        for n, p in tr.net.named_parameters():
+            buf = tr.opt.state.get(p, {}).get("momentum_buffer")
             if buf is not None:
                 out[f"step{k}/momentum/{n}"] = buf.clone()
-        if cfg["ema"] and not frozen:
-            for n, t in target.state_dict().items():
+        if cfg["ema"] and not tr.frozen:
+            for n, t in tr.target.state_dict().items():
                 if not n.endswith("num_batches_tracked") and not n.startswith("classifier"):
                     out[f"step{k}/target/{n}"] = t.detach().clone()
-    # One evaluation batch: eval mode, and (the authors' shared forward) its embeddings fold into C.
-    net.eval()
-    with torch.no_grad():
-        feats = net.backbone(inp["eval_x"])
-        out["eval/logits"] = net.classifier(feats)
-        if not frozen:
-            if cfg["dp_eval_updates"]:
-                dp.fold(net.projector(feats))
-            out["eval/correlation"] = dp.C.clone()
+    out["eval/logits"] = tr.evaluate(inp["eval_x"])
+    if not tr.frozen:
+        out["eval/correlation"] = tr.dp.C.clone()
     for name, std in torchvision_init_std(cfg, classes).items():
         out[f"init_std/{name}"] = torch.tensor([std], dtype=torch.float64)
     out = {k: v.contiguous() for k, v in out.items()}
@@ -307,15 +348,101 @@ def run_cell(cell_dir):
     print(f"{cell_dir}: {len(out)} tensors")
 
 
+def view_transform(cfg, view, mean, std):
+    """solo-learn's pipeline for one view (pretrain_dataloader.py), with eigenssl's pipeline parameters."""
+    import torchvision.transforms as T
+    from PIL import ImageFilter, ImageOps
+
+    if cfg["augment"] == "simclr":
+        jitter, gray, blur, solarize = (0.4, 0.4, 0.4, 0.1), 0.2, 0.0, 0.0
+    else:  # asymmetric.yaml at 32 px
+        jitter, gray, blur, solarize = (0.4, 0.4, 0.2, 0.1), 0.2, 0.0, (0.0, 0.2)[view]
+    ops = [T.RandomResizedCrop(32, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+           T.RandomApply([T.ColorJitter(*jitter)], p=0.8), T.RandomGrayscale(p=gray)]
+    if blur:
+        ops.append(T.RandomApply([T.Lambda(lambda im: im.filter(ImageFilter.GaussianBlur(radius=random.uniform(0.1, 2.0))))], p=blur))
+    if solarize:
+        ops.append(T.RandomApply([T.Lambda(ImageOps.solarize)], p=solarize))
+    ops += [T.RandomHorizontalFlip(p=0.5), T.ToTensor(), T.Normalize(mean, std)]
+    return T.Compose(ops)
+
+
+def participation_ratio(C):
+    s = torch.linalg.eigvalsh(C).clamp(min=0)
+    return (s.sum() ** 2 / (s**2).sum()).item() if s.sum() > 0 else 0.0
+
+
+def run_cells(subset_file, out_dir, seeds, only):
+    """Whole Table 1 cells on the images eigenssl exported (examples/export_subset.rs), torch's own init
+    and torchvision's augmentations: one JSON per run, eigenssl's collapse criterion applied."""
+    from PIL import Image
+
+    meta, data = load_inputs(subset_file)
+    configs = json.loads(meta["configs"])
+    mean, std = json.loads(meta["mean"]), json.loads(meta["std"])
+    train_imgs = [Image.fromarray(a.numpy()) for a in data["train/images"]]
+    train_labels = data["train/labels"]
+    to_tensor = __import__("torchvision.transforms", fromlist=["T"])
+    test_x = torch.stack([to_tensor.Normalize(mean, std)(to_tensor.ToTensor()(Image.fromarray(a.numpy()))) for a in data["test/images"]])
+    test_y = data["test/labels"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for cell, cfg in configs.items():
+        if only and cell not in only:
+            continue
+        views = [view_transform(cfg, v, mean, std) for v in range(2)]
+        n, b = len(train_imgs), cfg["batch"]
+        spe = n // b
+        for seed in seeds:
+            path = out_dir / f"{cell.replace('/', '_')}_seed{seed}.json"
+            if path.exists():
+                continue
+            torch.manual_seed(seed)
+            random.seed(seed)
+            tr = Trainer(cfg, 10, spe)
+            hist = {"epoch": [], "readout_top1": [], "participation_ratio": [], "z_spread": [], "loss": []}
+            t0 = time.time()
+            collapsed_since = None
+            for epoch in range(cfg["epochs"]):
+                order = torch.randperm(n).tolist()
+                zs, losses = [], []
+                for k in range(spe):
+                    idx = order[k * b:(k + 1) * b]
+                    x1 = torch.stack([views[0](train_imgs[i]) for i in idx])
+                    x2 = torch.stack([views[1](train_imgs[i]) for i in idx])
+                    rec = tr.step(x1, x2, train_labels[idx], epoch * spe + k)
+                    if "z_std" in rec:
+                        zs.append(rec["z_std"])
+                        losses.append(rec["ssl_loss"].item())
+                correct = sum((tr.evaluate(test_x[i:i + b]).argmax(-1) == test_y[i:i + b]).sum().item() for i in range(0, len(test_y), b))
+                spread = (sum(zs) / len(zs)) * math.sqrt(cfg["proj_out"]) if zs else None
+                collapsed_since = (collapsed_since if collapsed_since is not None else epoch) if spread is not None and spread < 0.1 else None
+                hist["epoch"].append(epoch + 1)
+                hist["readout_top1"].append(100.0 * correct / len(test_y))
+                hist["participation_ratio"].append(None if tr.frozen else participation_ratio(tr.dp.C))
+                hist["z_spread"].append(spread)
+                hist["loss"].append(sum(losses) / len(losses) if losses else None)
+                print(f"{cell} seed {seed} epoch {epoch + 1}: top-1 {hist['readout_top1'][-1]:.1f}, PR {hist['participation_ratio'][-1]}, spread {spread}, {time.time() - t0:.0f} s", flush=True)
+            record = {"cell": cell, "seed": seed, "status": "collapsed" if collapsed_since is not None else "ok",
+                      "collapse_epoch": None if collapsed_since is None else collapsed_since + 1,
+                      "readout_top1": hist["readout_top1"][-1], "participation_ratio": hist["participation_ratio"][-1],
+                      "history": hist, "seconds": time.time() - t0, "config": cfg,
+                      "torch": torch.__version__, "torchvision": torchvision.__version__,
+                      "command": " ".join(sys.argv)}
+            path.write_text(json.dumps(record, indent=1))
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] != "fixtures":
-        raise SystemExit(__doc__)
     torch.set_num_threads(1)
-    cells = sorted(Path(sys.argv[2]).glob("*/inputs.safetensors"))
-    if not cells:
-        raise SystemExit(f"no */inputs.safetensors under {sys.argv[2]}")
-    for c in cells:
-        run_cell(c.parent)
+    if len(sys.argv) == 3 and sys.argv[1] == "fixtures":
+        cells = sorted(Path(sys.argv[2]).glob("*/inputs.safetensors"))
+        if not cells:
+            raise SystemExit(f"no */inputs.safetensors under {sys.argv[2]}")
+        for c in cells:
+            run_fixture(c.parent)
+    elif len(sys.argv) >= 4 and sys.argv[1] == "cells":
+        run_cells(Path(sys.argv[2]), Path(sys.argv[3]), [0, 1, 2, 3], sys.argv[4:])
+    else:
+        raise SystemExit(__doc__)
 
 
 if __name__ == "__main__":
