@@ -1,8 +1,13 @@
-//! Augmentations on the CPU (SimCLR's pipeline, and the authors' asymmetric one): random resized crop,
-//! colour jitter (brightness, contrast, saturation, hue in random order), grayscale, Gaussian blur,
-//! solarize, horizontal flip, normalisation. Images are f32 height × width × 3 in [0, 1].
+//! Augmentations on the CPU, as the authors' pipeline computes them: solo-learn applies torchvision's
+//! transforms to PIL images, so every op here works on 8-bit RGB and rounds as Pillow does (each op's
+//! output is 8-bit again): random resized crop with Pillow's antialiased bicubic resampling, colour
+//! jitter (brightness, contrast, saturation, hue, in a random order), grayscale, Pillow's Gaussian blur,
+//! solarize, horizontal flip; then to [0, 1] and normalised. `tests/augment_torchvision.rs` checks every
+//! op against torchvision's own output within one grey level.
+//!
 //! Every random choice comes from the stream (seed, epoch, sample, view), so a batch is the same whatever
-//! the thread count or batch order.
+//! the thread count or batch order. The parameters are sampled as torchvision samples them (its
+//! distributions and its order of draws), from our own streams.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -12,24 +17,20 @@ use serde::{Deserialize, Serialize};
 use super::Split;
 use crate::rng::{stream, StreamRng};
 
-/// An image being augmented: `h` × `w` × 3, row-major, channels last.
+/// An 8-bit RGB image being augmented: `h` × `w` × 3, row-major, channels last.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
     pub h: usize,
     pub w: usize,
-    pub px: Vec<f32>,
+    pub px: Vec<u8>,
 }
 
 impl Image {
-    pub fn from_u8(h: usize, w: usize, bytes: &[u8]) -> Self {
-        Image { h, w, px: bytes.iter().map(|&b| b as f32 / 255.0).collect() }
+    pub fn new(h: usize, w: usize, px: Vec<u8>) -> Self {
+        Image { h, w, px }
     }
 
-    fn at(&self, y: usize, x: usize, c: usize) -> f32 {
-        self.px[(y * self.w + x) * 3 + c]
-    }
-
-    fn map(&mut self, f: impl Fn([f32; 3]) -> [f32; 3]) {
+    fn map(&mut self, f: impl Fn([u8; 3]) -> [u8; 3]) {
         for p in self.px.chunks_exact_mut(3) {
             let o = f([p[0], p[1], p[2]]);
             p.copy_from_slice(&o);
@@ -37,96 +38,199 @@ impl Image {
     }
 }
 
-/// Luma of ITU-R 601-2, as torchvision's grayscale.
-pub fn gray(p: [f32; 3]) -> f32 {
-    0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+/// Pillow's RGB → L: ITU-R 601-2 luma in 16-bit fixed point, rounded.
+pub fn luma(p: [u8; 3]) -> u8 {
+    ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// Crops rows `top..top+ch`, columns `left..left+cw` and resizes to `out`×`out` bilinearly
-/// (align_corners = false, as torchvision's tensor resize).
-pub fn crop_resize(img: &Image, top: usize, left: usize, ch: usize, cw: usize, out: usize) -> Image {
-    let mut px = vec![0.0; out * out * 3];
-    let (sy, sx) = (ch as f32 / out as f32, cw as f32 / out as f32);
-    for oy in 0..out {
-        let fy = ((oy as f32 + 0.5) * sy - 0.5).clamp(0.0, (ch - 1) as f32);
-        let (y0, ty) = (fy.floor() as usize, fy - fy.floor());
-        let y1 = (y0 + 1).min(ch - 1);
-        for ox in 0..out {
-            let fx = ((ox as f32 + 0.5) * sx - 0.5).clamp(0.0, (cw - 1) as f32);
-            let (x0, tx) = (fx.floor() as usize, fx - fx.floor());
-            let x1 = (x0 + 1).min(cw - 1);
+/// Pillow's `Image.blend(a, b, alpha)` of one value: a + alpha (b − a) in single precision, clipped to
+/// 0..=255 and truncated.
+fn blend(a: u8, b: u8, alpha: f32) -> u8 {
+    let v = a as f32 + alpha * (b as f32 - a as f32);
+    if v <= 0.0 {
+        0
+    } else if v >= 255.0 {
+        255
+    } else {
+        v as u8
+    }
+}
+
+/// Pillow's bicubic kernel (a = −0.5).
+fn bicubic(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        (((x - 5.0) * x + 8.0) * x - 4.0) * A
+    } else {
+        0.0
+    }
+}
+
+/// Fractional bits of Pillow's fixed-point resampling weights.
+const RESAMPLE_BITS: u32 = 22;
+
+/// For each of `out` output positions resampling `len` inputs: the first input and its fixed-point
+/// weights. The kernel widens by the scale when shrinking (Pillow's antialiasing).
+fn resample_weights(len: usize, out: usize) -> Vec<(usize, Vec<i64>)> {
+    let scale = len as f64 / out as f64;
+    let filter_scale = scale.max(1.0);
+    let support = 2.0 * filter_scale;
+    (0..out)
+        .map(|o| {
+            let centre = (o as f64 + 0.5) * scale;
+            let lo = ((centre - support + 0.5) as i64).max(0) as usize;
+            let hi = ((centre + support + 0.5) as i64).min(len as i64) as usize;
+            let w: Vec<f64> = (lo..hi).map(|i| bicubic((i as f64 - centre + 0.5) / filter_scale)).collect();
+            let sum: f64 = w.iter().sum();
+            let fixed = w
+                .iter()
+                .map(|&v| {
+                    let v = if sum != 0.0 { v / sum } else { v } * (1u64 << RESAMPLE_BITS) as f64;
+                    // Rounded half away from zero, as Pillow rounds its weights.
+                    if v < 0.0 { (v - 0.5).trunc() as i64 } else { (v + 0.5).trunc() as i64 }
+                })
+                .collect();
+            (lo, fixed)
+        })
+        .collect()
+}
+
+/// One resampling pass along rows (`horizontal`) or columns, to `out` pixels, rounded to 8 bits.
+fn resample_pass(img: &Image, out: usize, horizontal: bool) -> Image {
+    let (len, lines) = if horizontal { (img.w, img.h) } else { (img.h, img.w) };
+    let weights = resample_weights(len, out);
+    let (oh, ow) = if horizontal { (img.h, out) } else { (out, img.w) };
+    let mut px = vec![0u8; oh * ow * 3];
+    for line in 0..lines {
+        for (o, (lo, ws)) in weights.iter().enumerate() {
             for c in 0..3 {
-                let v = |y: usize, x: usize| img.at(top + y, left + x, c);
-                let top_row = v(y0, x0) * (1.0 - tx) + v(y0, x1) * tx;
-                let bottom = v(y1, x0) * (1.0 - tx) + v(y1, x1) * tx;
-                px[(oy * out + ox) * 3 + c] = top_row * (1.0 - ty) + bottom * ty;
+                let mut acc: i64 = 1 << (RESAMPLE_BITS - 1);
+                for (k, &wk) in ws.iter().enumerate() {
+                    let (y, x) = if horizontal { (line, lo + k) } else { (lo + k, line) };
+                    acc += img.px[(y * img.w + x) * 3 + c] as i64 * wk;
+                }
+                let (y, x) = if horizontal { (line, o) } else { (o, line) };
+                px[(y * ow + x) * 3 + c] = (acc >> RESAMPLE_BITS).clamp(0, 255) as u8;
             }
         }
     }
-    Image { h: out, w: out, px }
+    Image { h: oh, w: ow, px }
 }
 
-/// torchvision's RandomResizedCrop box: (top, left, height, width).
+/// torchvision's `resized_crop` on a PIL image: rows `top..top+ch`, columns `left..left+cw`, resized to
+/// `out`×`out` by Pillow's bicubic resampling (columns first, then rows; a pass whose size does not
+/// change is skipped, as Pillow skips it).
+pub fn resized_crop(img: &Image, top: usize, left: usize, ch: usize, cw: usize, out: usize) -> Image {
+    let mut crop = Vec::with_capacity(ch * cw * 3);
+    for y in top..top + ch {
+        crop.extend_from_slice(&img.px[(y * img.w + left) * 3..(y * img.w + left + cw) * 3]);
+    }
+    let mut cur = Image { h: ch, w: cw, px: crop };
+    if cw != out {
+        cur = resample_pass(&cur, out, true);
+    }
+    if ch != out {
+        cur = resample_pass(&cur, out, false);
+    }
+    cur
+}
+
+/// Python's `round` (half to even), which torchvision's crop sampling uses.
+fn round_half_even(v: f64) -> usize {
+    v.round_ties_even().max(0.0) as usize
+}
+
+/// torchvision's `RandomResizedCrop.get_params` (ratio 3/4 to 4/3): up to 10 tries for a box of a random
+/// area fraction in `scale` and a log-uniform aspect ratio, then the centre-crop fallback.
 pub fn random_crop_box(h: usize, w: usize, scale: (f64, f64), rng: &mut StreamRng) -> (usize, usize, usize, usize) {
     let area = (h * w) as f64;
-    let (lr0, lr1) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    let (ratio_lo, ratio_hi) = (3.0f64 / 4.0, 4.0f64 / 3.0);
     for _ in 0..10 {
-        let target = area * rng.random_range(scale.0..=scale.1);
-        let aspect = rng.random_range(lr0..=lr1).exp();
-        let cw = (target * aspect).sqrt().round() as usize;
-        let ch = (target / aspect).sqrt().round() as usize;
+        let target = area * rng.random_range(scale.0..scale.1);
+        let aspect = rng.random_range(ratio_lo.ln()..ratio_hi.ln()).exp();
+        let cw = round_half_even((target * aspect).sqrt());
+        let ch = round_half_even((target / aspect).sqrt());
         if cw > 0 && ch > 0 && cw <= w && ch <= h {
             let top = rng.random_range(0..=h - ch);
             let left = rng.random_range(0..=w - cw);
             return (top, left, ch, cw);
         }
     }
-    // Fallback: the whole image (its aspect ratio is within bounds for square images).
-    (0, 0, h, w)
+    let in_ratio = w as f64 / h as f64;
+    let (ch, cw) = if in_ratio < ratio_lo {
+        (round_half_even(w as f64 / ratio_lo), w)
+    } else if in_ratio > ratio_hi {
+        (h, round_half_even(h as f64 * ratio_hi))
+    } else {
+        (h, w)
+    };
+    ((h - ch) / 2, (w - cw) / 2, ch, cw)
 }
 
+/// `ImageEnhance.Brightness`: a blend with black.
 pub fn adjust_brightness(img: &mut Image, f: f32) {
-    img.map(|p| p.map(|v| (v * f).clamp(0.0, 1.0)));
+    img.map(|p| p.map(|v| blend(0, v, f)));
 }
 
+/// `ImageEnhance.Contrast`: a blend with the image's mean luma (rounded).
 pub fn adjust_contrast(img: &mut Image, f: f32) {
-    let mean = img.px.chunks_exact(3).map(|p| gray([p[0], p[1], p[2]])).sum::<f32>() / (img.h * img.w) as f32;
-    img.map(|p| p.map(|v| ((v - mean) * f + mean).clamp(0.0, 1.0)));
+    let n = (img.h * img.w).max(1) as f64;
+    let mean = img.px.chunks_exact(3).map(|p| luma([p[0], p[1], p[2]]) as f64).sum::<f64>() / n;
+    let mean = (mean + 0.5) as u8;
+    img.map(|p| p.map(|v| blend(mean, v, f)));
 }
 
+/// `ImageEnhance.Color`: a blend with the pixel's luma.
 pub fn adjust_saturation(img: &mut Image, f: f32) {
     img.map(|p| {
-        let g = gray(p);
-        p.map(|v| ((v - g) * f + g).clamp(0.0, 1.0))
+        let g = luma(p);
+        p.map(|v| blend(g, v, f))
     });
 }
 
-/// Shifts hue by `shift` turns (−0.5..0.5) through HSV.
-pub fn adjust_hue(img: &mut Image, shift: f32) {
-    img.map(|[r, g, b]| {
-        let max = r.max(g).max(b);
-        let min = r.min(g).min(b);
-        let d = max - min;
-        let mut hue = if d == 0.0 {
-            0.0
-        } else if max == r {
-            ((g - b) / d).rem_euclid(6.0) / 6.0
-        } else if max == g {
-            ((b - r) / d + 2.0) / 6.0
-        } else {
-            ((r - g) / d + 4.0) / 6.0
-        };
-        let s = if max == 0.0 { 0.0 } else { d / max };
-        hue = (hue + shift).rem_euclid(1.0);
-        hsv_to_rgb(hue, s, max)
-    });
+/// Pillow's 8-bit RGB → HSV (single-precision values, double-precision arithmetic where Pillow's C
+/// promotes to it).
+fn rgb_to_hsv([r, g, b]: [u8; 3]) -> [u8; 3] {
+    let max = r.max(g).max(b);
+    let min = r.min(g).min(b);
+    if max == min {
+        return [0, 0, max];
+    }
+    let d = (max - min) as f32;
+    let s = d / max as f32;
+    let rc = (max - r) as f32 / d;
+    let gc = (max - g) as f32 / d;
+    let bc = (max - b) as f32 / d;
+    let h: f32 = if r == max {
+        bc - gc
+    } else if g == max {
+        (2.0 + rc as f64 - bc as f64) as f32
+    } else {
+        (4.0 + gc as f64 - rc as f64) as f32
+    };
+    let h = ((h as f64 / 6.0 + 1.0) % 1.0) as f32;
+    let to8 = |v: f64| (v as i32).clamp(0, 255) as u8;
+    [to8(h as f64 * 255.0), to8(s as f64 * 255.0), max]
 }
 
-fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
-    let i = (h * 6.0).floor();
-    let f = h * 6.0 - i;
-    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-    match (i as i32).rem_euclid(6) {
+/// Pillow's 8-bit HSV → RGB.
+fn hsv_to_rgb([h, s, v]: [u8; 3]) -> [u8; 3] {
+    if s == 0 {
+        return [v, v, v];
+    }
+    let hf = h as f64 * 6.0 / 255.0;
+    let i = hf.floor() as i32;
+    let f = (hf - i as f64) as f32;
+    let fs = (s as f64 / 255.0) as f32;
+    let to8 = |x: f64| (x.round() as i32).clamp(0, 255) as u8;
+    let v64 = v as f64;
+    let p = to8(v64 * (1.0 - fs as f64));
+    let q = to8(v64 * (1.0 - (fs * f) as f64));
+    let t = to8(v64 * (1.0 - fs as f64 * (1.0 - f as f64)));
+    match i.rem_euclid(6) {
         0 => [v, t, p],
         1 => [q, v, p],
         2 => [p, v, t],
@@ -136,13 +240,24 @@ fn hsv_to_rgb(h: f32, s: f32, v: f32) -> [f32; 3] {
     }
 }
 
-pub fn to_grayscale(img: &mut Image) {
-    img.map(|p| [gray(p); 3]);
+/// torchvision's `adjust_hue` on a PIL image: through Pillow's 8-bit HSV, the hue channel shifted by
+/// `factor` × 255 (truncated, wrapping modulo 256).
+pub fn adjust_hue(img: &mut Image, factor: f64) {
+    let shift = (factor * 255.0) as i32;
+    img.map(|p| {
+        let [h, s, v] = rgb_to_hsv(p);
+        hsv_to_rgb([(h as i32 + shift).rem_euclid(256) as u8, s, v])
+    });
 }
 
-/// Pixels at or above the threshold (0.5 = 128/255) are inverted.
-pub fn solarize(img: &mut Image, threshold: f32) {
-    img.map(|p| p.map(|v| if v >= threshold { 1.0 - v } else { v }));
+/// `rgb_to_grayscale(num_output_channels=3)`: Pillow's luma in all three channels.
+pub fn to_grayscale(img: &mut Image) {
+    img.map(|p| [luma(p); 3]);
+}
+
+/// `ImageOps.solarize`: values at or above `threshold` are inverted.
+pub fn solarize(img: &mut Image, threshold: u8) {
+    img.map(|p| p.map(|v| if v >= threshold { 255 - v } else { v }));
 }
 
 pub fn hflip(img: &mut Image) {
@@ -156,43 +271,48 @@ pub fn hflip(img: &mut Image) {
     }
 }
 
-/// Separable Gaussian blur, kernel `k` (odd), reflect padding, as torchvision's GaussianBlur.
-pub fn gaussian_blur(img: &mut Image, k: usize, sigma: f32) {
-    let r = (k / 2) as isize;
-    let weights: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
-    let sum: f32 = weights.iter().sum();
-    let weights: Vec<f32> = weights.iter().map(|w| w / sum).collect();
-    let reflect = |i: isize, n: usize| -> usize {
-        let n = n as isize;
-        let mut i = i;
-        if i < 0 {
-            i = -i;
+/// Pillow's `GaussianBlur(radius = sigma)` (what solo-learn's blur calls): three passes of a box blur
+/// of fractional radius along rows, then three along columns, edges extended, each pass rounded to 8 bits.
+/// The box radius is the one whose three passes have the Gaussian's variance (Gwosdek et al., 2011),
+/// computed in single precision as Pillow does.
+pub fn gaussian_blur(img: &mut Image, sigma: f32) {
+    const PASSES: usize = 3;
+    let sigma2 = sigma * sigma / PASSES as f32;
+    let big_l = (12.0 * sigma2 as f64 + 1.0).sqrt() as f32;
+    let l = ((big_l as f64 - 1.0) / 2.0).floor() as f32;
+    let a = (2.0 * l + 1.0) * (l * (l + 1.0) - 3.0 * sigma2) / (6.0 * (sigma2 - (l + 1.0) * (l + 1.0)));
+    let radius = l + a;
+    if radius == 0.0 {
+        return;
+    }
+    for horizontal in [true, false] {
+        for _ in 0..PASSES {
+            box_blur_pass(img, radius, horizontal);
         }
-        if i >= n {
-            i = 2 * (n - 1) - i;
-        }
-        i.clamp(0, n - 1) as usize
-    };
-    let (h, w) = (img.h, img.w);
-    let mut tmp = vec![0.0; img.px.len()];
-    for y in 0..h {
-        for x in 0..w {
+    }
+}
+
+/// One box-blur pass of fractional `radius`: the window of ⌊radius⌋ on each side at full weight and the
+/// next pixel on each side at the fractional weight, in 24-bit fixed point.
+fn box_blur_pass(img: &mut Image, radius: f32, horizontal: bool) {
+    let r = radius as i64;
+    let full = ((1u32 << 24) as f32 / (radius * 2.0 + 1.0)) as u64;
+    let edge = ((1u64 << 24) - (r as u64 * 2 + 1) * full) / 2;
+    let (len, lines) = if horizontal { (img.w, img.h) } else { (img.h, img.w) };
+    let idx = |line: usize, i: usize| if horizontal { (line * img.w + i) * 3 } else { (i * img.w + line) * 3 };
+    let mut out = img.px.clone();
+    let last = len as i64 - 1;
+    for line in 0..lines {
+        for i in 0..len as i64 {
             for c in 0..3 {
-                tmp[(y * w + x) * 3 + c] = (-r..=r)
-                    .map(|d| weights[(d + r) as usize] * img.px[(y * w + reflect(x as isize + d, w)) * 3 + c])
-                    .sum();
+                let at = |j: i64| img.px[idx(line, j.clamp(0, last) as usize) + c] as u64;
+                let window: u64 = (i - r..=i + r).map(at).sum();
+                let v = window * full + (at(i - r - 1) + at(i + r + 1)) * edge;
+                out[idx(line, i as usize) + c] = ((v + (1 << 23)) >> 24) as u8;
             }
         }
     }
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..3 {
-                img.px[(y * w + x) * 3 + c] = (-r..=r)
-                    .map(|d| weights[(d + r) as usize] * tmp[(reflect(y as isize + d, h) * w + x) * 3 + c])
-                    .sum();
-            }
-        }
-    }
+    img.px = out;
 }
 
 /// The random parameters of one view.
@@ -213,8 +333,8 @@ pub struct ViewAug {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pipeline {
-    /// SimCLR as in lightning-bolts (the paper's "SimCLR augmentations"): the same for both views;
-    /// jitter strength 0.5 on CIFAR, 1.0 with blur on STL-10.
+    /// SimCLR's (the paper's "SimCLR augmentations"): the same for both views; jitter strength 0.5 on
+    /// CIFAR, 1.0 with blur on STL-10.
     Simclr,
     /// The authors' code (`asymmetric.yaml`): blur and solarize differ between the views.
     Asymmetric,
@@ -247,47 +367,56 @@ impl Pipeline {
     }
 }
 
-/// Applies one view's pipeline to an image.
+/// `RandomApply`'s coin: true with probability `p`.
+fn coin(rng: &mut StreamRng, p: f64) -> bool {
+    p > 0.0 && rng.random::<f64>() < p
+}
+
+/// Applies one view's pipeline (solo-learn's order: crop, jitter, grayscale, blur, solarize, flip).
 pub fn augment(img: &Image, v: &ViewAug, rng: &mut StreamRng) -> Image {
     let (top, left, ch, cw) = random_crop_box(img.h, img.w, v.crop_scale, rng);
-    let mut out = crop_resize(img, top, left, ch, cw, img.h);
-    if rng.random_bool(v.jitter_p) {
+    let mut out = resized_crop(img, top, left, ch, cw, img.h);
+    if coin(rng, v.jitter_p) {
+        // ColorJitter.get_params: the order, then every factor, then the ops in that order.
         let mut order = [0usize, 1, 2, 3];
         order.shuffle(rng);
+        let [b, c, s, h] = v.jitter;
+        let factor = |rng: &mut StreamRng, s: f64| (s > 0.0).then(|| rng.random_range((1.0 - s).max(0.0)..1.0 + s) as f32);
+        let factors = [factor(rng, b), factor(rng, c), factor(rng, s)];
+        let hue = (h > 0.0).then(|| rng.random_range(-h..h));
         for op in order {
-            let s = v.jitter[op];
-            if s <= 0.0 {
-                continue;
-            }
-            match op {
-                0 => adjust_brightness(&mut out, rng.random_range((1.0 - s).max(0.0)..=1.0 + s) as f32),
-                1 => adjust_contrast(&mut out, rng.random_range((1.0 - s).max(0.0)..=1.0 + s) as f32),
-                2 => adjust_saturation(&mut out, rng.random_range((1.0 - s).max(0.0)..=1.0 + s) as f32),
-                _ => adjust_hue(&mut out, rng.random_range(-s..=s) as f32),
+            match (op, factors.get(op).copied().flatten()) {
+                (0, Some(f)) => adjust_brightness(&mut out, f),
+                (1, Some(f)) => adjust_contrast(&mut out, f),
+                (2, Some(f)) => adjust_saturation(&mut out, f),
+                (3, _) => {
+                    if let Some(f) = hue {
+                        adjust_hue(&mut out, f)
+                    }
+                }
+                _ => {}
             }
         }
     }
-    if rng.random_bool(v.gray_p) {
+    if coin(rng, v.gray_p) {
         to_grayscale(&mut out);
     }
-    if v.blur_p > 0.0 && rng.random_bool(v.blur_p) {
-        // Kernel about 10 % of the image, odd (9 at 96 px), σ ~ U[0.1, 2].
-        let k = ((out.h as f64 * 0.1) as usize) | 1;
-        gaussian_blur(&mut out, k.max(3), rng.random_range(0.1..=2.0) as f32);
+    if coin(rng, v.blur_p) {
+        gaussian_blur(&mut out, rng.random_range(0.1..2.0) as f32);
     }
-    if v.solarize_p > 0.0 && rng.random_bool(v.solarize_p) {
-        solarize(&mut out, 0.5);
+    if coin(rng, v.solarize_p) {
+        solarize(&mut out, 128);
     }
-    if rng.random_bool(v.flip_p) {
+    if coin(rng, v.flip_p) {
         hflip(&mut out);
     }
     out
 }
 
-/// (x − mean) / std per channel, into channel-first layout appended to `dst`.
+/// (x/255 − mean) / std per channel (`ToTensor` then `Normalize`), channel-first, appended to `dst`.
 pub fn normalize_chw(img: &Image, mean: [f32; 3], std: [f32; 3], dst: &mut Vec<f32>) {
     for c in 0..3 {
-        dst.extend(img.px.chunks_exact(3).map(|p| (p[c] - mean[c]) / std[c]));
+        dst.extend(img.px.chunks_exact(3).map(|p| (p[c] as f32 / 255.0 - mean[c]) / std[c]));
     }
 }
 
@@ -305,7 +434,7 @@ pub fn views_batch(
     let per: Vec<[Vec<f32>; 2]> = indices
         .par_iter()
         .map(|&i| {
-            let img = Image::from_u8(split.h, split.w, split.image(i));
+            let img = Image::new(split.h, split.w, split.image(i).to_vec());
             let mut out = [Vec::new(), Vec::new()];
             for (k, v) in views.iter().enumerate() {
                 let mut rng = stream(seed, &format!("augment/{epoch}/{i}/{k}"));
@@ -327,7 +456,7 @@ pub fn views_batch(
 pub fn plain_batch(split: &Split, indices: &[usize], mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
     let mut out = Vec::with_capacity(indices.len() * split.h * split.w * 3);
     for &i in indices {
-        normalize_chw(&Image::from_u8(split.h, split.w, split.image(i)), mean, std, &mut out);
+        normalize_chw(&Image::new(split.h, split.w, split.image(i).to_vec()), mean, std, &mut out);
     }
     out
 }
