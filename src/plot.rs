@@ -11,6 +11,7 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 use crate::harness::store::RunRecord;
 use crate::spec::{Experiment, FigureKind, FigureSpec, Run, RunConfig};
+use crate::ssl::train::SslHistory;
 use crate::theory::{maps, TheoryConfig, TheoryHistory};
 
 const FONT: &str = "sans-serif";
@@ -51,10 +52,39 @@ pub fn draw(
     dir: &Path,
 ) -> Result<Vec<PathBuf>> {
     register_font();
-    let data = match fig.kind {
-        FigureKind::EigenmodePanels => PanelData::collect(fig, runs, records),
-    };
     let title = format!("{}   [profile: {}]", exp.title, runs.first().map(|r| r.profile.as_str()).unwrap_or(""));
+    match fig.kind {
+        FigureKind::EigenmodePanels => {
+            let data = PanelData::collect(fig, runs, records);
+            render(exp, dir, (WIDTH, HEIGHT), &title, &data)
+        }
+        FigureKind::TrainingCurves => {
+            let data = Curves::collect(exp, runs, records);
+            let size = (360 * data.cells.len().max(1) as u32 + 80, 760);
+            render(exp, dir, size, &title, &data)
+        }
+    }
+}
+
+/// A figure's data, drawable on any backend.
+trait Figure {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, title: &str) -> DrawResult;
+}
+
+impl Figure for PanelData {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, title: &str) -> DrawResult {
+        draw_panels(root, title, self)
+    }
+}
+
+impl Figure for Curves {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, title: &str) -> DrawResult {
+        draw_curves(root, title, self)
+    }
+}
+
+/// Renders `figure` to `<name>.svg` and `<name>.png` in `dir`.
+fn render(exp: &Experiment, dir: &Path, size: (u32, u32), title: &str, figure: &impl Figure) -> Result<Vec<PathBuf>> {
     let svg = dir.join(format!("{}.svg", exp.name));
     let png = dir.join(format!("{}.png", exp.name));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -64,10 +94,8 @@ pub fn draw(
     };
     // Render into temp names, then rename, so a failed draw never leaves a half-written figure behind.
     let (svg_tmp, png_tmp) = (dir.join(".tmp-figure.svg"), dir.join(".tmp-figure.png"));
-    draw_panels(SVGBackend::new(&svg_tmp, (WIDTH, HEIGHT)).into_drawing_area(), &title, &data)
-        .map_err(perr(&svg))?;
-    draw_panels(BitMapBackend::new(&png_tmp, (WIDTH, HEIGHT)).into_drawing_area(), &title, &data)
-        .map_err(perr(&png))?;
+    figure.draw(SVGBackend::new(&svg_tmp, size).into_drawing_area(), title).map_err(perr(&svg))?;
+    figure.draw(BitMapBackend::new(&png_tmp, size).into_drawing_area(), title).map_err(perr(&png))?;
     std::fs::rename(&svg_tmp, &svg).map_err(|e| Error::io(&svg, e))?;
     std::fs::rename(&png_tmp, &png).map_err(|e| Error::io(&png, e))?;
     Ok(vec![svg, png])
@@ -340,6 +368,130 @@ fn draw_spectrum<DB: DrawingBackend>(
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerLeft)
             .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(GREY)
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// One trained cell of a training-curve figure: per seed, its history and whether it collapsed.
+struct CurveCell {
+    title: String,
+    seeds: Vec<(u64, SslHistory, bool)>,
+}
+
+struct Curves {
+    cells: Vec<CurveCell>,
+    /// Mean final readout of the untrained-backbone cells (the floor SSL must beat).
+    floor: Option<f64>,
+}
+
+impl Curves {
+    fn collect(exp: &Experiment, runs: &[Run], records: &BTreeMap<String, RunRecord>) -> Self {
+        let mut cells: Vec<CurveCell> = Vec::new();
+        let mut floor = Vec::new();
+        for run in runs {
+            let Some(rec) = records.get(&run.file_name()).filter(|rec| rec.spec_hash == run.hash) else { continue };
+            let RunConfig::Ssl(cfg) = &run.config else { continue };
+            let Ok(h) = serde_json::from_value::<SslHistory>(rec.history.clone()) else { continue };
+            if cfg.freeze_backbone {
+                floor.extend(h.readout_top1.last().copied());
+                continue;
+            }
+            let collapsed = rec.status == crate::harness::store::RunStatus::Collapsed;
+            match cells.iter_mut().find(|c| c.title.starts_with(&run.cell)) {
+                Some(c) => c.seeds.push((run.seed, h, collapsed)),
+                None => {
+                    let label = exp.cell(&run.cell).map(|c| format!("{}: {}", c.row, c.column_for(&run.config))).unwrap_or_default();
+                    cells.push(CurveCell { title: format!("{}\n{label}", run.cell), seeds: vec![(run.seed, h, collapsed)] });
+                }
+            }
+        }
+        let floor = (!floor.is_empty()).then(|| floor.iter().sum::<f64>() / floor.len() as f64);
+        Curves { cells, floor }
+    }
+}
+
+fn draw_curves<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, data: &Curves) -> DrawResult {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let body = root.titled(title, (FONT, 20)).map_err(e)?;
+    if data.cells.is_empty() {
+        no_data(&body, "any trained cell").map_err(e)?;
+        return root.present().map_err(e);
+    }
+    let n = data.cells.len();
+    let areas = body.split_evenly((2, n));
+    for (c, cell) in data.cells.iter().enumerate() {
+        draw_curve(&areas[c], cell, true, data.floor, c == 0).map_err(e)?;
+        draw_curve(&areas[n + c], cell, false, None, c == 0).map_err(e)?;
+    }
+    root.present().map_err(e)
+}
+
+/// Readout top-1 (`readout`) or the participation ratio of C against epoch, one line per seed
+/// (collapsed seeds dashed), with the floor line where given.
+fn draw_curve<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    cell: &CurveCell,
+    readout: bool,
+    floor: Option<f64>,
+    legend: bool,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let series: Vec<(u64, bool, Vec<(f64, f64)>)> = cell
+        .seeds
+        .iter()
+        .map(|(seed, h, collapsed)| {
+            let ys: Vec<Option<f64>> = if readout { h.readout_top1.iter().map(|&v| Some(v)).collect() } else { h.participation_ratio.clone() };
+            let pts = h.epoch.iter().zip(ys).filter_map(|(&e, y)| y.filter(|v| v.is_finite()).map(|y| (e as f64, y))).collect();
+            (*seed, *collapsed, pts)
+        })
+        .collect();
+    let xmax = series.iter().flat_map(|s| s.2.iter().map(|p| p.0)).fold(1.0, f64::max);
+    let top = series.iter().flat_map(|s| s.2.iter().map(|p| p.1)).fold(floor.unwrap_or(0.0), f64::max);
+    let ymax = if readout { (top * 1.2).clamp(10.0, 100.0) } else { top.max(2.0) * 1.1 };
+    let (head, tail) = cell.title.split_once('\n').unwrap_or((&cell.title, ""));
+    let caption = if readout { format!("{head}\n{tail}") } else { String::new() };
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .caption(caption.lines().last().unwrap_or(""), (FONT, 14))
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.5..xmax + 0.5, 0.0..ymax)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE.mix(0.0))
+        .x_desc("epoch")
+        .y_desc(if readout { "readout top-1 (%)" } else { "participation ratio of C" })
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .x_labels(6)
+        .draw()?;
+    if let Some(f) = floor {
+        let s = chart.draw_series(DashedLineSeries::new(vec![(0.5, f), (xmax + 0.5, f)], 5, 4, GREY.stroke_width(2)))?;
+        if legend {
+            s.label("untrained backbone").legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY.stroke_width(2)));
+        }
+    }
+    for (seed, collapsed, pts) in series {
+        let color = TAB10[seed as usize % TAB10.len()];
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        let s = if collapsed {
+            chart.draw_series(DashedLineSeries::new(pts, 3, 3, color.stroke_width(2)))?
+        } else {
+            chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))?
+        };
+        if legend {
+            let label = if collapsed { format!("seed {seed} (collapsed)") } else { format!("seed {seed}") };
+            s.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+    }
+    if legend {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 12))
             .background_style(WHITE.mix(0.85))
             .border_style(GREY)
             .draw()?;

@@ -60,6 +60,21 @@ pub struct CellSummary {
     /// Why runs were not carried out (their data is not on this machine), if any were not.
     #[serde(default)]
     pub not_run: Option<String>,
+    /// Each computed seed's status and headline metric, in seed order (tables list them where a
+    /// cell's seeds split between outcomes, e.g. some collapsed).
+    #[serde(default)]
+    pub per_seed: Vec<SeedResult>,
+}
+
+/// One seed of a cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedResult {
+    pub seed: u64,
+    pub status: String,
+    /// The experiment's first metric, where the run has it.
+    pub headline: Option<f64>,
+    /// The 1-based epoch from whose end on a collapsed run stayed collapsed.
+    pub collapse_epoch: Option<f64>,
 }
 
 /// Every cell of one experiment under one profile.
@@ -88,6 +103,8 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
         let mut failures = Vec::new();
         let mut not_run: Option<String> = None;
         let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut per_seed = Vec::new();
+        let headline = exp.metrics.first().map(|m| m.name.as_str());
         for rec in &recs {
             *status_counts.entry(rec.status.as_str().to_string()).or_insert(0) += 1;
             if let Some(o) = &rec.outcome {
@@ -104,6 +121,12 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
                 }
                 _ => {}
             }
+            per_seed.push(SeedResult {
+                seed: rec.seed,
+                status: rec.status.as_str().to_string(),
+                headline: headline.and_then(|h| rec.metrics.get(h).copied()),
+                collapse_epoch: rec.metrics.get("collapse_epoch").copied(),
+            });
             for (k, v) in &rec.metrics {
                 if v.is_finite() {
                     values.entry(k.clone()).or_default().push(*v);
@@ -113,7 +136,7 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
         cells.push(CellSummary {
             cell: cell.id.clone(),
             row: cell.row.clone(),
-            column: cell.column.clone(),
+            column: mine.first().map_or_else(|| cell.column.clone(), |r| cell.column_for(&r.config)),
             planned: mine.iter().map(|r| r.seed).collect(),
             seeds: recs.iter().filter(|r| r.status != RunStatus::NotRun).map(|r| r.seed).collect(),
             spec_hashes: recs.iter().map(|r| r.spec_hash.clone()).collect(),
@@ -122,6 +145,7 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
             metrics: values.iter().filter_map(|(k, v)| Stat::of(v).map(|s| (k.clone(), s))).collect(),
             failures,
             not_run,
+            per_seed,
         });
     }
     Summary { experiment: exp.name.clone(), profile: profile.to_string(), title: exp.title.clone(), cells }

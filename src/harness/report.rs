@@ -47,7 +47,7 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
         if m.unit.is_empty() { m.label.clone() } else { format!("{} ({})", m.label, m.unit) }
     }));
     if has_paper {
-        header.push("paper".to_string());
+        header.push(exp.paper_column.clone());
     }
     table.set_header(header);
     for cell in &summary.cells {
@@ -95,6 +95,29 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
     if !notes.is_empty() {
         out.push_str("\nNotes:\n");
         out.push_str(&notes.join("\n"));
+        out.push('\n');
+    }
+    let split: Vec<String> = summary
+        .cells
+        .iter()
+        .filter(|c| c.per_seed.iter().any(|s| s.status != c.per_seed[0].status))
+        .map(|c| {
+            let (label, digits) = exp.metrics.first().map_or(("", 1), |m| (m.label.as_str(), m.digits));
+            let seeds: Vec<String> = c
+                .per_seed
+                .iter()
+                .map(|s| {
+                    let since = s.collapse_epoch.map(|e| format!(" from epoch {e:.0}")).unwrap_or_default();
+                    let value = s.headline.map(|v| format!(", {label} {v:.digits$}")).unwrap_or_default();
+                    format!("seed {}: {}{since}{value}", s.seed, s.status)
+                })
+                .collect();
+            format!("- `{}`: {}", c.cell, seeds.join("; "))
+        })
+        .collect();
+    if !split.is_empty() {
+        out.push_str("\nCells whose seeds split between outcomes (the statistics above include every computed seed):\n");
+        out.push_str(&split.join("\n"));
         out.push('\n');
     }
     let failures: Vec<String> = summary

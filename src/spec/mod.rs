@@ -100,6 +100,9 @@ pub struct Panel {
 pub enum FigureKind {
     /// Paper Figs. 1–2: trajectories, theory flow, spectrum; one column per loss.
     EigenmodePanels,
+    /// Deep runs: per cell, readout top-1 and the participation ratio of C against epoch, seeds
+    /// overlaid, the untrained backbone's final readout as a floor line.
+    TrainingCurves,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +110,8 @@ pub enum FigureKind {
 pub struct FigureSpec {
     pub kind: FigureKind,
     pub caption: String,
+    /// The columns of an eigenmode figure (training-curve figures take every trained cell).
+    #[serde(default)]
     pub panels: Vec<Panel>,
 }
 
@@ -122,6 +127,9 @@ struct SpecFile<O> {
     metrics: Vec<MetricSpec>,
     #[serde(default)]
     figure: Option<FigureSpec>,
+    /// Header of the table's column of paper values (it names the paper's protocol).
+    #[serde(default = "default_paper_column")]
+    paper_column: String,
     base: O,
     cells: Vec<CellFile<O>>,
     profiles: BTreeMap<String, ProfileFile<O>>,
@@ -181,13 +189,47 @@ struct EngineProbe {
     engine: EngineKind,
 }
 
+fn default_paper_column() -> String {
+    "paper".to_string()
+}
+
 /// A cell of the experiment: one row of the table, one configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub id: String,
     pub row: String,
+    /// The column label; `{dataset}` and `{epochs}` are filled from the config a profile resolves, so
+    /// that a label says what that profile ran.
     pub column: String,
     pub paper: Option<PaperValue>,
+}
+
+impl Cell {
+    /// The column label for a run of this cell with `config`.
+    ///
+    /// ```
+    /// use eigenssl::spec::{Experiment, RunConfig};
+    /// let exp = Experiment::find("table1", std::path::Path::new("experiments")).unwrap();
+    /// let run = exp.runs("cpu", Some(&[0])).unwrap().remove(0);
+    /// let cell = exp.cell(&run.cell).unwrap();
+    /// let RunConfig::Ssl(cfg) = &run.config else { unreachable!() };
+    /// assert_eq!(cell.column_for(&run.config), format!("CIFAR-10, {} epochs, EMA", cfg.epochs));
+    /// ```
+    pub fn column_for(&self, config: &RunConfig) -> String {
+        match config {
+            RunConfig::Ssl(c) => {
+                let dataset = match c.dataset.as_str() {
+                    "cifar10" => "CIFAR-10",
+                    "stl10" => "STL-10",
+                    "synthetic" => "generated images",
+                    other => other,
+                };
+                let epochs = if c.epochs == 1 { "1 epoch".to_string() } else { format!("{} epochs", c.epochs) };
+                self.column.replace("{dataset}", dataset).replace("{epochs} epochs", &epochs).replace("{epochs}", &c.epochs.to_string())
+            }
+            RunConfig::Theory(_) => self.column.clone(),
+        }
+    }
 }
 
 /// A profile with every cell's config resolved.
@@ -214,6 +256,8 @@ pub struct Experiment {
     pub source: PathBuf,
     pub metrics: Vec<MetricSpec>,
     pub figure: Option<FigureSpec>,
+    /// Header of the column of paper values.
+    pub paper_column: String,
     pub cells: Vec<Cell>,
     pub profiles: BTreeMap<String, Profile>,
 }
@@ -393,6 +437,7 @@ impl Experiment {
             source: path.to_path_buf(),
             metrics: file.metrics,
             figure: file.figure,
+            paper_column: file.paper_column,
             cells: file
                 .cells
                 .into_iter()
