@@ -93,7 +93,9 @@ fn render(exp: &Experiment, dir: &Path, size: (u32, u32), title: &str, figure: &
         move |e: String| Error::Plot { path: path.clone(), msg: e }
     };
     // Render into temp names, then rename, so a failed draw never leaves a half-written figure behind.
-    let (svg_tmp, png_tmp) = (dir.join(".tmp-figure.svg"), dir.join(".tmp-figure.png"));
+    // Per process: two sweeps on one folder may both regenerate the figure.
+    let pid = std::process::id();
+    let (svg_tmp, png_tmp) = (dir.join(format!(".tmp-figure-{pid}.svg")), dir.join(format!(".tmp-figure-{pid}.png")));
     figure.draw(SVGBackend::new(&svg_tmp, size).into_drawing_area(), title).map_err(perr(&svg))?;
     figure.draw(BitMapBackend::new(&png_tmp, size).into_drawing_area(), title).map_err(perr(&png))?;
     std::fs::rename(&svg_tmp, &svg).map_err(|e| Error::io(&svg, e))?;
