@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds eigenssl with `--features cuda` on a machine with no GPU and no system CUDA toolkit, from
 # PyPI's CUDA 13.0 wheels (the set PyTorch 2.11 pins, so the libraries match the ones torch installs on
-# a GPU machine) plus a link-time libcuda stub made here. Recipe: shared/notes/cuda-build.md.
+# a GPU machine) plus a link-time libcuda stub made here (each step is commented below).
 #   ci/build-cuda.sh [WORK_DIR (default target/cuda-toolkit)]
 # Output: target/cuda/release/eigenssl, built for compute capability $CUDA_COMPUTE_CAP (default 90:
 # sm_90a, i.e. H100/H200/GH200). On the GPU machine, put torch's CUDA 13 libraries on LD_LIBRARY_PATH

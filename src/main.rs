@@ -61,7 +61,7 @@ enum Command {
         /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// Where datasets are looked for (e.g. ../shared/data, which holds cifar10-jpeg.tar.gz).
+        /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the README, "Data").
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
         /// `local` (default) runs here; `slurm` submits one job array of the pending runs and returns.

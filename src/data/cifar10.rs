@@ -1,6 +1,6 @@
 //! CIFAR-10: the official binary batches (`cifar-10-batches-bin/data_batch_{1..5}.bin`, `test_batch.bin`;
 //! each record is a label byte then 1024 R, 1024 G, 1024 B bytes, row-major 32×32) or an image folder /
-//! its `.tar.gz` (how `shared/data/cifar10-jpeg.tar.gz` is laid out).
+//! its `.tar.gz` (the layout of `cifar10-jpeg.tar.gz`: `train/<class>/NNNN.jpg`, `test/<class>/NNNN.jpg`).
 
 use std::path::{Path, PathBuf};
 

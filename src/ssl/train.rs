@@ -316,19 +316,25 @@ pub fn train_images(cfg: &SslConfig) -> usize {
     if cfg.train_subset == 0 { full } else { cfg.train_subset.min(full) }
 }
 
-/// Seconds one training step of `cfg` takes on `device`: one warm-up and one timed [`Learner::step`] on
-/// random images at a batch of at most 32, scaled linearly to the config's batch (so that probing a
-/// full-size network on a CPU takes seconds, not minutes). Used to say how long a sweep will take.
+/// Seconds one training step of `cfg` takes on `device`, extrapolated from timed [`Learner::step`]s on
+/// random images at batches of 16 and 32 (after a warm-up): the step's cost is a part that grows with the
+/// batch plus a fixed part (the DirectPred eigendecompositions), so a line through the two is scaled to
+/// the config's batch. Probing a full-size network on a CPU takes seconds, not minutes. Used to say how
+/// long a sweep will take before it starts.
 pub fn time_step(cfg: &SslConfig, device: &Device) -> candle_core::Result<f64> {
-    let probe = cfg.batch.min(32);
-    let mut learner = Learner::new(cfg, 0, image_side(cfg), 10, 1, device)?;
-    let (x1, x2, labels) = random_batch(probe, image_side(cfg), 10, device)?;
-    learner.step(&x1, &x2, &labels, 0)?;
-    device.synchronize()?;
-    let t0 = Instant::now();
-    learner.step(&x1, &x2, &labels, 0)?;
-    device.synchronize()?;
-    Ok(t0.elapsed().as_secs_f64() * cfg.batch as f64 / probe as f64)
+    let side = image_side(cfg);
+    let mut learner = Learner::new(cfg, 0, side, 10, 1, device)?;
+    let mut timed = |batch: usize| -> candle_core::Result<f64> {
+        let (x1, x2, labels) = random_batch(batch, side, 10, device)?;
+        let t0 = Instant::now();
+        learner.step(&x1, &x2, &labels, 0)?;
+        device.synchronize()?;
+        Ok(t0.elapsed().as_secs_f64())
+    };
+    timed(16)?;
+    let (small, large) = (timed(16)?, timed(32)?);
+    let per_image = ((large - small) / 16.0).max(0.0);
+    Ok((large + per_image * (cfg.batch as f64 - 32.0)).max(small))
 }
 
 /// A batch of random view pairs and labels, for timing the step.
