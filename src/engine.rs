@@ -1,15 +1,54 @@
-//! Dispatch from a run's config to the engine that computes it. Engines are pure functions of
-//! (config, seed, device) and know nothing about files.
+//! Dispatch from a run's config to the engine that computes it, and what an engine hands back (a typed
+//! status, metrics, history). The deep-SSL engine reads its dataset and, under a [`TrainControl`], writes
+//! checkpoints; the store and the harness above decide everything else about files.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use serde::{Deserialize, Serialize};
+
 use crate::data::{self, Dataset};
-use crate::harness::store::RunStatus;
-use crate::spec::RunConfig;
+use crate::ssl::config::SslConfig;
+use crate::theory::TheoryConfig;
 use crate::ssl::train::{train, SslOutcome, TrainControl};
 use crate::theory::{self, Outcome};
+
+/// How a run ended, as the engines report it and the store records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Finished; its metrics are results.
+    Ok,
+    /// Numbers blew up (non-finite or above the spec's bound): a scientific outcome, recorded.
+    Diverged,
+    /// The representation collapsed: a scientific outcome, recorded.
+    Collapsed,
+    /// The run could not be carried out (an error); re-run by the next `reproduce`.
+    Failed,
+    /// Its data is not on this machine; re-attempted by the next `reproduce`.
+    NotRun,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Collapsed => "collapsed",
+            RunStatus::Failed => "failed",
+            RunStatus::NotRun => "not_run",
+        }
+    }
+}
+
+/// The resolved config of one cell under one profile, tagged by engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "engine", content = "params", rename_all = "snake_case")]
+pub enum RunConfig {
+    Theory(TheoryConfig),
+    Ssl(SslConfig),
+}
 
 /// What an engine hands back for one run.
 #[derive(Debug, Clone)]
@@ -146,7 +185,7 @@ pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> Result<Opti
                 s
             }
         };
-        let steps = (crate::ssl::train::train_images(c) / c.batch) * c.epochs;
+        let steps = (c.train_images() / c.batch) * c.epochs;
         *total.get_or_insert(0.0) += step * steps as f64;
     }
     Ok(total)

@@ -294,7 +294,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         eprintln!("  failed: {run} (see its record)");
                     }
                 }
-                println!("{}", done.outputs.markdown);
+                let outputs = eigenssl::present::regenerate(exp, &profile, seeds.as_deref(), &out)?;
+                println!("{}", outputs.markdown);
                 eprintln!(
                     "{}: {} run(s) computed, {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
                     exp.name,
@@ -302,9 +303,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     done.skipped,
                     done.done_elsewhere.len(),
                     done.interrupted.len(),
-                    done.outputs.table.display(),
-                    done.outputs.summary.display(),
-                    done.outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
+                    outputs.table.display(),
+                    outputs.summary.display(),
+                    outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
                 );
                 interrupted += done.interrupted.len();
                 if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -389,13 +390,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compare { experiments: names, profile, out, baseline, gate, report } => {
-            let gate = eigenssl::harness::compare::GateConfig::load(&gate)?;
+            let gate = eigenssl::present::compare::GateConfig::load(&gate)?;
             let profile = profile.unwrap_or_else(|| gate.profile.clone());
             let names = if names.is_empty() { gate.experiments.clone() } else { names };
             let mut text = String::new();
             let mut failed = Vec::new();
             for exp in experiments(&names, &cli.specs)? {
-                let cmp = eigenssl::harness::compare::compare(&exp, &profile, &out, &baseline, &gate)?;
+                let cmp = eigenssl::present::compare::compare(&exp, &profile, &out, &baseline, &gate)?;
                 if cmp.failed() {
                     failed.push(exp.name.clone());
                 }
@@ -415,7 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Diff { rev_a, rev_b, experiments, results } => {
-            use eigenssl::harness::diff::{diff, Side};
+            use eigenssl::present::diff::{diff, Side};
             let cwd = std::env::current_dir().context("reading the current folder")?;
             let b = rev_b.map(Side::Rev).unwrap_or(Side::WorkTree);
             println!("{}", diff(&cwd, &results, &Side::Rev(rev_a), &b, &experiments)?);
@@ -423,7 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Table { stored: Stored { experiment, profile, seeds, out } } => {
             let exp = Experiment::find(&experiment, &cli.specs)?;
-            let outputs = harness::regenerate(&exp, &profile, seeds.as_deref(), &out)?;
+            let outputs = eigenssl::present::regenerate(&exp, &profile, seeds.as_deref(), &out)?;
             println!("{}", outputs.markdown);
             eprintln!("wrote {}", outputs.table.display());
             Ok(())

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use crate::error::{Error, Result};
 use crate::harness::store::RunRecord;
 use crate::spec::{Experiment, FigureKind, FigureSpec, Run, RunConfig};
-use crate::ssl::train::SslHistory;
+use crate::ssl::history::SslHistory;
 use crate::theory::{maps, TheoryConfig, TheoryHistory};
 
 const FONT: &str = "sans-serif";

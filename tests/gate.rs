@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use eigenssl::harness::compare::{compare, GateConfig, Verdict};
-use eigenssl::harness::diff::{diff, Side};
+use eigenssl::present::compare::{compare, GateConfig, Verdict};
+use eigenssl::present::diff::{diff, Side};
 use eigenssl::harness::{self, ExecOptions};
 use eigenssl::spec::Experiment;
 

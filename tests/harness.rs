@@ -60,7 +60,7 @@ fn reproduce_stores_every_run_and_writes_table_summary_and_figures() {
         }
     }
     // `table` regenerates the same table from the stored runs.
-    let again = harness::regenerate(&exp, "smoke", None, dir.path()).unwrap();
+    let again = eigenssl::present::regenerate(&exp, "smoke", None, dir.path()).unwrap();
     assert_eq!(again.markdown, table);
 }
 
@@ -111,6 +111,6 @@ fn seeds_override_and_incomplete_cells_are_reported() {
     let exp = fig1();
     harness::reproduce(&exp, "smoke", Some(&[0]), dir.path(), false, &opts(2), &quiet).unwrap();
     // The profile's own seeds (0, 1): seed 1 is missing, and the table says so.
-    let out = harness::regenerate(&exp, "smoke", None, dir.path()).unwrap();
+    let out = eigenssl::present::regenerate(&exp, "smoke", None, dir.path()).unwrap();
     assert!(out.markdown.contains("1 of 2 seeds not run yet"), "{}", out.markdown);
 }

@@ -16,7 +16,7 @@ use crate::spec::{Experiment, RunConfig};
 use crate::ssl::config::SslConfig;
 use crate::ssl::directpred::DirectPred;
 use crate::ssl::step::Learner;
-use crate::ssl::train::{image_side, random_batch};
+use crate::ssl::train::random_batch;
 
 /// One measured training step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,7 +51,7 @@ pub fn table1_config(specs: &Path, dataset: &str, width: f64, batch: usize) -> c
 /// Times `reps` training steps of `cfg` in this process: [`Learner::step`], the step that trains, on
 /// random images.
 pub fn step(cfg: &SslConfig, reps: usize) -> candle_core::Result<StepBench> {
-    let side = image_side(cfg);
+    let side = cfg.image_side();
     let mut learner = Learner::new(cfg, 0, side, 10, reps.max(1), &Device::Cpu)?;
     let (x1, x2, labels) = random_batch(cfg.batch, side, 10, &Device::Cpu)?;
     let mut err = None;

@@ -1,31 +1,19 @@
 //! The harness: plan runs, execute them, store records, aggregate, and write tables and figures.
 
 pub mod aggregate;
-pub mod compare;
-pub mod diff;
 pub mod execute;
 pub mod plan;
 pub mod provenance;
-pub mod report;
 pub mod slurm;
 pub mod status;
 pub mod store;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::spec::Experiment;
 pub use execute::ExecOptions;
-use store::{write_atomic, Store};
-
-/// Files regenerated from the stored runs.
-#[derive(Debug)]
-pub struct Outputs {
-    pub summary: PathBuf,
-    pub table: PathBuf,
-    pub figures: Vec<PathBuf>,
-    pub markdown: String,
-}
+use store::Store;
 
 /// What `reproduce` did.
 #[derive(Debug)]
@@ -36,10 +24,10 @@ pub struct Reproduced {
     pub interrupted: Vec<String>,
     /// Runs another process on the same folder finished meanwhile.
     pub done_elsewhere: Vec<String>,
-    pub outputs: Outputs,
 }
 
-/// Runs every pending run of `profile`, then regenerates the summary, table and figures.
+/// Runs every pending run of `profile` (the caller regenerates tables and figures:
+/// [`crate::present::regenerate`]).
 /// `say` receives progress messages for the user.
 pub fn reproduce(
     exp: &Experiment,
@@ -87,13 +75,11 @@ pub fn reproduce(
         Err(e) => say(&format!("could not estimate the run time: {e}")),
     }
     let report = execute::execute(&plan.pending, &store, opts, force)?;
-    let outputs = regenerate(exp, profile, seeds, out)?;
     Ok(Reproduced {
         executed: report.finished,
         skipped: plan.done.len(),
         interrupted: report.interrupted,
         done_elsewhere: report.done_elsewhere,
-        outputs,
     })
 }
 
@@ -105,28 +91,6 @@ pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Res
     store.check_writable()?;
     crate::engine::check_data(&[&run.config], &opts.engine)?;
     execute::execute(std::slice::from_ref(run), &store, opts, false)
-}
-
-/// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures.
-pub fn regenerate(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &Path) -> Result<Outputs> {
-    let runs = exp.runs(profile, seeds)?;
-    let store = Store::new(out, &exp.name, profile);
-    let records = store.load_all()?;
-    let summary = aggregate::aggregate(exp, profile, &runs, &records);
-    let summary_path = store.dir.join("summary.json");
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Record {
-        path: summary_path.clone(),
-        msg: format!("cannot serialise summary: {e}"),
-    })?;
-    write_atomic(&summary_path, json.as_bytes())?;
-    let markdown = report::markdown(exp, &summary);
-    let table = store.dir.join("table.md");
-    write_atomic(&table, markdown.as_bytes())?;
-    let figures = match &exp.figure {
-        Some(fig) => crate::plot::draw(exp, fig, &runs, &records, &store.dir)?,
-        None => Vec::new(),
-    };
-    Ok(Outputs { summary: summary_path, table, figures, markdown })
 }
 
 /// "3 h 20 min", "12 min", "45 s", "2.1 days".

@@ -7,39 +7,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::engine::RunStatus;
 use crate::error::{Error, Result};
+pub use crate::fsutil::{set_aside, write_atomic};
 use crate::spec::{Run, RunConfig};
 
 /// Version of the record layout; readers accept this and older.
 pub const RECORD_SCHEMA: u32 = 1;
-
-/// How a run ended, as the harness sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Finished; its metrics are results.
-    Ok,
-    /// Numbers blew up (non-finite or above the spec's bound): a scientific outcome, recorded.
-    Diverged,
-    /// The representation collapsed: a scientific outcome, recorded.
-    Collapsed,
-    /// The run could not be carried out (an error); re-run by the next `reproduce`.
-    Failed,
-    /// Its data is not on this machine; re-attempted by the next `reproduce`.
-    NotRun,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Ok => "ok",
-            RunStatus::Diverged => "diverged",
-            RunStatus::Collapsed => "collapsed",
-            RunStatus::Failed => "failed",
-            RunStatus::NotRun => "not_run",
-        }
-    }
-}
 
 /// Where and on what a run was computed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,18 +177,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into())
 }
 
-/// Sets an unreadable record or checkpoint aside (renamed, never deleted) so its run is recomputed.
-pub fn set_aside(path: &Path) -> Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-    let aside = path.with_extension(format!("{ext}.corrupt-{stamp}"));
-    std::fs::rename(path, &aside).map_err(|e| Error::io(path, e))?;
-    Ok(aside)
-}
-
 pub fn read_record(path: &Path) -> Result<RunRecord> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let rec: RunRecord = serde_json::from_str(&text).map_err(|e| Error::Record {
@@ -230,28 +192,3 @@ pub fn read_record(path: &Path) -> Result<RunRecord> {
     Ok(rec)
 }
 
-/// Writes `bytes` to `path` so that `path` holds either its old content or all of the new, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    // tempfile creates 0600; results are meant to be shared like any other file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let perm = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file().set_permissions(perm).map_err(|e| Error::io(tmp.path(), e))?;
-    }
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    // Make the rename itself durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}

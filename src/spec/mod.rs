@@ -4,7 +4,7 @@
 //! (profile, cell) pair is resolved and range-checked when the spec loads, so a bad profile fails before
 //! anything runs. Specs are data: adding a cell never needs code.
 
-pub mod overlay;
+pub use crate::overlay;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::ssl::config::{SslConfig, SslOverlay};
 use crate::theory::{TheoryConfig, TheoryOverlay};
-use overlay::Overlay;
+use crate::overlay::Overlay;
 
 /// Bumped whenever an engine's results change for the same config, so stored runs are not reused.
 pub const ENGINE_VERSION: u32 = 1;
@@ -35,13 +35,7 @@ pub enum EngineKind {
     Ssl,
 }
 
-/// The resolved config of one cell under one profile, tagged by engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "engine", content = "params", rename_all = "snake_case")]
-pub enum RunConfig {
-    Theory(TheoryConfig),
-    Ssl(SslConfig),
-}
+pub use crate::engine::RunConfig;
 
 /// Which way a metric improves; `none` metrics are reported but never gated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

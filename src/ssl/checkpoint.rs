@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::step::Learner;
-use super::train::SslHistory;
+use super::history::SslHistory;
 use crate::error::{Error, Result};
 
 /// Version of the checkpoint layout; a file of another version is not resumed.
@@ -64,7 +64,7 @@ pub fn save(path: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Re
     let meta = HashMap::from([(STATE_KEY.to_string(), json)]);
     let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
         .map_err(|e| bad(format!("cannot serialise checkpoint tensors: {e}")))?;
-    crate::harness::store::write_atomic(path, &bytes)
+    crate::fsutil::write_atomic(path, &bytes)
 }
 
 /// Only the state of a checkpoint (where its run stands), without loading tensors.

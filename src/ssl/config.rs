@@ -78,8 +78,23 @@ crate::overlay_config! {
 }
 
 impl SslConfig {
+    /// Number of training images this config uses (the full size of its dataset, or its subset).
+    pub fn train_images(&self) -> usize {
+        let full = match self.dataset.as_str() {
+            "cifar10" => 50_000,
+            "stl10" => 105_000,
+            _ => crate::data::SYNTHETIC_TRAIN,
+        };
+        if self.train_subset == 0 { full } else { self.train_subset.min(full) }
+    }
+
+    /// Side of the dataset's square images: 96 for STL-10, 32 otherwise.
+    pub fn image_side(&self) -> usize {
+        if self.dataset == "stl10" { 96 } else { 32 }
+    }
+
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut checks = crate::spec::overlay::Checks::default();
+        let mut checks = crate::overlay::Checks::default();
         let mut need = |ok: bool, what: &str| checks.need(ok, what);
         need(matches!(self.dataset.as_str(), "cifar10" | "stl10" | "synthetic"), "dataset: expected cifar10, stl10 or synthetic");
         need(self.width > 0.0 && self.width.is_finite(), "width: expected a number > 0");
@@ -94,7 +109,7 @@ impl SslConfig {
         need(self.weight_decay >= 0.0, "weight_decay: expected a number >= 0");
         need(self.warmup_epochs <= self.epochs, "warmup_epochs: expected at most epochs");
         need(self.epochs >= 1, "epochs: expected an integer >= 1");
-        let images = crate::ssl::train::train_images(self);
+        let images = self.train_images();
         let batch_fits = format!("batch: expected at most the {images} training images of {} (train_subset {})", self.dataset, self.train_subset);
         need(self.batch <= images, &batch_fits);
         checks.finish()

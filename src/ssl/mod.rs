@@ -9,6 +9,7 @@ pub mod config;
 pub mod conv;
 pub mod directpred;
 pub mod ema;
+pub mod history;
 pub mod init;
 pub mod loss;
 pub mod optim;

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, D};
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{self, TrainState, CHECKPOINT_SCHEMA};
 use super::config::SslConfig;
@@ -24,26 +23,7 @@ use crate::rng::stream;
 /// lightly monitor the same quantity for the same purpose.
 pub const COLLAPSE_Z_STD: f64 = 0.1;
 
-/// Per-epoch log. Entries are `None` (null in JSON) where undefined: the SSL loss and the spectrum of a
-/// run that trains only the readout.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SslHistory {
-    pub epoch: Vec<usize>,
-    pub loss: Vec<Option<f64>>,
-    pub readout_ce: Vec<f64>,
-    /// Test top-1 of the online readout (%).
-    pub readout_top1: Vec<f64>,
-    pub eig_max: Vec<Option<f64>>,
-    pub eig_min: Vec<Option<f64>>,
-    pub participation_ratio: Vec<Option<f64>>,
-    /// Mean over the epoch's steps of the std of the ℓ2-normalised embeddings, times √D (1 for evenly
-    /// spread embeddings, 0 for collapsed ones).
-    #[serde(default)]
-    pub z_spread: Vec<Option<f64>>,
-    /// Eigenvalues of the predictor's correlation C, descending (rounded), per epoch.
-    pub eigenvalues: Vec<Vec<f64>>,
-    pub images_per_s: Vec<f64>,
-}
+pub use super::history::SslHistory;
 
 /// How a training run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,10 +106,6 @@ fn evaluate(learner: &mut Learner, data: &Dataset, idx: &[usize], batch: usize, 
     Ok(100.0 * correct as f64 / idx.len().max(1) as f64)
 }
 
-/// Image side of a dataset's images.
-pub fn image_side(cfg: &SslConfig) -> usize {
-    if cfg.dataset == "stl10" { 96 } else { 32 }
-}
 
 /// Trains one run, resuming from and writing checkpoints as `ctl` says.
 pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &TrainControl) -> candle_core::Result<SslResult> {
@@ -164,7 +140,7 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
                 state = s;
             }
             Err(e) => {
-                let what = match crate::harness::store::set_aside(path) {
+                let what = match crate::fsutil::set_aside(path) {
                     Ok(aside) => format!("set aside as {}", aside.display()),
                     Err(e2) => format!("could not be set aside: {e2}"),
                 };
@@ -306,15 +282,6 @@ fn final_metrics(h: &SslHistory, collapsed_since: Option<usize>) -> BTreeMap<Str
     m
 }
 
-/// Number of training images a config uses (the full sizes of the known datasets, or its subset).
-pub fn train_images(cfg: &SslConfig) -> usize {
-    let full = match cfg.dataset.as_str() {
-        "cifar10" => 50_000,
-        "stl10" => 105_000,
-        _ => crate::data::SYNTHETIC_TRAIN,
-    };
-    if cfg.train_subset == 0 { full } else { cfg.train_subset.min(full) }
-}
 
 /// Seconds one training step of `cfg` takes on `device`, extrapolated from timed [`Learner::step`]s on
 /// random images at batches of 16 and 32 (after a warm-up): the step's cost is a part that grows with the
@@ -322,7 +289,7 @@ pub fn train_images(cfg: &SslConfig) -> usize {
 /// the config's batch. Probing a full-size network on a CPU takes seconds, not minutes. Used to say how
 /// long a sweep will take before it starts.
 pub fn time_step(cfg: &SslConfig, device: &Device) -> candle_core::Result<f64> {
-    let side = image_side(cfg);
+    let side = cfg.image_side();
     let mut learner = Learner::new(cfg, 0, side, 10, 1, device)?;
     let mut timed = |batch: usize| -> candle_core::Result<f64> {
         let (x1, x2, labels) = random_batch(batch, side, 10, device)?;

@@ -98,7 +98,7 @@ crate::overlay_config! {
 impl TheoryConfig {
     /// Range checks; each problem names its field and what was expected.
     pub fn validate(&self) -> Result<(), Vec<String>> {
-        let mut checks = crate::spec::overlay::Checks::default();
+        let mut checks = crate::overlay::Checks::default();
         let mut need = |ok: bool, what: &str| checks.need(ok, what);
         need(self.n_in >= 1, "n_in: expected an integer >= 1");
         need(self.n_out >= 1, "n_out: expected an integer >= 1");

@@ -3,7 +3,7 @@
 
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
 
-use super::aggregate::{CellSummary, Stat, Summary};
+use crate::harness::aggregate::{CellSummary, Stat, Summary};
 use crate::spec::{Experiment, MetricSpec};
 
 /// `mean ± std (n)` with the metric's digits; `≥` marks a lower bound (its `<name>_censored` metric > 0).

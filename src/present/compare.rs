@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::{aggregate, CellSummary};
-use super::store::{RunRecord, Store};
+use crate::harness::aggregate::{aggregate, CellSummary};
+use crate::harness::store::{RunRecord, Store};
 use crate::error::{Error, Result};
 use crate::spec::{Better, Experiment};
 use crate::stats::welch_p;

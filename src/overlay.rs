@@ -1,4 +1,5 @@
 //! Config overlays: a spec layers `base`, a cell's `set` and a profile's `set`, each a partial config.
+//! A foundation: the engines declare their configs with [`overlay_config!`], the spec layers them.
 //!
 //! [`overlay_config!`] declares, from one field list, the resolved config struct and its all-optional
 //! overlay twin, so the two can never drift apart. Both deny unknown fields, so a typo in a spec is an
@@ -60,7 +61,7 @@ macro_rules! overlay_config {
             )*
         }
 
-        impl $crate::spec::overlay::Overlay for $overlay {
+        impl $crate::overlay::Overlay for $overlay {
             type Config = $config;
             fn overlay(&mut self, top: &Self) {
                 $( if top.$field.is_some() { self.$field = top.$field.clone(); } )*

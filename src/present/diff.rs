@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use super::aggregate::{CellSummary, Stat, Summary};
+use crate::harness::aggregate::{CellSummary, Stat, Summary};
 use crate::error::{Error, Result};
 use crate::stats::welch_p;
 
