@@ -37,6 +37,7 @@ fn reproduce_stores_every_run_and_writes_table_summary_and_figures() {
     let done = harness::reproduce(&exp, "smoke", None, dir.path(), false, &opts(2), &quiet).unwrap();
     assert_eq!(done.executed.len(), 16);
     assert_eq!(done.skipped, 0);
+    eigenssl::present::regenerate(&exp, "smoke", None, dir.path()).unwrap();
     let base = dir.path().join("fig1/smoke");
     assert_eq!(std::fs::read_dir(base.join("runs")).unwrap().count(), 16);
     let table = std::fs::read_to_string(base.join("table.md")).unwrap();
