@@ -5,6 +5,7 @@
 pub mod backbone;
 pub mod batchnorm;
 pub mod checkpoint;
+pub mod collapse;
 pub mod config;
 pub mod conv;
 pub mod directpred;

@@ -9,10 +9,11 @@
 //! the symmetrised loss L(z₁ → t₀) + L(z₀ → t₁), the readout's cross-entropy averaged over the views,
 //! one backward pass through their sum, the optimiser step at the scheduled rate, and the EMA update.
 
-use candle_core::{DType, Device, ModuleT, Tensor, Var, D};
+use candle_core::{DType, Device, ModuleT, Tensor, Var};
 use candle_nn::{linear, Linear, Module};
 
 use super::backbone::Features;
+use super::collapse::normalised_std;
 use super::config::{OptimizerKind, SslConfig};
 use super::directpred::DirectPred;
 use super::ema::ema_update;
@@ -263,14 +264,4 @@ impl Learner {
     pub fn correlation(&self) -> &nalgebra::DMatrix<f64> {
         self.dp.correlation()
     }
-}
-
-/// Mean over dimensions of the std over the batch (n − 1) of the ℓ2-normalised rows of `z`.
-fn normalised_std(z: &Tensor) -> candle_core::Result<f64> {
-    let z = z.detach().to_dtype(DType::F64)?;
-    let n = z.dim(0)?;
-    let unit = z.broadcast_div(&z.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?)?;
-    let centred = unit.broadcast_sub(&unit.mean_keepdim(0)?)?;
-    let var = (centred.sqr()?.sum(0)? / (n.max(2) - 1) as f64)?;
-    var.sqrt()?.mean_all()?.to_scalar::<f64>()
 }

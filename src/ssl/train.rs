@@ -11,17 +11,13 @@ use candle_core::{Device, Tensor, D};
 use rand::seq::SliceRandom;
 
 use super::checkpoint::{self, TrainState, CHECKPOINT_SCHEMA};
+use super::collapse::collapsed_since;
 use super::config::SslConfig;
 use super::step::{Learner, Step};
 use crate::data::augment::{plain_batch, views_batch};
 use crate::data::Dataset;
 use crate::rng::stream;
 
-/// A run counts as collapsed at the end of an epoch when the std of its ℓ2-normalised embeddings (the
-/// epoch's mean of [`super::step::StepStats::z_std`]) is below this fraction of 1/√D, the value of
-/// embeddings spread evenly over the sphere. Fixed before any Table 1 number was looked at; solo-learn and
-/// lightly monitor the same quantity for the same purpose.
-pub const COLLAPSE_Z_STD: f64 = 0.1;
 
 pub use super::history::SslHistory;
 
@@ -31,7 +27,7 @@ pub enum SslOutcome {
     Finished,
     /// Non-finite loss at (epoch, step).
     Diverged { epoch: usize, step: usize },
-    /// Trained to the end, but the representation had collapsed ([`COLLAPSE_Z_STD`]) from the end of
+    /// Trained to the end, but the representation had collapsed ([`super::collapse`]) from the end of
     /// `epoch` (0-based) on.
     Collapsed { epoch: usize },
     /// Stopped on request after `batch` batches of `epoch`, with a checkpoint to resume from.
@@ -219,10 +215,7 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
         let (emax, emin, pr) = spectrum_stats(&eigs);
         let per_step = |sum: f64| sum / steps_per_epoch.max(1) as f64;
         let spread = (!cfg.freeze_backbone).then(|| per_step(state.z_std_sum) * (cfg.proj_out as f64).sqrt());
-        state.collapsed_since = match spread {
-            Some(s) if s < COLLAPSE_Z_STD => state.collapsed_since.or(Some(epoch)),
-            _ => None,
-        };
+        state.collapsed_since = collapsed_since(state.collapsed_since, spread, epoch);
         let hist = &mut state.history;
         hist.epoch.push(epoch + 1);
         hist.loss.push((!cfg.freeze_backbone).then(|| per_step(state.loss_sum)));
