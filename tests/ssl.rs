@@ -166,7 +166,7 @@ fn losses_by_hand_and_stop_gradient_on_the_target() {
     let g = l2.backward().unwrap();
     assert!(g.get(t.as_tensor()).is_none());
     // Symmetrised = sum of both directions.
-    let s = symmetric(LossKind::Simsiam, LossForm::L2, [&z, t.as_tensor()], &eye, [&z, t.as_tensor()]).unwrap();
+    let s = symmetric(LossKind::Simsiam, LossForm::L2, [&z, t.as_tensor()], [&eye, &eye], [&z, t.as_tensor()]).unwrap();
     assert!((s.to_scalar::<f32>().unwrap() - 4.0).abs() < 1e-6);
 }
 

@@ -74,7 +74,8 @@ pub fn directional(kind: LossKind, form: LossForm, z: &Tensor, wp: &Tensor, t: &
     }
 }
 
-/// The symmetrised loss: the sum over both directions, (z₁ → t₂) + (z₂ → t₁), as the authors sum them.
-pub fn symmetric(kind: LossKind, form: LossForm, z: [&Tensor; 2], wp: &Tensor, t: [&Tensor; 2]) -> Result<Tensor> {
-    directional(kind, form, z[0], wp, t[1])? + directional(kind, form, z[1], wp, t[0])?
+/// The symmetrised loss, as the authors' `training_step` sums it: (view 1 → target of view 0) + (view 0 →
+/// target of view 1), each view predicted with its own predictor `wp[v]`.
+pub fn symmetric(kind: LossKind, form: LossForm, z: [&Tensor; 2], wp: [&Tensor; 2], t: [&Tensor; 2]) -> Result<Tensor> {
+    directional(kind, form, z[1], wp[1], t[0])? + directional(kind, form, z[0], wp[0], t[1])?
 }

@@ -18,7 +18,7 @@ use super::config::{OptimizerKind, SslConfig};
 use super::directpred::DirectPred;
 use super::ema::ema_update;
 use super::init::SeededVarMap;
-use super::loss::directional;
+use super::loss::symmetric;
 use super::optim::{Optimizer, ParamGroup, Rule};
 use super::projector::Projector;
 use super::schedule::{tau_schedule, WarmupCosine};
@@ -170,15 +170,13 @@ impl Learner {
                 continue; // a frozen backbone: only the readout trains, the projector never runs
             }
             let z = self.online.projector.forward_t(&feats[v], true)?;
-            {
-                if self.cfg.dp_per_view {
-                    predictors.push(self.dp.update(&z, &self.device)?.wp);
-                } else if v == 0 {
-                    self.dp.accumulate(&z)?;
-                } else {
-                    let wp = self.dp.update(&z, &self.device)?.wp;
-                    predictors = vec![wp.clone(), wp];
-                }
+            if self.cfg.dp_per_view {
+                predictors.push(self.dp.update(&z, &self.device)?.wp);
+            } else if v == 0 {
+                self.dp.accumulate(&z)?;
+            } else {
+                let wp = self.dp.update(&z, &self.device)?.wp;
+                predictors = vec![wp.clone(), wp];
             }
             zs.push(z);
         }
@@ -189,9 +187,7 @@ impl Learner {
                 Some(net) => [net.forward(x1, true)?.1.detach(), net.forward(x2, true)?.1.detach()],
                 None => [zs[0].detach(), zs[1].detach()],
             };
-            let (kind, form) = (self.cfg.loss, self.cfg.loss_form);
-            let ssl = (directional(kind, form, &zs[1], &predictors[1], &targets[0])?
-                + directional(kind, form, &zs[0], &predictors[0], &targets[1])?)?;
+            let ssl = symmetric(self.cfg.loss, self.cfg.loss_form, [&zs[0], &zs[1]], [&predictors[0], &predictors[1]], [&targets[0], &targets[1]])?;
             let value = ssl.to_dtype(DType::F64)?.to_scalar::<f64>()?;
             let z_std = (normalised_std(&zs[0])? + normalised_std(&zs[1])?) / 2.0;
             ((ssl + &ce)?, Some(value), Some(z_std))
