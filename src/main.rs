@@ -236,7 +236,7 @@ fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str,
     }
     let dp = training::predictor(batch, 256, 20)?;
     println!(
-        "DirectPred update (two correlation updates from {batch}×256 embeddings, then W_P from one 256×256 eigendecomposition in f64): {:.2} ms = {:.1} % of a width/4 step",
+        "DirectPred update (per view: a correlation update from {batch}×256 embeddings and W_P from a 256×256 eigendecomposition in f64, twice): {:.2} ms = {:.1} % of a width/4 step",
         dp.median_s * 1e3,
         100.0 * dp.median_s / quarter.step.median_s
     );
