@@ -36,6 +36,28 @@ struct Stored {
     out: PathBuf,
 }
 
+/// Where the deep-network engines run and find their data (for `reproduce` and `run`).
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the README, "Data").
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+}
+
+impl EngineArgs {
+    fn context(self) -> eigenssl::engine::EngineContext {
+        eigenssl::engine::EngineContext { data_dir: self.data_dir, device: self.device }
+    }
+}
+
+/// Exit code of a run stopped on request (SIGINT/SIGTERM), as shells report Ctrl-C.
+const EXIT_STOPPED: u8 = 130;
+/// Exit code of a failed regression gate.
+const EXIT_GATE_FAILED: u8 = 1;
+
 #[derive(Subcommand)]
 enum Command {
     /// Run every pending run of the experiments (`all` = every spec), then regenerate tables and figures.
@@ -58,12 +80,8 @@ enum Command {
         /// Recompute runs that are already stored.
         #[arg(long)]
         force: bool,
-        /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the README, "Data").
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
         /// `local` (default) runs here; `slurm` submits one job array of the pending runs and returns.
         #[arg(long, value_enum, default_value_t = Executor::Local)]
         executor: Executor,
@@ -77,10 +95,8 @@ enum Command {
         run_id: String,
         #[arg(long, default_value = "results")]
         out: PathBuf,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long, default_value = "data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Which runs of an experiment are done, running (locked), failed or pending in a results folder.
     Status {
@@ -164,7 +180,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             let bad_input = e.downcast_ref::<eigenssl::Error>().is_some_and(|e| e.is_bad_input());
@@ -243,193 +259,256 @@ fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str,
     Ok(())
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Dispatches to the subcommand's function; each decides its own exit code, `main` reports errors.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let specs = cli.specs;
     match cli.command {
-        Command::Reproduce { experiments: names, profile, seeds, jobs, out, force, device, data_dir, executor, slurm_args } => {
-            let exps = experiments(&names, &cli.specs)?;
-            if executor == Executor::Slurm {
-                if force {
-                    anyhow::bail!("--force is not supported with --executor slurm: remove the records to recompute instead");
-                }
-                let opts = eigenssl::harness::slurm::SlurmOptions {
-                    binary: std::env::current_exe().context("locating the eigenssl binary")?,
-                    specs: cli.specs.clone(),
-                    out: out.clone(),
-                    data_dir,
-                    device,
-                    extra_args: slurm_args.map(|a| a.split_whitespace().map(String::from).collect()).unwrap_or_default(),
-                };
-                for exp in &exps {
-                    match eigenssl::harness::slurm::submit(exp, &profile, seeds.as_deref(), &opts, &|m| eprintln!("{m}"))? {
-                        Some(sub) => {
-                            println!("{}", sub.job_id);
-                            eprintln!(
-                                "submitted job array {} ({} task(s)), script {}
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args } => {
+            let exps = self::experiments(&experiments, &specs)?;
+            match executor {
+                Executor::Slurm => submit_slurm(&exps, &specs, &profile, seeds.as_deref(), &out, force, engine, slurm_args),
+                Executor::Local => reproduce(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine),
+            }
+        }
+        Command::Run { run_id, out, engine } => run_one(&specs, &run_id, &out, engine),
+        Command::Status { stored } => status(&specs, &stored),
+        Command::List => list(&specs),
+        Command::BenchStep { dataset, width, batch, reps } => bench_step(&specs, &dataset, width, batch, reps),
+        Command::Bench { python, reps, train_reps, batch, theory_only } => bench(&specs, &python, reps, train_reps, batch, theory_only),
+        Command::Compare { experiments, profile, out, baseline, gate, report } => {
+            compare(&specs, experiments, profile, &out, &baseline, &gate, report)
+        }
+        Command::Diff { rev_a, rev_b, experiments, results } => diff(rev_a, rev_b, &experiments, &results),
+        Command::Table { stored } => table(&specs, &stored),
+    }
+}
+
+/// `reproduce --executor slurm`: one job array of the pending runs per experiment.
+#[allow(clippy::too_many_arguments)]
+fn submit_slurm(
+    exps: &[Experiment],
+    specs: &std::path::Path,
+    profile: &str,
+    seeds: Option<&[u64]>,
+    out: &std::path::Path,
+    force: bool,
+    engine: EngineArgs,
+    slurm_args: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    if force {
+        anyhow::bail!("--force is not supported with --executor slurm: remove the records to recompute instead");
+    }
+    let opts = eigenssl::harness::slurm::SlurmOptions {
+        binary: std::env::current_exe().context("locating the eigenssl binary")?,
+        specs: specs.to_path_buf(),
+        out: out.to_path_buf(),
+        data_dir: engine.data_dir,
+        device: engine.device,
+        extra_args: slurm_args.map(|a| a.split_whitespace().map(String::from).collect()).unwrap_or_default(),
+    };
+    for exp in exps {
+        match eigenssl::harness::slurm::submit(exp, profile, seeds, &opts, &|m| eprintln!("{m}"))? {
+            Some(sub) => {
+                println!("{}", sub.job_id);
+                eprintln!(
+                    "submitted job array {} ({} task(s)), script {}
   watch: squeue -j {}   progress: eigenssl status {} --profile {profile} --out {}
   task logs: {}
   when it is done: eigenssl table {} --profile {profile} --out {}",
-                                sub.job_id, sub.tasks, sub.script.display(), sub.job_id, exp.name, out.display(), sub.logs.display(), exp.name, out.display()
-                            );
-                        }
-                        None => eprintln!("{}: nothing to submit", exp.name),
-                    }
-                }
-                return Ok(());
-            }
-            eigenssl::device::resolve(&device)?;
-            let opts = ExecOptions {
-                jobs: jobs.unwrap_or_else(num_cpus::get),
-                progress: true,
-                repo_dir: std::env::current_dir().context("reading the current folder")?,
-                engine: eigenssl::engine::EngineContext { data_dir, device },
-                stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
-            };
-            let mut interrupted = 0;
-            for exp in &exps {
-                let done = harness::reproduce(exp, &profile, seeds.as_deref(), &out, force, &opts, &|m| {
-                    eprintln!("{m}")
-                })?;
-                for (run, status) in &done.executed {
-                    if status.as_str() == "failed" {
-                        eprintln!("  failed: {run} (see its record)");
-                    }
-                }
-                let outputs = eigenssl::present::regenerate(exp, &profile, seeds.as_deref(), &out)?;
-                println!("{}", outputs.markdown);
-                eprintln!(
-                    "{}: {} run(s) computed, {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
-                    exp.name,
-                    done.executed.len(),
-                    done.skipped,
-                    done.done_elsewhere.len(),
-                    done.interrupted.len(),
-                    outputs.table.display(),
-                    outputs.summary.display(),
-                    outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
+                    sub.job_id, sub.tasks, sub.script.display(), sub.job_id, exp.name, out.display(), sub.logs.display(), exp.name, out.display()
                 );
-                interrupted += done.interrupted.len();
-                if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
             }
-            if opts.stop.load(std::sync::atomic::Ordering::Relaxed) {
-                eprintln!(
-                    "stopped on request: {interrupted} run(s) left unfinished (deep-SSL runs with a checkpoint \
-                     of their last step). Run the same command again to resume them; finished runs are kept."
-                );
-                std::process::exit(130);
-            }
-            Ok(())
-        }
-        Command::Run { run_id, out, device, data_dir } => {
-            let run = Experiment::find_run(&run_id, &cli.specs)?;
-            let opts = ExecOptions {
-                jobs: 1,
-                progress: false,
-                repo_dir: std::env::current_dir().context("reading the current folder")?,
-                engine: eigenssl::engine::EngineContext { data_dir, device },
-                stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
-            };
-            let report = harness::run_single(&run, &out, &opts)?;
-            if let Some((_, status)) = report.finished.first() {
-                eprintln!("{run_id}: {}", status.as_str());
-            } else if !report.interrupted.is_empty() {
-                eprintln!("{run_id}: stopped on request; run the same command again to resume from its checkpoint");
-                std::process::exit(130);
-            } else {
-                eprintln!("{run_id}: already stored");
-            }
-            Ok(())
-        }
-        Command::Status { stored: Stored { experiment, profile, seeds, out } } => {
-            let exp = Experiment::find(&experiment, &cli.specs)?;
-            let lines = eigenssl::harness::status::status(&exp, &profile, seeds.as_deref(), &out)?;
-            let mut table = comfy_table::Table::new();
-            table.load_preset(comfy_table::presets::ASCII_MARKDOWN).set_header(["run", "state", "detail"]);
-            let mut counts = std::collections::BTreeMap::new();
-            for l in &lines {
-                *counts.entry(l.state.label()).or_insert(0) += 1;
-                table.add_row([l.run.id(), l.state.label().to_string(), l.detail.clone()]);
-            }
-            println!("{table}");
-            println!("{}", counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
-            Ok(())
-        }
-        Command::List => {
-            for name in Experiment::names(&cli.specs) {
-                let exp = Experiment::find(&name, &cli.specs)?;
-                println!("{}  ({}; {})", exp.name, exp.title, exp.source.display());
-                for (pname, p) in &exp.profiles {
-                    println!("  profile {pname}: seeds {:?} — {}", p.seeds, p.description);
-                }
-                for c in &exp.cells {
-                    println!("  cell {}: {} / {}", c.id, c.row, c.column);
-                }
-            }
-            Ok(())
-        }
-        Command::BenchStep { dataset, width, batch, reps } => {
-            let cfg = eigenssl::bench::training::table1_config(&cli.specs, &dataset, width, batch)?;
-            let r = eigenssl::bench::training::step(&cfg, reps)?;
-            println!("{}", serde_json::to_string(&r)?);
-            Ok(())
-        }
-        Command::Bench { python, reps, train_reps, batch, theory_only } => {
-            let repo = std::env::current_dir().context("reading the current folder")?;
-            if !theory_only {
-                bench_training(&repo, &cli.specs, &python, batch, train_reps)?;
-            }
-            println!("normal sampler: {:.0} M samples/s (one core)", eigenssl::bench::theory::normal_rate() / 1e6);
-            println!("| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
-            println!("|---|---|---|---|");
-            for r in eigenssl::bench::theory::steps(&repo, &python, reps) {
-                let np = r.numpy.map(|t| format!("{:.2}", t.median_s * 1e3)).unwrap_or_else(|| "n/a".into());
-                let sp = r.speedup.map(|s| format!("{s:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
-                println!("| {} | {:.2} | {np} | {sp} |", r.case, r.eigenssl.median_s * 1e3);
-            }
-            Ok(())
-        }
-        Command::Compare { experiments: names, profile, out, baseline, gate, report } => {
-            let gate = eigenssl::present::compare::GateConfig::load(&gate)?;
-            let profile = profile.unwrap_or_else(|| gate.profile.clone());
-            let names = if names.is_empty() { gate.experiments.clone() } else { names };
-            let mut text = String::new();
-            let mut failed = Vec::new();
-            for exp in experiments(&names, &cli.specs)? {
-                let cmp = eigenssl::present::compare::compare(&exp, &profile, &out, &baseline, &gate)?;
-                if cmp.failed() {
-                    failed.push(exp.name.clone());
-                }
-                text.push_str(&cmp.markdown());
-                text.push('\n');
-            }
-            let report = report.unwrap_or_else(|| out.join(format!("compare-{profile}.md")));
-            eigenssl::harness::store::write_atomic(&report, text.as_bytes())?;
-            println!("{text}");
-            eprintln!("report written to {}", report.display());
-            if failed.is_empty() {
-                eprintln!("gate: pass");
-                Ok(())
-            } else {
-                eprintln!("gate: FAILED for {}", failed.join(", "));
-                std::process::exit(1);
-            }
-        }
-        Command::Diff { rev_a, rev_b, experiments, results } => {
-            use eigenssl::present::diff::{diff, Side};
-            let cwd = std::env::current_dir().context("reading the current folder")?;
-            let b = rev_b.map(Side::Rev).unwrap_or(Side::WorkTree);
-            println!("{}", diff(&cwd, &results, &Side::Rev(rev_a), &b, &experiments)?);
-            Ok(())
-        }
-        Command::Table { stored: Stored { experiment, profile, seeds, out } } => {
-            let exp = Experiment::find(&experiment, &cli.specs)?;
-            let outputs = eigenssl::present::regenerate(&exp, &profile, seeds.as_deref(), &out)?;
-            println!("{}", outputs.markdown);
-            eprintln!("wrote {}", outputs.table.display());
-            Ok(())
+            None => eprintln!("{}: nothing to submit", exp.name),
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reproduce`: every pending run here, then the tables and figures; exit 130 when stopped on request.
+fn reproduce(
+    exps: &[Experiment],
+    profile: &str,
+    seeds: Option<&[u64]>,
+    jobs: Option<usize>,
+    out: &std::path::Path,
+    force: bool,
+    engine: EngineArgs,
+) -> anyhow::Result<ExitCode> {
+    eigenssl::device::resolve(&engine.device)?;
+    let opts = ExecOptions {
+        jobs: jobs.unwrap_or_else(num_cpus::get),
+        progress: true,
+        repo_dir: std::env::current_dir().context("reading the current folder")?,
+        engine: engine.context(),
+        stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
+    };
+    let stopped = || opts.stop.load(std::sync::atomic::Ordering::Relaxed);
+    let mut interrupted = 0;
+    for exp in exps {
+        let done = harness::reproduce(exp, profile, seeds, out, force, &opts, &|m| eprintln!("{m}"))?;
+        for (run, status) in &done.executed {
+            if *status == eigenssl::engine::RunStatus::Failed {
+                eprintln!("  failed: {run} (see its record)");
+            }
+        }
+        let outputs = eigenssl::present::regenerate(exp, profile, seeds, out)?;
+        println!("{}", outputs.markdown);
+        eprintln!(
+            "{}: {} run(s) computed, {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
+            exp.name,
+            done.executed.len(),
+            done.skipped,
+            done.done_elsewhere.len(),
+            done.interrupted.len(),
+            outputs.table.display(),
+            outputs.summary.display(),
+            outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
+        );
+        interrupted += done.interrupted.len();
+        if stopped() {
+            break;
+        }
+    }
+    if stopped() {
+        eprintln!(
+            "stopped on request: {interrupted} run(s) left unfinished (deep-SSL runs with a checkpoint \
+             of their last step). Run the same command again to resume them; finished runs are kept."
+        );
+        return Ok(ExitCode::from(EXIT_STOPPED));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run`: exactly one planned run (what each Slurm task runs).
+fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine: EngineArgs) -> anyhow::Result<ExitCode> {
+    let run = Experiment::find_run(run_id, specs)?;
+    let opts = ExecOptions {
+        jobs: 1,
+        progress: false,
+        repo_dir: std::env::current_dir().context("reading the current folder")?,
+        engine: engine.context(),
+        stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
+    };
+    let report = harness::run_single(&run, out, &opts)?;
+    if let Some((_, status)) = report.finished.first() {
+        eprintln!("{run_id}: {}", status.as_str());
+    } else if !report.interrupted.is_empty() {
+        eprintln!("{run_id}: stopped on request; run the same command again to resume from its checkpoint");
+        return Ok(ExitCode::from(EXIT_STOPPED));
+    } else {
+        eprintln!("{run_id}: already stored");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status`: which runs are done, running, failed or pending.
+fn status(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
+    let exp = Experiment::find(&stored.experiment, specs)?;
+    let lines = eigenssl::harness::status::status(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out)?;
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::ASCII_MARKDOWN).set_header(["run", "state", "detail"]);
+    let mut counts = std::collections::BTreeMap::new();
+    for l in &lines {
+        *counts.entry(l.state.label()).or_insert(0) += 1;
+        table.add_row([l.run.id(), l.state.label().to_string(), l.detail.clone()]);
+    }
+    println!("{table}");
+    println!("{}", counts.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `list`: experiments, their profiles and cells.
+fn list(specs: &std::path::Path) -> anyhow::Result<ExitCode> {
+    for name in Experiment::names(specs) {
+        let exp = Experiment::find(&name, specs)?;
+        println!("{}  ({}; {})", exp.name, exp.title, exp.source.display());
+        for (pname, p) in &exp.profiles {
+            println!("  profile {pname}: seeds {:?} — {}", p.seeds, p.description);
+        }
+        for c in &exp.cells {
+            println!("  cell {}: {} / {}", c.id, c.row, c.column);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bench-step`: one training-step measurement in this process, as JSON (for `bench`).
+fn bench_step(specs: &std::path::Path, dataset: &str, width: f64, batch: usize, reps: usize) -> anyhow::Result<ExitCode> {
+    let cfg = eigenssl::bench::training::table1_config(specs, dataset, width, batch)?;
+    let r = eigenssl::bench::training::step(&cfg, reps)?;
+    println!("{}", serde_json::to_string(&r)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `bench`: the training step beside PyTorch's, and the theory step beside NumPy's.
+fn bench(specs: &std::path::Path, python: &str, reps: usize, train_reps: usize, batch: usize, theory_only: bool) -> anyhow::Result<ExitCode> {
+    let repo = std::env::current_dir().context("reading the current folder")?;
+    if !theory_only {
+        bench_training(&repo, specs, python, batch, train_reps)?;
+    }
+    println!("normal sampler: {:.0} M samples/s (one core)", eigenssl::bench::theory::normal_rate() / 1e6);
+    println!("| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
+    println!("|---|---|---|---|");
+    for r in eigenssl::bench::theory::steps(&repo, python, reps) {
+        let np = r.numpy.map(|t| format!("{:.2}", t.median_s * 1e3)).unwrap_or_else(|| "n/a".into());
+        let sp = r.speedup.map(|s| format!("{s:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
+        println!("| {} | {:.2} | {np} | {sp} |", r.case, r.eigenssl.median_s * 1e3);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `compare`: the regression gate; exit 1 when it fails.
+fn compare(
+    specs: &std::path::Path,
+    names: Vec<String>,
+    profile: Option<String>,
+    out: &std::path::Path,
+    baseline: &std::path::Path,
+    gate: &std::path::Path,
+    report: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let gate = eigenssl::present::compare::GateConfig::load(gate)?;
+    let profile = profile.unwrap_or_else(|| gate.profile.clone());
+    let names = if names.is_empty() { gate.experiments.clone() } else { names };
+    let mut text = String::new();
+    let mut failed = Vec::new();
+    for exp in experiments(&names, specs)? {
+        let cmp = eigenssl::present::compare::compare(&exp, &profile, out, baseline, &gate)?;
+        if cmp.failed() {
+            failed.push(exp.name.clone());
+        }
+        text.push_str(&cmp.markdown());
+        text.push('\n');
+    }
+    let report = report.unwrap_or_else(|| out.join(format!("compare-{profile}.md")));
+    eigenssl::fsutil::write_atomic(&report, text.as_bytes())?;
+    println!("{text}");
+    eprintln!("report written to {}", report.display());
+    if failed.is_empty() {
+        eprintln!("gate: pass");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("gate: FAILED for {}", failed.join(", "));
+        Ok(ExitCode::from(EXIT_GATE_FAILED))
+    }
+}
+
+/// `diff`: stored results of two commits (or a commit and the working tree) side by side.
+fn diff(rev_a: String, rev_b: Option<String>, experiments: &[String], results: &str) -> anyhow::Result<ExitCode> {
+    use eigenssl::present::diff::{diff, Side};
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let b = rev_b.map(Side::Rev).unwrap_or(Side::WorkTree);
+    println!("{}", diff(&cwd, results, &Side::Rev(rev_a), &b, experiments)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `table`: re-aggregate stored runs into the table, summary and figures.
+fn table(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
+    let exp = Experiment::find(&stored.experiment, specs)?;
+    let outputs = eigenssl::present::regenerate(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out)?;
+    println!("{}", outputs.markdown);
+    eprintln!("wrote {}", outputs.table.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 // glibc's allocator returns the large tensors of every step to the OS and faults them back in on the
