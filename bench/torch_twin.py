@@ -382,8 +382,8 @@ def run_cells(subset_file, out_dir, seeds, only):
     mean, std = json.loads(meta["mean"]), json.loads(meta["std"])
     train_imgs = [Image.fromarray(a.numpy()) for a in data["train/images"]]
     train_labels = data["train/labels"]
-    to_tensor = __import__("torchvision.transforms", fromlist=["T"])
-    test_x = torch.stack([to_tensor.Normalize(mean, std)(to_tensor.ToTensor()(Image.fromarray(a.numpy()))) for a in data["test/images"]])
+    plain = torchvision.transforms.Compose([torchvision.transforms.ToTensor(), torchvision.transforms.Normalize(mean, std)])
+    test_x = torch.stack([plain(Image.fromarray(a.numpy())) for a in data["test/images"]])
     test_y = data["test/labels"]
     out_dir.mkdir(parents=True, exist_ok=True)
     for cell, cfg in configs.items():
