@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 LAYERS = [
-    ("foundations", ["error", "rng", "normal", "stats", "fsutil", "linalg", "overlay", "device", "interrupt"]),
+    ("foundations", ["error", "rng", "normal", "stats", "fsutil", "git", "linalg", "overlay", "device", "interrupt"]),
     ("data", ["data"]),
     ("engines", ["theory", "ssl"]),
     ("dispatch", ["engine"]),

@@ -21,14 +21,14 @@ fn main() -> Result<()> {
     let mut first = None;
     for run in &runs {
         let RunConfig::Ssl(cfg) = &run.config else { bail!("non-SSL run") };
-        if cfg.dataset != "cifar10" {
+        if cfg.dataset != eigenssl::data::DatasetKind::Cifar10 {
             continue;
         }
         configs.insert(run.cell.clone(), serde_json::to_value(cfg)?);
         first.get_or_insert(cfg.clone());
     }
     let cfg = first.context("the profile has no CIFAR-10 cell")?;
-    let data = eigenssl::data::find(&cfg.dataset, &PathBuf::from(data_dir))?;
+    let data = eigenssl::data::find(cfg.dataset, &PathBuf::from(data_dir))?;
     let mut tensors = Vec::new();
     for (name, split, n) in [("train", &data.train, cfg.train_subset), ("test", &data.test, cfg.test_subset)] {
         let idx = subset(split.len(), n, &format!("subset/{name}"));

@@ -1,6 +1,7 @@
 //! Dispatch from a run's config to the engine that computes it, and what an engine hands back (a typed
-//! status, metrics, history). The deep-SSL engine reads its dataset and, under a [`TrainControl`], writes
-//! checkpoints; the store and the harness above decide everything else about files.
+//! status, metrics, history). The deep-SSL engine reads its dataset and, under a [`RunControl`], writes
+//! checkpoints; the store and the harness above decide everything else about files. The layers above
+//! reach the engines only through this module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -8,11 +9,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Dataset};
+use crate::data::{self, Dataset, DatasetKind};
+use crate::device::DeviceKind;
+use crate::error::Error;
 use crate::ssl::config::SslConfig;
-use crate::theory::TheoryConfig;
-use crate::ssl::train::{train, SslOutcome, TrainControl};
-use crate::theory::{self, Outcome};
+use crate::ssl::train::{train, SslOutcome};
+use crate::theory::{self, Outcome, TheoryConfig};
+
+/// How a deep-SSL run checkpoints, stops and reports progress (the theory engine ignores it).
+pub use crate::ssl::train::TrainControl as RunControl;
+/// Where a running deep-SSL run stands (what [`RunControl::progress`] receives).
+pub use crate::ssl::train::Progress;
 
 /// How a run ended, as the engines report it and the store records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -50,11 +57,31 @@ pub enum RunConfig {
     Ssl(SslConfig),
 }
 
+impl RunConfig {
+    /// The version of the engine that computes this config: part of every run's spec hash, so that a
+    /// change to one engine's numbers invalidates that engine's records only.
+    pub fn engine_version(&self) -> u32 {
+        match self {
+            RunConfig::Theory(_) => theory::ENGINE_VERSION,
+            RunConfig::Ssl(_) => crate::ssl::ENGINE_VERSION,
+        }
+    }
+
+    /// The device a run of this config uses: the theory engine is always on the CPU.
+    pub fn device(&self, ctx: &EngineContext) -> DeviceKind {
+        match self {
+            RunConfig::Theory(_) => DeviceKind::Cpu,
+            RunConfig::Ssl(_) => ctx.device,
+        }
+    }
+}
+
 /// What an engine hands back for one run.
 #[derive(Debug, Clone)]
 pub struct EngineOutput {
     pub status: RunStatus,
-    pub outcome: Option<String>,
+    /// The theory engine's categorical outcome (the deep engine's status says all).
+    pub outcome: Option<Outcome>,
     pub metrics: BTreeMap<String, f64>,
     pub history: serde_json::Value,
 }
@@ -73,60 +100,72 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 pub struct EngineContext {
     pub data_dir: PathBuf,
-    /// `cpu`, `cuda` or `metal`.
-    pub device: String,
+    pub device: DeviceKind,
 }
 
 impl Default for EngineContext {
     fn default() -> Self {
-        EngineContext { data_dir: PathBuf::from("data"), device: "cpu".into() }
+        EngineContext { data_dir: PathBuf::from("data"), device: DeviceKind::Cpu }
     }
 }
 
 /// Datasets are loaded once per process and shared by its runs. "Not found" is remembered too, so that
 /// the runs of a missing dataset do not each search (and ask the hub) again.
-fn dataset(name: &str, dir: &std::path::Path) -> crate::Result<Arc<Dataset>> {
+fn dataset(kind: DatasetKind, dir: &std::path::Path) -> crate::Result<Arc<Dataset>> {
     type Found = Result<Arc<Dataset>, String>;
-    static CACHE: OnceLock<Mutex<HashMap<(String, PathBuf), Found>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<(DatasetKind, PathBuf), Found>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let key = (name.to_string(), dir.to_path_buf());
-    let mut guard = cache.lock().map_err(|_| crate::Error::Usage("dataset cache poisoned".into()))?;
+    let key = (kind, dir.to_path_buf());
+    // A poisoned lock only means another run panicked while loading; the map itself is still valid.
+    let mut guard = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(found) = guard.get(&key) {
-        return found.clone().map_err(crate::Error::Usage);
+        return found.clone().map_err(Error::DataMissing);
     }
-    let found = match data::find(name, dir) {
+    let found = match data::find(kind, dir) {
         Ok(d) => Ok(Arc::new(d)),
-        Err(crate::Error::Usage(missing)) => Err(missing),
+        Err(Error::DataMissing(missing)) => Err(missing),
         // Malformed data is not remembered: the error is reported, and a fixed file is read next time.
         Err(other) => return Err(other),
     };
     guard.insert(key, found.clone());
-    found.map_err(crate::Error::Usage)
+    found.map_err(Error::DataMissing)
 }
 
-/// Loads the datasets `runs` need, so that a malformed dataset file stops the sweep before any run
-/// starts (with the file and the record or byte that is wrong). Missing data is no error here: those
-/// runs are recorded as not run.
-pub fn check_data(runs: &[&RunConfig], ctx: &EngineContext) -> crate::Result<()> {
+/// Why each dataset that `runs` need is missing here, once per dataset (empty when all are present).
+/// Malformed data is an error: the sweep stops before any run starts, naming the file.
+pub fn missing_data(runs: &[&RunConfig], ctx: &EngineContext) -> crate::Result<Vec<(DatasetKind, String)>> {
+    let mut missing: Vec<(DatasetKind, String)> = Vec::new();
     for cfg in runs {
-        if let RunConfig::Ssl(c) = cfg {
-            match dataset(&c.dataset, &ctx.data_dir) {
-                Ok(_) | Err(crate::Error::Usage(_)) => {}
-                Err(e) => return Err(e),
-            }
+        let RunConfig::Ssl(c) = cfg else { continue };
+        if missing.iter().any(|(k, _)| *k == c.dataset) {
+            continue;
+        }
+        match dataset(c.dataset, &ctx.data_dir) {
+            Ok(_) => {}
+            Err(Error::DataMissing(why)) => missing.push((c.dataset, why)),
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(missing)
+}
+
+/// The position (epoch, batch) of the checkpoint at `path`: `None` when there is none.
+pub fn checkpoint_position(path: &std::path::Path) -> crate::Result<Option<(usize, usize)>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let state = crate::ssl::checkpoint::read_state(path)?;
+    Ok(Some((state.epoch, state.batch)))
 }
 
 /// Computes one run from scratch, without checkpoints. Diverging or collapsing runs are outcomes, not errors.
 pub fn execute(config: &RunConfig, seed: u64, ctx: &EngineContext) -> Result<EngineOutput, EngineError> {
-    execute_with(config, seed, ctx, &TrainControl::none())
+    execute_with(config, seed, ctx, &RunControl::none())
 }
 
 /// Computes one run under `ctl`: deep-SSL runs resume from and write its checkpoint and stop when it
 /// says (the theory engine takes seconds and ignores both).
-pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &TrainControl) -> Result<EngineOutput, EngineError> {
+pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &RunControl) -> Result<EngineOutput, EngineError> {
     let json = |v: &dyn erased::Ser| v.to_json().map_err(EngineError::Failed);
     match config {
         RunConfig::Theory(cfg) => {
@@ -138,17 +177,17 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Tr
             };
             Ok(EngineOutput {
                 status,
-                outcome: Some(sim.outcome.as_str().to_string()),
+                outcome: Some(sim.outcome),
                 metrics: sim.metrics,
                 history: json(&sim.history)?,
             })
         }
         RunConfig::Ssl(cfg) => {
-            let data = dataset(&cfg.dataset, &ctx.data_dir).map_err(|e| match e {
-                crate::Error::Usage(msg) => EngineError::NotRun(msg),
+            let data = dataset(cfg.dataset, &ctx.data_dir).map_err(|e| match e {
+                Error::DataMissing(msg) => EngineError::NotRun(msg),
                 other => EngineError::Failed(other.to_string()),
             })?;
-            let device = crate::device::resolve(&ctx.device).map_err(|e| EngineError::Failed(e.to_string()))?;
+            let device = ctx.device.open().map_err(|e| EngineError::Failed(e.to_string()))?;
             let res = train(cfg, seed, &data, &device, ctl).map_err(|e| EngineError::Failed(e.to_string()))?;
             let status = match res.outcome {
                 SslOutcome::Finished => RunStatus::Ok,
@@ -166,21 +205,21 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Tr
 /// Expected seconds for `runs` (deep-SSL runs whose data is here; the theory engine takes seconds), from
 /// timed steps on the context's device, one timing per distinct network and batch. `None` when nothing
 /// needs it.
-pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> Result<Option<f64>, String> {
-    let device = crate::device::resolve(&ctx.device).map_err(|e| e.to_string())?;
+pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> crate::Result<Option<f64>> {
+    let device = ctx.device.open()?;
     let mut cache: Vec<(String, f64)> = Vec::new();
     let mut total = None;
     for cfg in runs {
         let RunConfig::Ssl(c) = cfg else { continue };
         // Runs whose data is missing will be recorded as not run in no time.
-        if dataset(&c.dataset, &ctx.data_dir).is_err() {
+        if dataset(c.dataset, &ctx.data_dir).is_err() {
             continue;
         }
         let key = format!("{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema);
         let step = match cache.iter().find(|(k, _)| *k == key) {
             Some((_, s)) => *s,
             None => {
-                let s = crate::ssl::train::time_step(c, &device).map_err(|e| e.to_string())?;
+                let s = crate::ssl::train::time_step(c, &device).map_err(|e| Error::Environment(format!("timing a training step: {e}")))?;
                 cache.push((key, s));
                 s
             }
@@ -189,14 +228,6 @@ pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> Result<Opti
         *total.get_or_insert(0.0) += step * steps as f64;
     }
     Ok(total)
-}
-
-/// The device a run uses: the theory engine is always on the CPU.
-pub fn device_label(config: &RunConfig, ctx: &EngineContext) -> String {
-    match config {
-        RunConfig::Theory(_) => "cpu".into(),
-        RunConfig::Ssl(_) => ctx.device.clone(),
-    }
 }
 
 mod erased {

@@ -2,16 +2,25 @@
 
 use std::path::PathBuf;
 
-/// Errors of the eigenssl library. The binary maps them to exit code 2 (bad input) or 1 (anything else).
+/// Errors of the eigenssl library, split by meaning so that callers match variants, never messages. The
+/// binary maps them to exit codes through [`Error::exit_code`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A spec file could not be parsed or validated; `msg` carries the line and field where known.
     #[error("{path}: {msg}")]
     Spec { path: PathBuf, msg: String },
 
-    /// The user asked for something that does not exist (experiment, profile, cell, seed list).
+    /// The user asked for something that does not exist (experiment, profile, cell, seed list, device).
     #[error("{0}")]
     Usage(String),
+
+    /// A dataset is not on this machine; the message says what was looked for, where, and how to get it.
+    #[error("{0}")]
+    DataMissing(String),
+
+    /// This machine cannot do what was asked (no GPU or driver, no Slurm, an unwritable results folder).
+    #[error("{0}")]
+    Environment(String),
 
     /// A stored run record or summary could not be read.
     #[error("{path}: {msg}")]
@@ -35,9 +44,19 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for errors caused by the user's input (specs, arguments, records), which exit with code 2.
+    /// True for errors caused by the user's input (specs, arguments, records).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, Error::Spec { .. } | Error::Usage(_) | Error::Record { .. })
+    }
+
+    /// The process exit code for this error: 2 for bad input, 3 for missing data, 1 for anything else
+    /// (the environment, I/O, git, plotting).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            e if e.is_bad_input() => 2,
+            Error::DataMissing(_) => 3,
+            _ => 1,
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -1,9 +1,12 @@
 //! eigenssl: a reproducibility suite for "An eigenspace view reveals how predictor networks and
 //! stop-grads provide implicit variance regularization" (Halvagal, Laborieux, Zenke).
 //!
-//! Layers, top to bottom: [`spec`] (experiment YAML → runs), [`harness`] (plan, execute, store,
-//! aggregate, report), [`engine`] (dispatch) and the engines: [`theory`] (toy networks, Figs. 1–2).
-//! [`plot`] draws figures from stored runs.
+//! Layers, each using only those below it (checked by `ci/layers.py`; the README's "Architecture" draws
+//! them): foundations ([`error`], [`rng`], [`normal`], [`stats`], [`fsutil`], [`git`], [`linalg`],
+//! [`overlay`], [`device`], [`interrupt`]) → [`data`] → the engines [`theory`] (toy networks, Figs. 1–2)
+//! and [`ssl`] (deep SSL, Table 1) → [`engine`] (dispatch, run configs, typed statuses) → [`spec`]
+//! (experiment YAML → runs) → [`harness`] (plan, execute, store, aggregate) → presentation
+//! ([`present`], [`plot`], [`bench`]) → the `eigenssl` binary.
 
 pub mod bench;
 pub mod data;
@@ -11,6 +14,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod git;
 pub mod harness;
 pub mod interrupt;
 pub mod linalg;

@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use eigenssl::data::DatasetKind;
+use eigenssl::device::DeviceKind;
+use eigenssl::engine::RunStatus;
 use eigenssl::harness::{self, ExecOptions};
 use eigenssl::spec::Experiment;
 
@@ -41,7 +44,7 @@ struct Stored {
 struct EngineArgs {
     /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceKind,
     /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the README, "Data").
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
@@ -57,6 +60,9 @@ impl EngineArgs {
 const EXIT_STOPPED: u8 = 130;
 /// Exit code of a failed regression gate.
 const EXIT_GATE_FAILED: u8 = 1;
+/// Exit code of a sweep none of whose runs could run because their data is missing (as for
+/// [`eigenssl::Error::DataMissing`]).
+const EXIT_NO_DATA: u8 = 3;
 
 #[derive(Subcommand)]
 enum Command {
@@ -129,7 +135,7 @@ enum Command {
     BenchStep {
         /// Table 1 dataset whose image size and config to use: cifar10 or stl10.
         #[arg(long, default_value = "cifar10")]
-        dataset: String,
+        dataset: DatasetKind,
         #[arg(long)]
         width: f64,
         #[arg(long)]
@@ -183,8 +189,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let bad_input = e.downcast_ref::<eigenssl::Error>().is_some_and(|e| e.is_bad_input());
-            ExitCode::from(if bad_input { 2 } else { 1 })
+            ExitCode::from(e.downcast_ref::<eigenssl::Error>().map_or(1, eigenssl::Error::exit_code))
         }
     }
 }
@@ -200,11 +205,11 @@ fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<
 fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str, batch: usize, reps: usize) -> anyhow::Result<()> {
     use eigenssl::bench::training::{self, StepBench};
     let exe = std::env::current_exe().context("locating the eigenssl binary")?;
-    let ours = |dataset: &str, width: f64| -> anyhow::Result<StepBench> {
+    let ours = |dataset: DatasetKind, width: f64| -> anyhow::Result<StepBench> {
         let out = std::process::Command::new(&exe)
             .arg("--specs")
             .arg(specs)
-            .args(["bench-step", "--dataset", dataset, "--width", &width.to_string(), "--batch", &batch.to_string()])
+            .args(["bench-step", "--dataset", dataset.name(), "--width", &width.to_string(), "--batch", &batch.to_string()])
             .args(["--reps", &reps.to_string()])
             .output()
             .context("running bench-step")?;
@@ -216,7 +221,7 @@ fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str,
     println!("|---|---|---|---|---|---|---|---|");
     let mut quarter = None;
     for width in [0.25, 1.0] {
-        let e = ours("cifar10", width)?;
+        let e = ours(DatasetKind::Cifar10, width)?;
         let t = training::torch_step(repo, python, width, batch, reps);
         let (tm, ti, tr, ratio) = match &t {
             Ok(t) => (format!("{:.0}", t.step.median_s * 1e3), format!("{:.0}", t.images_per_s), mib(t.peak_rss), format!("{:.2}×", e.images_per_s / t.images_per_s)),
@@ -235,7 +240,7 @@ fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str,
     }
     let quarter = quarter.context("width/4 step")?;
     // STL-10's images are 9× larger: its augmentation is compared with its own (slower) step.
-    let stl = ours("stl10", 0.25)?;
+    let stl = ours(DatasetKind::Stl10, 0.25)?;
     println!(
         "training step at STL-10's 96 px, width 0.25: {:.0} ms/step, {:.0} img/s, peak RSS {}",
         stl.step.median_s * 1e3,
@@ -273,7 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { run_id, out, engine } => run_one(&specs, &run_id, &out, engine),
         Command::Status { stored } => status(&specs, &stored),
         Command::List => list(&specs),
-        Command::BenchStep { dataset, width, batch, reps } => bench_step(&specs, &dataset, width, batch, reps),
+        Command::BenchStep { dataset, width, batch, reps } => bench_step(&specs, dataset, width, batch, reps),
         Command::Bench { python, reps, train_reps, batch, theory_only } => bench(&specs, &python, reps, train_reps, batch, theory_only),
         Command::Compare { experiments, profile, out, baseline, gate, report } => {
             compare(&specs, experiments, profile, &out, &baseline, &gate, report)
@@ -334,7 +339,7 @@ fn reproduce(
     force: bool,
     engine: EngineArgs,
 ) -> anyhow::Result<ExitCode> {
-    eigenssl::device::resolve(&engine.device)?;
+    engine.device.open()?;
     let opts = ExecOptions {
         jobs: jobs.unwrap_or_else(num_cpus::get),
         progress: true,
@@ -344,19 +349,24 @@ fn reproduce(
     };
     let stopped = || opts.stop.load(std::sync::atomic::Ordering::Relaxed);
     let mut interrupted = 0;
+    // Runs that ran or were reused, and runs recorded as not run (their data is missing).
+    let (mut usable, mut not_run) = (0, 0);
     for exp in exps {
         let done = harness::reproduce(exp, profile, seeds, out, force, &opts, &|m| eprintln!("{m}"))?;
         for (run, status) in &done.executed {
-            if *status == eigenssl::engine::RunStatus::Failed {
+            if *status == RunStatus::Failed {
                 eprintln!("  failed: {run} (see its record)");
             }
         }
+        let missing = done.executed.iter().filter(|(_, s)| *s == RunStatus::NotRun).count();
+        let computed = done.executed.len() - missing;
+        usable += computed + done.skipped + done.done_elsewhere.len();
+        not_run += missing;
         let outputs = eigenssl::present::regenerate(exp, profile, seeds, out)?;
         println!("{}", outputs.markdown);
         eprintln!(
-            "{}: {} run(s) computed, {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
+            "{}: {computed} run(s) computed, {missing} not run (no data), {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
             exp.name,
-            done.executed.len(),
             done.skipped,
             done.done_elsewhere.len(),
             done.interrupted.len(),
@@ -376,6 +386,10 @@ fn reproduce(
         );
         return Ok(ExitCode::from(EXIT_STOPPED));
     }
+    if not_run > 0 && usable == 0 {
+        eprintln!("none of the requested runs could run: their data is missing (see above)");
+        return Ok(ExitCode::from(EXIT_NO_DATA));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -392,6 +406,9 @@ fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine:
     let report = harness::run_single(&run, out, &opts)?;
     if let Some((_, status)) = report.finished.first() {
         eprintln!("{run_id}: {}", status.as_str());
+        if *status == RunStatus::NotRun {
+            return Ok(ExitCode::from(EXIT_NO_DATA));
+        }
     } else if !report.interrupted.is_empty() {
         eprintln!("{run_id}: stopped on request; run the same command again to resume from its checkpoint");
         return Ok(ExitCode::from(EXIT_STOPPED));
@@ -433,7 +450,7 @@ fn list(specs: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `bench-step`: one training-step measurement in this process, as JSON (for `bench`).
-fn bench_step(specs: &std::path::Path, dataset: &str, width: f64, batch: usize, reps: usize) -> anyhow::Result<ExitCode> {
+fn bench_step(specs: &std::path::Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize) -> anyhow::Result<ExitCode> {
     let cfg = eigenssl::bench::training::table1_config(specs, dataset, width, batch)?;
     let r = eigenssl::bench::training::step(&cfg, reps)?;
     println!("{}", serde_json::to_string(&r)?);

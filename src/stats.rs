@@ -1,4 +1,4 @@
-//! Statistics for comparing seeds: Welch's t-test on two samples.
+//! Statistics over seeds (mean and variance, Welch's t-test) and the rounding of stored histories.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -32,6 +32,19 @@ pub fn welch_p(a: &[f64], b: &[f64]) -> Option<f64> {
     let df = se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
     let dist = StudentsT::new(0.0, 1.0, df.max(1.0)).ok()?;
     Some((2.0 * (1.0 - dist.cdf(t.abs()))).clamp(0.0, 1.0))
+}
+
+/// `v` to 5 significant digits: plenty for figures, and it keeps stored histories small.
+///
+/// ```
+/// assert_eq!(eigenssl::stats::round_sig5(0.123456789), 0.12346);
+/// assert!(eigenssl::stats::round_sig5(f64::NAN).is_nan());
+/// ```
+pub fn round_sig5(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    format!("{v:.4e}").parse().unwrap_or(v)
 }
 
 /// Mean and sample variance (n − 1).

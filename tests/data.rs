@@ -6,7 +6,7 @@ use std::path::Path;
 mod common;
 
 use eigenssl::data::augment::*;
-use eigenssl::data::{cifar10, find, stl10};
+use eigenssl::data::{cifar10, find, stl10, DatasetKind};
 
 /// A 32×32 image whose pixel (y, x) is (8y, 8x, 100 + class): asymmetric, so a transpose or a channel
 /// swap shows.
@@ -44,7 +44,7 @@ fn cifar10_binary_batches_keep_orientation_and_labels() {
         std::fs::write(bin.join(format!("data_batch_{i}.bin")), [record(i as u8), record(9)].concat()).unwrap();
     }
     std::fs::write(bin.join("test_batch.bin"), record(3)).unwrap();
-    let d = find("cifar10", dir.path()).unwrap();
+    let d = find(DatasetKind::Cifar10, dir.path()).unwrap();
     assert_eq!(d.train.len(), 10);
     assert_eq!(d.train.labels[..4], [1, 9, 2, 9]);
     check_pattern(d.train.image(0), 1);
@@ -52,12 +52,12 @@ fn cifar10_binary_batches_keep_orientation_and_labels() {
 
     // A truncated batch and a bad label are errors naming the file.
     std::fs::write(bin.join("data_batch_2.bin"), &record(1)[..100]).unwrap();
-    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("data_batch_2.bin") && e.contains("not a whole number"), "{e}");
     let mut bad = record(1);
     bad[0] = 12;
     std::fs::write(bin.join("data_batch_2.bin"), bad).unwrap();
-    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("label 12"), "{e}");
 }
 
@@ -134,9 +134,9 @@ fn stl10_binary_is_column_major_per_channel() {
 fn missing_data_says_where_it_looked_and_what_is_accepted() {
     common::offline_with_empty_hub_cache();
     let dir = tempfile::tempdir().unwrap();
-    let e = find("stl10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Stl10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("no stl10 data found") && e.contains("stl10_binary") && e.contains("Accepted layouts") && e.contains("stl10-parquet") && e.contains("Hugging Face hub") && e.contains("HF_HUB_OFFLINE"), "{e}");
-    let e = find("cifar10", Path::new("/nonexistent")).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, Path::new("/nonexistent")).unwrap_err().to_string();
     assert!(e.contains("cifar-10-batches-bin"), "{e}");
 }
 
@@ -261,7 +261,7 @@ fn cifar10_parquet_as_hugging_face_writes_it_keeps_orientation_and_labels() {
     let root = dir.path().join("cifar10-parquet/plain_text");
     write_parquet(&root.join("train-00000-of-00001.parquet"), "img", &[png(3), png(7), png(0)], &[Some(3), Some(7), Some(0)], true);
     write_parquet(&root.join("test-00000-of-00001.parquet"), "img", &[png(9)], &[Some(9)], true);
-    let d = find("cifar10", dir.path()).unwrap();
+    let d = find(DatasetKind::Cifar10, dir.path()).unwrap();
     assert_eq!(d.train.labels, vec![3, 7, 0]);
     assert_eq!(d.test.labels, vec![9]);
     check_pattern(d.train.image(1), 7);
@@ -292,7 +292,7 @@ fn stl10_parquet_pretrains_on_train_and_unlabeled() {
     write_parquet(&root.join("train-00000-of-00001.parquet"), "image", &[stl(1), stl(2)], &[Some(1), Some(2)], true);
     write_parquet(&root.join("unlabeled-00000-of-00001.parquet"), "image", &[stl(0)], &[None], true);
     write_parquet(&root.join("test-00000-of-00001.parquet"), "image", &[stl(5)], &[Some(5)], true);
-    let d = find("stl10", dir.path()).unwrap();
+    let d = find(DatasetKind::Stl10, dir.path()).unwrap();
     assert_eq!(d.train.labels, vec![1, 2, -1], "train, then unlabeled (−1)");
     assert_eq!((d.train.h, d.train.w), (96, 96));
     let img = d.train.image(1);
@@ -311,23 +311,23 @@ fn malformed_parquet_files_are_errors_naming_file_and_place() {
     // A missing column.
     let train = root.join("train.parquet");
     write_parquet(&train, "img", &[png(1)], &[Some(1)], false);
-    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("train.parquet") && e.contains("no `label` column") && e.contains("columns: img"), "{e}");
 
     // An undecodable image, named by row.
     write_parquet(&train, "img", &[png(1), b"not a png".to_vec()], &[Some(1), Some(2)], true);
-    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("train.parquet") && e.contains("row 1") && e.contains("cannot decode"), "{e}");
 
     // A label out of range.
     write_parquet(&train, "img", &[png(1)], &[Some(12)], true);
-    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("label 12"), "{e}");
 
     // A truncated file.
     write_parquet(&train, "img", &[png(1), png(2)], &[Some(1), Some(2)], true);
     let bytes = std::fs::read(&train).unwrap();
     std::fs::write(&train, &bytes[..bytes.len() - 20]).unwrap();
-    let e = find("cifar10", dir.path()).unwrap_err().to_string();
+    let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("train.parquet") && e.contains("not a readable parquet file"), "{e}");
 }

@@ -45,9 +45,9 @@ fn a_diverging_run_is_recorded_not_crashed() {
 fn missing_data_is_not_run_with_where_it_looked() {
     common::offline_with_empty_hub_cache();
     let RunConfig::Ssl(mut cfg) = smoke_config("stl10/isoloss/ema") else { panic!("ssl") };
-    cfg.dataset = "stl10".into();
+    cfg.dataset = eigenssl::data::DatasetKind::Stl10;
     let dir = tempfile::tempdir().unwrap();
-    let ctx = EngineContext { data_dir: dir.path().to_path_buf(), device: "cpu".into() };
+    let ctx = EngineContext { data_dir: dir.path().to_path_buf(), device: eigenssl::device::DeviceKind::Cpu };
     match execute(&RunConfig::Ssl(cfg), 0, &ctx) {
         Err(EngineError::NotRun(msg)) => assert!(msg.contains("no stl10 data found") && msg.contains("stl10_binary"), "{msg}"),
         other => panic!("expected not run, got {other:?}"),
@@ -73,7 +73,7 @@ fn train_until(cfg: &eigenssl::ssl::config::SslConfig, ck: &Path, stop_at: usize
         polls.set(polls.get() + 1);
         polls.get() == stop_at
     };
-    let ctl = TrainControl { checkpoint: Some(ck), tag: "resume-test", stop: &stop, notice: &|m| assert!(m.starts_with("resuming from"), "{m}"), progress: &|_, _| {} };
+    let ctl = TrainControl { checkpoint: Some(ck), tag: "resume-test", stop: &stop, notice: &|m| assert!(m.starts_with("resuming from"), "{m}"), progress: &|_| {} };
     train(cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap()
 }
 
@@ -127,7 +127,7 @@ fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
     std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
     let notices = std::cell::RefCell::new(Vec::new());
     let notice = |m: &str| notices.borrow_mut().push(m.to_string());
-    let ctl = TrainControl { checkpoint: Some(&ck), tag: "resume-test", stop: &|| false, notice: &notice, progress: &|_, _| {} };
+    let ctl = TrainControl { checkpoint: Some(&ck), tag: "resume-test", stop: &|| false, notice: &notice, progress: &|_| {} };
     let again = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
     assert_eq!(again.outcome, SslOutcome::Finished);
     assert_eq!(without_timings(&again), without_timings(&whole));
@@ -138,7 +138,7 @@ fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
 
     // A checkpoint of another run (another tag) is never resumed either.
     train_until(&cfg, &ck, 11);
-    let ctl = TrainControl { checkpoint: Some(&ck), tag: "another run", stop: &|| false, notice: &notice, progress: &|_, _| {} };
+    let ctl = TrainControl { checkpoint: Some(&ck), tag: "another run", stop: &|| false, notice: &notice, progress: &|_| {} };
     let other = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
     assert_eq!(without_timings(&other), without_timings(&whole));
     assert!(notices.borrow().last().unwrap().contains("another run"));
@@ -151,4 +151,26 @@ fn a_resnet18_smoke_run_trains() {
     let out = execute(&RunConfig::Ssl(cfg), 0, &EngineContext::default()).unwrap();
     assert_eq!(out.status, RunStatus::Ok);
     assert!(out.metrics["final_loss"].is_finite() && out.metrics.contains_key("participation_ratio"));
+}
+
+#[test]
+fn progress_is_reported_after_every_step_and_epoch_with_the_values_that_are_recorded() {
+    use eigenssl::ssl::train::{train, Progress, TrainControl};
+    let RunConfig::Ssl(mut cfg) = smoke_config("cifar10/simsiam/ema") else { panic!("ssl") };
+    cfg.epochs = 2;
+    let seen: std::cell::RefCell<Vec<Progress>> = Default::default();
+    let progress = |p: &Progress| seen.borrow_mut().push(p.clone());
+    let ctl = TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &progress };
+    let res = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
+    let seen = seen.into_inner();
+    let steps = 640 / cfg.batch;
+    assert_eq!(seen.len(), 2 * (steps + 1), "one report per step and one per epoch");
+    let ends: Vec<&Progress> = seen.iter().filter(|p| p.batch == 0).collect();
+    assert_eq!(ends.iter().map(|p| p.epoch).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(ends.iter().map(|p| p.readout_top1).collect::<Vec<_>>(), res.history.readout_top1.iter().map(|&a| Some(a)).collect::<Vec<_>>());
+    // The last step of an epoch reports that epoch's mean loss, as the history records it.
+    let last_step = &seen[steps - 1];
+    assert_eq!((last_step.epoch, last_step.batch), (0, steps));
+    assert!((last_step.loss.unwrap() - res.history.loss[0].unwrap()).abs() < 1e-12);
+    assert_eq!(seen.last().unwrap().seconds_left(), Some(0.0));
 }

@@ -32,9 +32,8 @@ pub struct StepBench {
 }
 
 /// The benchmarked model: table1's `cifar10/simsiam/no_ema` cell of the `paper` profile (VGG11-BN,
-/// projector 4096/256, DirectPred, momentum SGD) of `dataset` ("cifar10": 32 px, "stl10": 96 px) at
-/// `width` and `batch`.
-pub fn table1_config(specs: &Path, dataset: &str, width: f64, batch: usize) -> crate::Result<SslConfig> {
+/// projector 4096/256, DirectPred, momentum SGD) of `dataset` at `width` and `batch`.
+pub fn table1_config(specs: &Path, dataset: crate::data::DatasetKind, width: f64, batch: usize) -> crate::Result<SslConfig> {
     let exp = Experiment::find("table1", specs)?;
     let cell = format!("{dataset}/simsiam/no_ema");
     let run = exp.runs("paper", Some(&[0]))?.into_iter().find(|r| r.cell == cell);

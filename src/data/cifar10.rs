@@ -43,7 +43,7 @@ pub fn from_parquet(files: &[PathBuf], source: &Path) -> Result<Dataset> {
     let (train, test) = (split("train")?, split("test")?);
     train.validate(10, source)?;
     test.validate(10, source)?;
-    Ok(Dataset { name: "cifar10".into(), train, test, classes: 10, mean: MEAN, std: STD, source: source.to_path_buf() })
+    Ok(Dataset { kind: super::DatasetKind::Cifar10, train, test, classes: 10, mean: MEAN, std: STD, source: source.to_path_buf() })
 }
 
 /// Loads from a binary folder, a parquet folder, an image folder or a `.tar.gz`.
@@ -66,7 +66,7 @@ pub fn load(path: &Path) -> Result<Dataset> {
     };
     train.validate(10, path)?;
     test.validate(10, path)?;
-    Ok(Dataset { name: "cifar10".into(), train, test, classes: 10, mean: MEAN, std: STD, source: path.to_path_buf() })
+    Ok(Dataset { kind: super::DatasetKind::Cifar10, train, test, classes: 10, mean: MEAN, std: STD, source: path.to_path_buf() })
 }
 
 /// Reads CIFAR-10 binary batch files into one split.

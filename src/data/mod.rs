@@ -12,9 +12,77 @@ pub mod image_folder;
 pub mod parquet;
 pub mod stl10;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
+
+/// The datasets eigenssl trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatasetKind {
+    Cifar10,
+    Stl10,
+    /// Generated in memory ([`synthetic`]); for tests and the `smoke` profile.
+    Synthetic,
+}
+
+impl DatasetKind {
+    pub const ALL: [DatasetKind; 3] = [DatasetKind::Cifar10, DatasetKind::Stl10, DatasetKind::Synthetic];
+
+    /// The name used in specs, on the command line and in paths (`cifar10`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Stl10 => "stl10",
+            DatasetKind::Synthetic => "synthetic",
+        }
+    }
+
+    /// The name as papers print it (`CIFAR-10`).
+    pub fn label(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "CIFAR-10",
+            DatasetKind::Stl10 => "STL-10",
+            DatasetKind::Synthetic => "generated images",
+        }
+    }
+
+    /// Images of the pre-training split (STL-10: train + unlabeled).
+    pub fn train_images(self) -> usize {
+        match self {
+            DatasetKind::Cifar10 => 50_000,
+            DatasetKind::Stl10 => 105_000,
+            DatasetKind::Synthetic => SYNTHETIC_TRAIN,
+        }
+    }
+
+    /// Side of the square images.
+    pub fn image_side(self) -> usize {
+        match self {
+            DatasetKind::Stl10 => 96,
+            DatasetKind::Cifar10 | DatasetKind::Synthetic => 32,
+        }
+    }
+}
+
+impl fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DatasetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        DatasetKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown dataset `{s}`: expected cifar10, stl10 or synthetic"))
+    }
+}
 
 /// Images of one split: `n` images of `h`×`w`×3 bytes, row-major, channels last.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +138,7 @@ impl Split {
 /// A dataset: the pre-training split, the readout's test split, and the class count.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    pub name: String,
+    pub kind: DatasetKind,
     pub train: Split,
     pub test: Split,
     pub classes: usize,
@@ -90,34 +158,34 @@ struct Source {
     from_parquet: fn(&[PathBuf], &Path) -> Result<Dataset>,
 }
 
-/// Loads `name` (`cifar10` or `stl10`) from the first layout found under `dir`, else from the hub.
-pub fn find(name: &str, dir: &Path) -> Result<Dataset> {
+/// Loads `kind` from the first layout found under `dir`, else from the hub; [`Error::DataMissing`]
+/// when it is nowhere.
+pub fn find(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
     let first = |src: Source| {
         if let Some(c) = src.candidates.iter().find(|c| c.exists()) {
             return (src.load)(c);
         }
         match src.hub.files() {
             Ok(files) => (src.from_parquet)(&files, &src.hub.cache_dir()),
-            Err(hub) => Err(not_found(name, dir, &src.candidates, src.layouts, &hub)),
+            Err(hub) => Err(not_found(kind, dir, &src.candidates, src.layouts, &hub)),
         }
     };
-    match name {
-        "cifar10" => first(Source {
+    match kind {
+        DatasetKind::Cifar10 => first(Source {
             candidates: cifar10::candidates(dir),
             load: cifar10::load,
             layouts: cifar10::LAYOUTS,
             hub: parquet::CIFAR10_HUB,
             from_parquet: cifar10::from_parquet,
         }),
-        "stl10" => first(Source {
+        DatasetKind::Stl10 => first(Source {
             candidates: stl10::candidates(dir),
             load: stl10::load,
             layouts: stl10::LAYOUTS,
             hub: parquet::STL10_HUB,
             from_parquet: stl10::from_parquet,
         }),
-        "synthetic" => Ok(synthetic()),
-        other => Err(Error::Usage(format!("unknown dataset `{other}`: expected cifar10, stl10 or synthetic"))),
+        DatasetKind::Synthetic => Ok(synthetic()),
     }
 }
 
@@ -151,7 +219,7 @@ pub fn synthetic() -> Dataset {
         Split { h: 32, w: 32, pixels, labels }
     };
     Dataset {
-        name: "synthetic".into(),
+        kind: DatasetKind::Synthetic,
         train: make(SYNTHETIC_TRAIN, "synthetic/train"),
         test: make(SYNTHETIC_TRAIN / 2, "synthetic/test"),
         classes: 10,
@@ -161,9 +229,9 @@ pub fn synthetic() -> Dataset {
     }
 }
 
-fn not_found(name: &str, dir: &Path, looked: &[PathBuf], layouts: &str, hub: &str) -> Error {
-    Error::Usage(format!(
-        "no {name} data found under --data-dir {} (looked in: {}; Hugging Face hub: {hub}). Accepted layouts: {layouts}",
+fn not_found(kind: DatasetKind, dir: &Path, looked: &[PathBuf], layouts: &str, hub: &str) -> Error {
+    Error::DataMissing(format!(
+        "no {kind} data found under --data-dir {} (looked in: {}; Hugging Face hub: {hub}). Accepted layouts: {layouts}",
         dir.display(),
         looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     ))

@@ -84,7 +84,7 @@ pub fn from_parquet(files: &[PathBuf], source: &Path) -> Result<Dataset> {
 
 fn dataset(train: Split, test: Split, source: &Path) -> Dataset {
     Dataset {
-        name: "stl10".into(),
+        kind: super::DatasetKind::Stl10,
         train,
         test,
         classes: 10,

@@ -27,9 +27,8 @@ impl Stat {
             return None;
         }
         let n = values.len();
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let std = (n >= 2)
-            .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+        let (mean, var) = crate::stats::mean_var(values);
+        let std = (n >= 2).then(|| var.sqrt());
         Some(Stat {
             mean,
             std,
@@ -108,7 +107,7 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
         for rec in &recs {
             *status_counts.entry(rec.status.as_str().to_string()).or_insert(0) += 1;
             if let Some(o) = &rec.outcome {
-                *outcome_counts.entry(o.clone()).or_insert(0) += 1;
+                *outcome_counts.entry(o.as_str().to_string()).or_insert(0) += 1;
             }
             match rec.status {
                 RunStatus::Failed => {

@@ -1,5 +1,5 @@
-//! Local execution: pending runs on a pool of `jobs` threads, each run single-threaded and deterministic,
-//! each record stored the moment its run ends.
+//! Local execution: pending runs on a pool of `jobs` threads (a deep-SSL run also uses candle's threads; each
+//! run is deterministic for its thread count), each record stored the moment its run ends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -7,16 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
+use super::live::Live;
 use super::plan::is_done;
 use super::provenance::{git_state, now_rfc3339, CANDLE_VERSION};
 use super::store::{Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
-use crate::engine::{self, EngineContext, EngineError};
+use crate::engine::{self, EngineContext, EngineError, RunControl};
 use crate::error::{Error, Result};
 use crate::spec::Run;
-use crate::ssl::train::TrainControl;
 
 /// How to execute.
 #[derive(Debug, Clone)]
@@ -71,18 +70,14 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
-        .map_err(|e| Error::Usage(format!("--jobs {}: cannot start thread pool: {e}", opts.jobs)))?;
-    let bar = if opts.progress { ProgressBar::new(runs.len() as u64) } else { ProgressBar::hidden() };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {elapsed_precise} (eta {eta})  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let say = |msg: &str| if opts.progress { bar.println(msg) } else { eprintln!("{msg}") };
+        .map_err(|e| Error::Environment(format!("--jobs {}: cannot start thread pool: {e}", opts.jobs)))?;
+    let live = Live::new(runs.len(), opts.progress);
+    let say = |msg: &str| live.say(msg);
     let attempt = |run: &Run, wait: bool| -> Result<Attempt> {
         let Some(_lock) = store.lock(run, wait)? else { return Ok(Attempt::Busy) };
         // Another process may have finished it between planning and now.
         if !force && store.load(run).ok().flatten().is_some_and(|rec| is_done(&rec, run)) {
-            bar.inc(1);
+            live.finished(&format!("{} seed {}", run.cell, run.seed), "done elsewhere");
             return Ok(Attempt::DoneElsewhere);
         }
         if opts.stop.load(Ordering::Relaxed) {
@@ -92,17 +87,24 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
         let tag = format!("{} seed {}", run.hash, run.seed);
         let stop = || opts.stop.load(Ordering::Relaxed);
         let notice = |m: &str| say(&format!("{} seed {}: {m}", run.cell, run.seed));
-        let ctl = TrainControl { checkpoint: Some(&checkpoint), tag: &tag, stop: &stop, notice: &notice, progress: &|_, _| {} };
+        // Theory runs take seconds and report no progress: the sweep's bar is enough for them.
+        let line = matches!(run.config, crate::spec::RunConfig::Ssl(_)).then(|| live.run_line(&format!("{} seed {}", run.cell, run.seed)));
+        let progress = |p: &engine::Progress| {
+            if let Some(line) = &line {
+                line.update(p)
+            }
+        };
+        let ctl = RunControl { checkpoint: Some(&checkpoint), tag: &tag, stop: &stop, notice: &notice, progress: &progress };
         let Some(rec) = run_one(run, &opts.engine, &ctl, &git_commit, git_dirty) else {
             return Ok(Attempt::Interrupted);
         };
+        drop(line);
         store.save(run, &rec)?;
         // The record is the result now; the checkpoint only ever served to reach it.
         if checkpoint.exists() {
             std::fs::remove_file(&checkpoint).map_err(|e| Error::io(&checkpoint, e))?;
         }
-        bar.inc(1);
-        bar.set_message(format!("{} seed {}: {}", run.cell, run.seed, rec.status.as_str()));
+        live.finished(&format!("{} seed {}", run.cell, run.seed), rec.status.as_str());
         Ok(Attempt::Finished(rec.status))
     };
     let label = |run: &Run| format!("{} seed {}", run.cell, run.seed);
@@ -129,7 +131,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     } else {
         report.interrupted.extend(busy.iter().map(label));
     }
-    bar.finish_and_clear();
+    live.clear();
     Ok(report)
 }
 
@@ -143,7 +145,7 @@ fn record(report: &mut ExecReport, label: String, a: Attempt) {
 
 /// Computes one run into a record; an engine error or panic becomes a `failed` record, never a crash.
 /// `None`: the run was stopped on request and has no record.
-pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &TrainControl, git_commit: &str, git_dirty: bool) -> Option<RunRecord> {
+pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl, git_commit: &str, git_dirty: bool) -> Option<RunRecord> {
     let started = now_rfc3339();
     let t0 = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| engine::execute_with(&run.config, run.seed, ctx, ctl)))
@@ -160,7 +162,7 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &TrainControl, git_commit: &
         git_dirty,
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         candle_version: CANDLE_VERSION.to_string(),
-        device: engine::device_label(&run.config, ctx),
+        device: run.config.device(ctx),
         threads: match run.config {
             crate::spec::RunConfig::Theory(_) => 1,
             crate::spec::RunConfig::Ssl(_) => rayon::current_num_threads(),

@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod execute;
+pub mod live;
 pub mod plan;
 pub mod provenance;
 pub mod slurm;
@@ -10,6 +11,7 @@ pub mod store;
 
 use std::path::Path;
 
+use crate::data::DatasetKind;
 use crate::error::Result;
 use crate::spec::Experiment;
 pub use execute::ExecOptions;
@@ -24,6 +26,9 @@ pub struct Reproduced {
     pub interrupted: Vec<String>,
     /// Runs another process on the same folder finished meanwhile.
     pub done_elsewhere: Vec<String>,
+    /// Datasets the pending runs need that are not on this machine, with where they were looked for;
+    /// their runs are recorded as not run.
+    pub missing_data: Vec<(DatasetKind, String)>,
 }
 
 /// Runs every pending run of `profile` (the caller regenerates tables and figures:
@@ -62,7 +67,10 @@ pub fn reproduce(
         opts.jobs
     ));
     let pending: Vec<&crate::spec::RunConfig> = plan.pending.iter().map(|r| &r.config).collect();
-    crate::engine::check_data(&pending, &opts.engine)?;
+    let missing_data = crate::engine::missing_data(&pending, &opts.engine)?;
+    for (kind, why) in &missing_data {
+        say(&format!("{kind}: {why}\n  Its runs will be recorded as not run."));
+    }
     match crate::engine::estimate_seconds(&pending, &opts.engine) {
         Ok(Some(secs)) => say(&format!(
             "expected time on {}: about {} of training for the {} pending run(s), run one after another \
@@ -80,6 +88,7 @@ pub fn reproduce(
         skipped: plan.done.len(),
         interrupted: report.interrupted,
         done_elsewhere: report.done_elsewhere,
+        missing_data,
     })
 }
 
@@ -89,7 +98,7 @@ pub fn reproduce(
 pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Result<execute::ExecReport> {
     let store = Store::new(out, &run.experiment, &run.profile);
     store.check_writable()?;
-    crate::engine::check_data(&[&run.config], &opts.engine)?;
+    crate::engine::missing_data(&[&run.config], &opts.engine)?;
     execute::execute(std::slice::from_ref(run), &store, opts, false)
 }
 

@@ -21,7 +21,7 @@ pub struct SlurmOptions {
     pub specs: PathBuf,
     pub out: PathBuf,
     pub data_dir: PathBuf,
-    pub device: String,
+    pub device: crate::device::DeviceKind,
     /// Extra `sbatch` arguments; they come after the profile's and so override them.
     pub extra_args: Vec<String>,
 }
@@ -119,7 +119,7 @@ pub fn submit(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, opts: &Slu
         specs = quote(&absolute(&opts.specs)?.display().to_string()),
         out = quote(&out.display().to_string()),
         data = quote(&absolute(&opts.data_dir)?.display().to_string()),
-        device = quote(&opts.device),
+        device = opts.device,
     );
     let script_path = dir.join("job.sbatch");
     write_atomic(&script_path, script.as_bytes())?;
@@ -128,9 +128,9 @@ pub fn submit(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, opts: &Slu
         .args(&opts.extra_args)
         .arg(&script_path)
         .output()
-        .map_err(|e| Error::Usage(format!("cannot run sbatch ({e}); is this a Slurm login node? The job script is {}", script_path.display())))?;
+        .map_err(|e| Error::Environment(format!("cannot run sbatch ({e}); is this a Slurm login node? The job script is {}", script_path.display())))?;
     if !output.status.success() {
-        return Err(Error::Usage(format!(
+        return Err(Error::Environment(format!(
             "sbatch {} failed: {}",
             script_path.display(),
             String::from_utf8_lossy(&output.stderr).trim()

@@ -7,7 +7,6 @@ use super::plan::is_done;
 use super::store::{RunStatus, Store};
 use crate::error::Result;
 use crate::spec::{Experiment, Run};
-use crate::ssl::checkpoint;
 
 /// One run's state.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,9 +47,9 @@ pub fn status(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &Path
     for run in exp.runs(profile, seeds)? {
         let record = store.load(&run);
         let ck = store.checkpoint_path(&run);
-        let progress = || match checkpoint::read_state(&ck) {
-            Ok(s) => format!("checkpoint at epoch {}, batch {}", s.epoch + 1, s.batch),
-            Err(_) if !ck.exists() => String::new(),
+        let progress = || match crate::engine::checkpoint_position(&ck) {
+            Ok(Some((epoch, batch))) => format!("checkpoint at epoch {}, batch {batch}", epoch + 1),
+            Ok(None) => String::new(),
             Err(e) => format!("unreadable checkpoint: {e}"),
         };
         let (state, detail) = match record {

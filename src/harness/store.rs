@@ -22,7 +22,7 @@ pub struct Provenance {
     pub git_dirty: bool,
     pub crate_version: String,
     pub candle_version: String,
-    pub device: String,
+    pub device: crate::device::DeviceKind,
     pub threads: usize,
     pub started: String,
     pub finished: String,
@@ -42,7 +42,7 @@ pub struct RunRecord {
     pub status: RunStatus,
     /// Engine-specific categorical outcome (theory: converged / unconverged / collapsed / diverged).
     #[serde(default)]
-    pub outcome: Option<String>,
+    pub outcome: Option<crate::theory::Outcome>,
     /// The error, for `failed` runs.
     #[serde(default)]
     pub message: Option<String>,
@@ -146,7 +146,7 @@ impl Store {
     /// Fails early, with the folder named, when results cannot be written here (read-only or full
     /// disk): writes, syncs and removes a 1 MiB probe file.
     pub fn check_writable(&self) -> Result<()> {
-        let fail = |e: std::io::Error| Error::Usage(format!(
+        let fail = |e: std::io::Error| Error::Environment(format!(
             "results folder {} is not writable ({e}); choose another with --out or free space there",
             self.dir.display()
         ));

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::format::{self, counts};
 use crate::harness::aggregate::{aggregate, CellSummary};
 use crate::harness::store::{RunRecord, Store};
 use crate::error::{Error, Result};
@@ -122,8 +123,8 @@ impl Comparison {
                 r.what,
                 r.baseline,
                 r.current,
-                r.delta.map(|d| format!("{d:+.4}")).unwrap_or_else(|| "—".into()),
-                r.p.map(|p| format!("{p:.3}")).unwrap_or_else(|| "—".into()),
+                format::delta(r.delta),
+                format::p_value(r.p),
                 r.verdict.label()
             ));
         }
@@ -131,18 +132,8 @@ impl Comparison {
     }
 }
 
-fn counts(c: &BTreeMap<String, usize>) -> String {
-    c.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-}
-
 fn stat_text(c: &CellSummary, metric: &str) -> String {
-    match c.metrics.get(metric) {
-        Some(s) => match s.std {
-            Some(sd) => format!("{:.4} ± {:.4} ({})", s.mean, sd, s.n),
-            None => format!("{:.4} ({})", s.mean, s.n),
-        },
-        None => "—".into(),
-    }
+    format::stat_or_dash(c.metrics.get(metric), format::COMPARE_DIGITS)
 }
 
 /// Compares the runs under `current` (a results root) with those under `baseline` (a results root).
@@ -196,7 +187,7 @@ pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path,
                 }
             };
             let min_effect = *gate.min_effect.get(&m.name).ok_or_else(|| {
-                Error::Usage(format!("ci/gate.yaml: min_effect has no entry for metric `{}` of {}", m.name, exp.name))
+                Error::Spec { path: "ci/gate.yaml".into(), msg: format!("min_effect: no entry for metric `{}` of {}", m.name, exp.name) }
             })?;
             let delta = cs.mean - bs.mean;
             let worse = match m.better {

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 
-use crate::harness::aggregate::{CellSummary, Stat, Summary};
+use crate::git::git;
+use super::format;
+use crate::harness::aggregate::{CellSummary, Summary};
 use crate::error::{Error, Result};
 use crate::stats::welch_p;
 
@@ -26,18 +27,6 @@ impl Side {
             Side::WorkTree => "working tree".to_string(),
         }
     }
-}
-
-fn git(repo: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(repo)
-        .output()
-        .map_err(|e| Error::Git(format!("cannot run git in {}: {e}", repo.display())))?;
-    if !out.status.success() {
-        return Err(Error::Git(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Every summary of a side under `results_dir` (relative to the repository root), keyed by
@@ -83,16 +72,6 @@ pub fn summaries(repo: &Path, results_dir: &str, side: &Side) -> Result<BTreeMap
     Ok(out)
 }
 
-fn fmt(s: Option<&Stat>) -> String {
-    match s {
-        Some(s) => match s.std {
-            Some(sd) => format!("{:.4} ± {:.4} ({})", s.mean, sd, s.n),
-            None => format!("{:.4} ({})", s.mean, s.n),
-        },
-        None => "—".into(),
-    }
-}
-
 /// The markdown diff of two sides, limited to `experiments` when not empty.
 pub fn diff(repo: &Path, results_dir: &str, a: &Side, b: &Side, experiments: &[String]) -> Result<String> {
     let sa = summaries(repo, results_dir, a)?;
@@ -127,19 +106,25 @@ pub fn diff(repo: &Path, results_dir: &str, a: &Side, b: &Side, experiments: &[S
                 (Some(p), Some(q)) => {
                     if p.outcome_counts != q.outcome_counts {
                         out.push_str(&format!(
-                            "| `{id}` | outcome | {:?} | {:?} | changed | — |\n",
-                            p.outcome_counts, q.outcome_counts
+                            "| `{id}` | outcome | {} | {} | changed | — |\n",
+                            format::counts(&p.outcome_counts),
+                            format::counts(&q.outcome_counts)
                         ));
                     }
                     let names: BTreeSet<&String> = p.metrics.keys().chain(q.metrics.keys()).collect();
                     for m in names {
                         let (sp, sq) = (p.metrics.get(m), q.metrics.get(m));
                         let (delta, pv) = match (sp, sq) {
-                            (Some(u), Some(v)) => (format!("{:+.4}", v.mean - u.mean), welch_p(&u.values, &v.values)),
-                            _ => ("—".into(), None),
+                            (Some(u), Some(v)) => (Some(v.mean - u.mean), welch_p(&u.values, &v.values)),
+                            _ => (None, None),
                         };
-                        let pv = pv.map(|p| format!("{p:.3}")).unwrap_or_else(|| "—".into());
-                        out.push_str(&format!("| `{id}` | {m} | {} | {} | {delta} | {pv} |\n", fmt(sp), fmt(sq)));
+                        out.push_str(&format!(
+                            "| `{id}` | {m} | {} | {} | {} | {} |\n",
+                            format::stat_or_dash(sp, format::COMPARE_DIGITS),
+                            format::stat_or_dash(sq, format::COMPARE_DIGITS),
+                            format::delta(delta),
+                            format::p_value(pv)
+                        ));
                     }
                 }
                 (Some(_), None) => out.push_str(&format!("| `{id}` | — | present | absent | only in {} | — |\n", a.label())),

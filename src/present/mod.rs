@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod diff;
+pub mod format;
 pub mod report;
 
 use std::path::{Path, PathBuf};

@@ -3,35 +3,19 @@
 
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
 
-use crate::harness::aggregate::{CellSummary, Stat, Summary};
+use super::format::{self, counts};
+use crate::harness::aggregate::{CellSummary, Summary};
 use crate::spec::{Experiment, MetricSpec};
 
-/// `mean ± std (n)` with the metric's digits; `≥` marks a lower bound (its `<name>_censored` metric > 0).
-pub fn format_stat(stat: &Stat, digits: usize, lower_bound: bool) -> String {
-    let ge = if lower_bound { "≥ " } else { "" };
-    // Huge values (a diverged run's last finite eigenvalue) in scientific notation.
-    let num = |v: f64| if v.abs() >= 1e5 { format!("{v:.2e}") } else { format!("{v:.digits$}") };
-    match stat.std {
-        Some(s) => format!("{ge}{} ± {} ({})", num(stat.mean), num(s), stat.n),
-        None => format!("{ge}{} ({})", num(stat.mean), stat.n),
-    }
-}
-
+/// The cell's `mean ± std (n)` of `m`; `≥` marks a lower bound (its `<name>_censored` metric > 0).
 fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
     match cell.metrics.get(&m.name) {
         Some(stat) => {
             let censored = cell.metrics.get(&format!("{}_censored", m.name)).is_some_and(|c| c.max > 0.0);
-            format_stat(stat, m.digits, censored)
+            format::stat(stat, m.digits, censored)
         }
         None => "—".to_string(),
     }
-}
-
-fn counts(c: &std::collections::BTreeMap<String, usize>) -> String {
-    if c.is_empty() {
-        return "—".to_string();
-    }
-    c.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The summary as a markdown table, with a header naming the experiment, profile and how to regenerate.
@@ -67,10 +51,7 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
             row.push(match paper {
                 Some(p) => {
                     let d = exp.metrics.iter().find(|m| m.name == p.metric).map_or(1, |m| m.digits);
-                    match p.std {
-                        Some(s) => format!("{:.d$} ± {:.d$}", p.mean, s),
-                        None => format!("{:.d$}", p.mean),
-                    }
+                    format::reported(p.mean, p.std, d)
                 }
                 None => "—".to_string(),
             });

@@ -18,9 +18,6 @@ use crate::ssl::config::{SslConfig, SslOverlay};
 use crate::theory::{TheoryConfig, TheoryOverlay};
 use crate::overlay::Overlay;
 
-/// Bumped whenever an engine's results change for the same config, so stored runs are not reused.
-pub const ENGINE_VERSION: u32 = 1;
-
 /// Specs compiled into the binary, used when the experiments folder lacks a file.
 const EMBEDDED: &[(&str, &str)] = &[
     ("fig1", include_str!("../../experiments/fig1.yaml")),
@@ -212,12 +209,7 @@ impl Cell {
     pub fn column_for(&self, config: &RunConfig) -> String {
         match config {
             RunConfig::Ssl(c) => {
-                let dataset = match c.dataset.as_str() {
-                    "cifar10" => "CIFAR-10",
-                    "stl10" => "STL-10",
-                    "synthetic" => "generated images",
-                    other => other,
-                };
+                let dataset = c.dataset.label();
                 let epochs = if c.epochs == 1 { "1 epoch".to_string() } else { format!("{} epochs", c.epochs) };
                 self.column.replace("{dataset}", dataset).replace("{epochs} epochs", &epochs).replace("{epochs}", &c.epochs.to_string())
             }
@@ -503,7 +495,7 @@ impl Experiment {
 /// sha256 of the canonical JSON of everything that determines a run's result.
 pub fn run_hash(experiment: &str, cell: &str, seed: u64, config: &RunConfig) -> String {
     let canon = serde_json::json!({
-        "experiment": experiment, "cell": cell, "seed": seed, "config": config, "engine_version": ENGINE_VERSION,
+        "experiment": experiment, "cell": cell, "seed": seed, "config": config, "engine_version": config.engine_version(),
     });
     let digest = Sha256::digest(canon.to_string().as_bytes());
     hex::encode(&digest[..16])

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::loss::{LossForm, LossKind};
 use super::init::InitLaw;
 use crate::data::augment::Pipeline;
+use crate::data::DatasetKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -30,7 +31,7 @@ crate::overlay_config! {
     /// One deep-SSL run.
     pub struct SslConfig / SslOverlay {
         /// `cifar10`, `stl10`, or `synthetic` (generated; for tests).
-        pub dataset: String,
+        pub dataset: DatasetKind,
         /// Use the first this many training images (0 = all).
         pub train_subset: usize,
         /// Evaluate the readout on the first this many test images (0 = all).
@@ -80,23 +81,18 @@ crate::overlay_config! {
 impl SslConfig {
     /// Number of training images this config uses (the full size of its dataset, or its subset).
     pub fn train_images(&self) -> usize {
-        let full = match self.dataset.as_str() {
-            "cifar10" => 50_000,
-            "stl10" => 105_000,
-            _ => crate::data::SYNTHETIC_TRAIN,
-        };
+        let full = self.dataset.train_images();
         if self.train_subset == 0 { full } else { self.train_subset.min(full) }
     }
 
-    /// Side of the dataset's square images: 96 for STL-10, 32 otherwise.
+    /// Side of the dataset's square images.
     pub fn image_side(&self) -> usize {
-        if self.dataset == "stl10" { 96 } else { 32 }
+        self.dataset.image_side()
     }
 
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut checks = crate::overlay::Checks::default();
         let mut need = |ok: bool, what: &str| checks.need(ok, what);
-        need(matches!(self.dataset.as_str(), "cifar10" | "stl10" | "synthetic"), "dataset: expected cifar10, stl10 or synthetic");
         need(self.width > 0.0 && self.width.is_finite(), "width: expected a number > 0");
         need(self.proj_hidden >= 1 && self.proj_out >= 1, "proj_hidden, proj_out: expected integers >= 1");
         need(self.batch >= 2, "batch: expected an integer >= 2");

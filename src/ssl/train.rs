@@ -17,6 +17,7 @@ use super::step::{Learner, Step};
 use crate::data::augment::{plain_batch, views_batch};
 use crate::data::Dataset;
 use crate::rng::stream;
+use crate::stats::round_sig5;
 
 
 pub use super::history::SslHistory;
@@ -45,14 +46,14 @@ pub struct TrainControl<'a> {
     pub stop: &'a dyn Fn() -> bool,
     /// Receives warnings (a checkpoint that could not be resumed).
     pub notice: &'a dyn Fn(&str),
-    /// Receives (epoch, test top-1) after each epoch.
-    pub progress: &'a dyn Fn(usize, f64),
+    /// Receives where the run stands after every step and every epoch (cheap calls: keep it so).
+    pub progress: &'a dyn Fn(&Progress),
 }
 
 impl TrainControl<'_> {
     /// No checkpoints, never stops, silent.
     pub fn none() -> TrainControl<'static> {
-        TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &|_, _| {} }
+        TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &|_| {} }
     }
 }
 
@@ -86,10 +87,6 @@ pub fn subset(len: usize, n: usize, name: &str) -> Vec<usize> {
     idx
 }
 
-fn round5(v: f64) -> f64 {
-    format!("{v:.4e}").parse().unwrap_or(v)
-}
-
 /// Top-1 (%) of the readout on the test split, backbone in eval mode.
 fn evaluate(learner: &mut Learner, data: &Dataset, idx: &[usize], batch: usize, device: &Device) -> candle_core::Result<f64> {
     let (h, w) = (data.test.h, data.test.w);
@@ -114,83 +111,13 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
     }
     let steps_per_epoch = train_idx.len() / cfg.batch; // drop_last, as the authors
     let mut learner = Learner::new(cfg, seed, data.train.h, data.classes, steps_per_epoch, device)?;
-    let views = cfg.augment.views(data.train.h);
-    let (h, w) = (data.train.h, data.train.w);
-
-    let mut state = TrainState {
-        schema: CHECKPOINT_SCHEMA,
-        tag: ctl.tag.to_string(),
-        epoch: 0,
-        batch: 0,
-        loss_sum: 0.0,
-        ce_sum: 0.0,
-        z_std_sum: 0.0,
-        epoch_seconds: 0.0,
-        collapsed_since: None,
-        history: SslHistory::default(),
-    };
-    if let Some(path) = ctl.checkpoint.filter(|p| p.exists()) {
-        match checkpoint::resume(path, ctl.tag, &mut learner, device) {
-            Ok(s) => {
-                (ctl.notice)(&format!("resuming from {} at epoch {}, batch {}", path.display(), s.epoch + 1, s.batch));
-                state = s;
-            }
-            Err(e) => {
-                let what = match crate::fsutil::set_aside(path) {
-                    Ok(aside) => format!("set aside as {}", aside.display()),
-                    Err(e2) => format!("could not be set aside: {e2}"),
-                };
-                (ctl.notice)(&format!("warning: {e}\n  not resumed ({what}); the run starts from the beginning"));
-            }
-        }
-    }
-    let write_checkpoint = |state: &TrainState, learner: &Learner| -> candle_core::Result<()> {
-        let Some(path) = ctl.checkpoint else { return Ok(()) };
-        checkpoint::save(path, state, &learner.checkpoint_tensors()?).map_err(|e| candle_core::Error::Msg(e.to_string()))
-    };
-
+    let run = Run { cfg, seed, data, device, ctl, train_idx, test_idx, steps_per_epoch };
+    let mut state = run.start(&mut learner, device);
+    let mut last_epoch_wall = None;
     while state.epoch < cfg.epochs {
-        let epoch = state.epoch;
+        let wall = Instant::now();
         let t0 = Instant::now();
-        let mut order = train_idx.clone();
-        order.shuffle(&mut stream(seed, &format!("shuffle/{epoch}")));
-        let batches: Vec<Vec<usize>> = order.chunks_exact(cfg.batch).skip(state.batch).map(|c| c.to_vec()).collect();
-        // Augment the next batches on another thread while this one trains.
-        let (tx, rx) = mpsc::sync_channel(2);
-        let stopped = std::thread::scope(|s| -> candle_core::Result<Option<SslOutcome>> {
-            // Owned here, so an early return drops the receiver and the producer's `send` fails instead
-            // of blocking the scope forever.
-            let rx = rx;
-            let train_split = &data.train;
-            s.spawn(move || {
-                for b in &batches {
-                    let out = views_batch(train_split, b, &views, seed, epoch, data.mean, data.std);
-                    if tx.send(out).is_err() {
-                        break;
-                    }
-                }
-            });
-            while state.batch < steps_per_epoch {
-                let Ok(([v1, v2], labels)) = rx.recv() else { break };
-                let k = state.batch;
-                let b = labels.len();
-                let x1 = Tensor::from_vec(v1, (b, 3, h, w), device)?;
-                let x2 = Tensor::from_vec(v2, (b, 3, h, w), device)?;
-                let labels = Tensor::from_vec(labels, b, device)?;
-                let stats = match learner.step(&x1, &x2, &labels, epoch * steps_per_epoch + k)? {
-                    Step::Trained(stats) => stats,
-                    Step::Diverged => return Ok(Some(SslOutcome::Diverged { epoch, step: k })),
-                };
-                state.loss_sum += stats.ssl_loss.unwrap_or(0.0);
-                state.ce_sum += stats.readout_ce;
-                state.z_std_sum += stats.z_std.unwrap_or(0.0);
-                state.batch += 1;
-                if (ctl.stop)() && state.batch < steps_per_epoch {
-                    return Ok(Some(SslOutcome::Interrupted { epoch, batch: state.batch }));
-                }
-            }
-            Ok(None)
-        })?;
+        let stopped = run.train_batches(&mut learner, &mut state, last_epoch_wall)?;
         state.epoch_seconds += t0.elapsed().as_secs_f64();
         match stopped {
             Some(SslOutcome::Diverged { epoch, step }) => {
@@ -203,38 +130,17 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
                 return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step }, history: state.history, metrics });
             }
             Some(interrupted) => {
-                write_checkpoint(&state, &learner)?;
+                run.write_checkpoint(&state, &learner)?;
                 let metrics = final_metrics(&state.history, None);
                 return Ok(SslResult { outcome: interrupted, history: state.history, metrics });
             }
             None => {}
         }
-        let acc = evaluate(&mut learner, data, &test_idx, cfg.batch, device)?;
-        (ctl.progress)(epoch, acc);
-        let eigs = learner.spectrum();
-        let (emax, emin, pr) = spectrum_stats(&eigs);
-        let per_step = |sum: f64| sum / steps_per_epoch.max(1) as f64;
-        let spread = (!cfg.freeze_backbone).then(|| per_step(state.z_std_sum) * (cfg.proj_out as f64).sqrt());
-        state.collapsed_since = collapsed_since(state.collapsed_since, spread, epoch);
-        let hist = &mut state.history;
-        hist.epoch.push(epoch + 1);
-        hist.loss.push((!cfg.freeze_backbone).then(|| per_step(state.loss_sum)));
-        hist.readout_ce.push(per_step(state.ce_sum));
-        hist.readout_top1.push(acc);
-        hist.eig_max.push(emax);
-        hist.eig_min.push(emin);
-        hist.participation_ratio.push(pr);
-        hist.z_spread.push(spread);
-        hist.eigenvalues.push(eigs.iter().map(|&v| round5(v)).collect());
-        hist.images_per_s.push((2 * steps_per_epoch * cfg.batch) as f64 / state.epoch_seconds);
-        state.epoch += 1;
-        state.batch = 0;
-        state.loss_sum = 0.0;
-        state.ce_sum = 0.0;
-        state.z_std_sum = 0.0;
-        state.epoch_seconds = 0.0;
+        run.close_epoch(&mut learner, &mut state)?;
+        last_epoch_wall = Some(wall.elapsed().as_secs_f64());
+        (ctl.progress)(&run.progress(&state, 0.0, last_epoch_wall));
         if state.epoch < cfg.epochs {
-            write_checkpoint(&state, &learner)?;
+            run.write_checkpoint(&state, &learner)?;
         }
         if (ctl.stop)() && state.epoch < cfg.epochs {
             let metrics = final_metrics(&state.history, None);
@@ -247,6 +153,181 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
         None => SslOutcome::Finished,
     };
     Ok(SslResult { outcome, history: state.history, metrics })
+}
+
+/// Where a run stands, for a live display: sent after every step and after every epoch's evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The epoch being trained (0-based; equal to `epochs` once the last one is done).
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Steps done in this epoch, of `batches`.
+    pub batch: usize,
+    pub batches: usize,
+    /// Mean SSL loss of this epoch's steps so far (`None` before the first step or with a frozen backbone).
+    pub loss: Option<f64>,
+    /// The readout's test top-1 (%) after the last finished epoch.
+    pub readout_top1: Option<f64>,
+    /// Seconds an epoch takes (training and evaluation): the last one's, or extrapolated from this one.
+    pub seconds_per_epoch: Option<f64>,
+}
+
+impl Progress {
+    /// Seconds until the run ends, at [`Progress::seconds_per_epoch`].
+    pub fn seconds_left(&self) -> Option<f64> {
+        let left = (self.epochs - self.epoch.min(self.epochs)) as f64 - self.batch as f64 / self.batches.max(1) as f64;
+        self.seconds_per_epoch.map(|s| s * left.max(0.0))
+    }
+}
+
+/// One run's fixed inputs, shared by the phases of an epoch.
+struct Run<'a> {
+    cfg: &'a SslConfig,
+    seed: u64,
+    data: &'a Dataset,
+    device: &'a Device,
+    ctl: &'a TrainControl<'a>,
+    train_idx: Vec<usize>,
+    test_idx: Vec<usize>,
+    steps_per_epoch: usize,
+}
+
+impl Run<'_> {
+    /// The state to start from: the checkpoint's, when `ctl` names one of this run that reads back.
+    fn start(&self, learner: &mut Learner, device: &Device) -> TrainState {
+        let ctl = self.ctl;
+        let fresh = TrainState {
+            schema: CHECKPOINT_SCHEMA,
+            tag: ctl.tag.to_string(),
+            epoch: 0,
+            batch: 0,
+            loss_sum: 0.0,
+            ce_sum: 0.0,
+            z_std_sum: 0.0,
+            epoch_seconds: 0.0,
+            collapsed_since: None,
+            history: SslHistory::default(),
+        };
+        let Some(path) = ctl.checkpoint.filter(|p| p.exists()) else { return fresh };
+        match checkpoint::resume(path, ctl.tag, learner, device) {
+            Ok(s) => {
+                (ctl.notice)(&format!("resuming from {} at epoch {}, batch {}", path.display(), s.epoch + 1, s.batch));
+                s
+            }
+            Err(e) => {
+                let what = match crate::fsutil::set_aside(path) {
+                    Ok(aside) => format!("set aside as {}", aside.display()),
+                    Err(e2) => format!("could not be set aside: {e2}"),
+                };
+                (ctl.notice)(&format!("warning: {e}\n  not resumed ({what}); the run starts from the beginning"));
+                fresh
+            }
+        }
+    }
+
+    fn write_checkpoint(&self, state: &TrainState, learner: &Learner) -> candle_core::Result<()> {
+        let Some(path) = self.ctl.checkpoint else { return Ok(()) };
+        checkpoint::save(path, state, &learner.checkpoint_tensors()?).map_err(|e| candle_core::Error::Msg(e.to_string()))
+    }
+
+    /// Where `state` stands, `epoch_seconds` into its epoch.
+    fn progress(&self, state: &TrainState, epoch_seconds: f64, last_epoch_wall: Option<f64>) -> Progress {
+        let loss = (state.batch > 0 && !self.cfg.freeze_backbone).then(|| state.loss_sum / state.batch as f64);
+        let extrapolated = (state.batch > 0).then(|| epoch_seconds / state.batch as f64 * self.steps_per_epoch as f64);
+        Progress {
+            epoch: state.epoch,
+            epochs: self.cfg.epochs,
+            batch: state.batch,
+            batches: self.steps_per_epoch,
+            loss,
+            readout_top1: state.history.readout_top1.last().copied(),
+            seconds_per_epoch: last_epoch_wall.or(extrapolated),
+        }
+    }
+
+    /// The rest of this epoch's steps, the next batches augmented on another thread while one trains.
+    /// `Some` when the run diverged or was stopped on request.
+    fn train_batches(&self, learner: &mut Learner, state: &mut TrainState, last_epoch_wall: Option<f64>) -> candle_core::Result<Option<SslOutcome>> {
+        let (cfg, seed, data, device) = (self.cfg, self.seed, self.data, self.device);
+        let epoch = state.epoch;
+        let (h, w) = (data.train.h, data.train.w);
+        let views = cfg.augment.views(h);
+        let mut order = self.train_idx.clone();
+        order.shuffle(&mut stream(seed, &format!("shuffle/{epoch}")));
+        let batches: Vec<Vec<usize>> = order.chunks_exact(cfg.batch).skip(state.batch).map(|c| c.to_vec()).collect();
+        let (tx, rx) = mpsc::sync_channel(2);
+        let t0 = Instant::now();
+        let seconds_before = state.epoch_seconds;
+        std::thread::scope(|s| -> candle_core::Result<Option<SslOutcome>> {
+            // Owned here, so an early return drops the receiver and the producer's `send` fails instead
+            // of blocking the scope forever.
+            let rx = rx;
+            let train_split = &data.train;
+            s.spawn(move || {
+                for b in &batches {
+                    let out = views_batch(train_split, b, &views, seed, epoch, data.mean, data.std);
+                    if tx.send(out).is_err() {
+                        break;
+                    }
+                }
+            });
+            while state.batch < self.steps_per_epoch {
+                let Ok(([v1, v2], labels)) = rx.recv() else { break };
+                let k = state.batch;
+                let b = labels.len();
+                let x1 = Tensor::from_vec(v1, (b, 3, h, w), device)?;
+                let x2 = Tensor::from_vec(v2, (b, 3, h, w), device)?;
+                let labels = Tensor::from_vec(labels, b, device)?;
+                let stats = match learner.step(&x1, &x2, &labels, epoch * self.steps_per_epoch + k)? {
+                    Step::Trained(stats) => stats,
+                    Step::Diverged => return Ok(Some(SslOutcome::Diverged { epoch, step: k })),
+                };
+                state.loss_sum += stats.ssl_loss.unwrap_or(0.0);
+                state.ce_sum += stats.readout_ce;
+                state.z_std_sum += stats.z_std.unwrap_or(0.0);
+                state.batch += 1;
+                // The state's own seconds are added once, by the caller, when the epoch's steps end.
+                let seconds = seconds_before + t0.elapsed().as_secs_f64();
+                (self.ctl.progress)(&self.progress(state, seconds, last_epoch_wall));
+                if (self.ctl.stop)() && state.batch < self.steps_per_epoch {
+                    return Ok(Some(SslOutcome::Interrupted { epoch, batch: state.batch }));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    /// The epoch's end: the readout's test top-1, the predictor's spectrum, the collapse check, one
+    /// history row; the counters start over for the next epoch.
+    fn close_epoch(&self, learner: &mut Learner, state: &mut TrainState) -> candle_core::Result<()> {
+        let cfg = self.cfg;
+        let epoch = state.epoch;
+        let steps = self.steps_per_epoch;
+        let acc = evaluate(learner, self.data, &self.test_idx, cfg.batch, self.device)?;
+        let eigs = learner.spectrum();
+        let (emax, emin, pr) = spectrum_stats(&eigs);
+        let per_step = |sum: f64| sum / steps.max(1) as f64;
+        let spread = (!cfg.freeze_backbone).then(|| per_step(state.z_std_sum) * (cfg.proj_out as f64).sqrt());
+        state.collapsed_since = collapsed_since(state.collapsed_since, spread, epoch);
+        let hist = &mut state.history;
+        hist.epoch.push(epoch + 1);
+        hist.loss.push((!cfg.freeze_backbone).then(|| per_step(state.loss_sum)));
+        hist.readout_ce.push(per_step(state.ce_sum));
+        hist.readout_top1.push(acc);
+        hist.eig_max.push(emax);
+        hist.eig_min.push(emin);
+        hist.participation_ratio.push(pr);
+        hist.z_spread.push(spread);
+        hist.eigenvalues.push(eigs.iter().map(|&v| round_sig5(v)).collect());
+        hist.images_per_s.push((2 * steps * cfg.batch) as f64 / state.epoch_seconds);
+        state.epoch += 1;
+        state.batch = 0;
+        state.loss_sum = 0.0;
+        state.ce_sum = 0.0;
+        state.z_std_sum = 0.0;
+        state.epoch_seconds = 0.0;
+        Ok(())
+    }
 }
 
 /// The record's metrics: last-epoch values, the best readout, and (for a collapsed run) the 1-based epoch

@@ -9,3 +9,7 @@ pub mod simulate;
 
 pub use config::{Loss, Nonlinearity, Predictor, Sampler, TheoryConfig, TheoryOverlay};
 pub use simulate::{simulate, Outcome, Simulation, Simulator, TheoryHistory};
+
+/// Bumped whenever this engine's results change for the same config, so that its stored runs are not
+/// reused (part of each run's spec hash; the deep-SSL engine has its own).
+pub const ENGINE_VERSION: u32 = 1;

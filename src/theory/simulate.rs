@@ -28,6 +28,7 @@ use super::maps;
 use super::predictor::{predictor, spectrum, Spectrum};
 use crate::normal::FastRng;
 use crate::rng::stream;
+use crate::stats::round_sig5;
 
 /// Samples per block: large enough for efficient matrix products, small enough to stay in L2.
 const BLOCK: usize = 512;
@@ -303,7 +304,7 @@ impl Simulator {
 
     /// W x_j of every evaluation point, rounded for storage.
     pub fn eval_positions(&self) -> Vec<Vec<f64>> {
-        self.eval.iter().map(|x| (&self.w * x).iter().map(|&v| round_sig(v)).collect()).collect()
+        self.eval.iter().map(|x| (&self.w * x).iter().map(|&v| round_sig5(v)).collect()).collect()
     }
 }
 
@@ -334,15 +335,6 @@ fn gemm_tn(g: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
     }
 }
 
-/// `v` to 5 significant digits: plenty for figures, and it keeps the stored histories small.
-fn round_sig(v: f64) -> f64 {
-    if v == 0.0 || !v.is_finite() {
-        return v;
-    }
-    let digits = format!("{v:.4e}");
-    digits.parse().unwrap_or(v)
-}
-
 /// Runs a whole simulation and derives its metrics.
 pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     let mut sim = Simulator::new(cfg, seed);
@@ -353,7 +345,7 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     let mut history = TheoryHistory::default();
     let log = |step: usize, values: &[f64], sim: &Simulator, h: &mut TheoryHistory| {
         h.steps.push(step);
-        h.eigenvalues.push(values.iter().map(|&v| round_sig(v)).collect());
+        h.eigenvalues.push(values.iter().map(|&v| round_sig5(v)).collect());
         if cfg.eval_points > 0 {
             h.trajectories.push(sim.eval_positions());
         }
