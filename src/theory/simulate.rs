@@ -338,7 +338,6 @@ fn gemm_tn(g: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
 /// Runs a whole simulation and derives its metrics.
 pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     let mut sim = Simulator::new(cfg, seed);
-    let m = cfg.n_out;
     let mut gram = sim.gram_spectrum();
     let initial = gram.values.clone();
     let mut predicted = initial.clone();
@@ -410,6 +409,26 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     }
     let outcome = outcome.unwrap_or_else(|| classify_trend(&quarter_back, &last_finite, cfg.converge_tol));
 
+    let tracked = Tracked { initial, last_finite, last_outside, max_rel_err };
+    let metrics = outcome_metrics(cfg, outcome, step, &tracked);
+    Simulation { outcome, outcome_step: step, history, metrics }
+}
+
+/// What a simulation tracked along the way, for its metrics.
+struct Tracked {
+    initial: Vec<f64>,
+    last_finite: Vec<f64>,
+    /// The last step at which each mode was outside the tolerance band around 1.
+    last_outside: Vec<Option<usize>>,
+    /// Largest relative gap between the simulated and the predicted (Eqs. 5–8) spectrum.
+    max_rel_err: f64,
+}
+
+/// The run's metrics from how it ended (`outcome` at `step`) and what was tracked.
+fn outcome_metrics(cfg: &TheoryConfig, outcome: Outcome, step: usize, t: &Tracked) -> BTreeMap<String, f64> {
+    let Tracked { initial, last_finite, last_outside, max_rel_err } = t;
+    let near_one = |v: f64| (v - 1.0).abs() <= cfg.converge_tol;
+    let m = cfg.n_out;
     let mut metrics = BTreeMap::new();
     let mut put = |k: &str, v: f64| {
         metrics.insert(k.to_string(), v);
@@ -417,9 +436,9 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     put("outcome_step", step as f64);
     put("final_eig_min", last_finite[0]);
     put("final_eig_max", last_finite[m - 1]);
-    put("theory_max_rel_err", max_rel_err);
-    put("modes_grew", last_finite.iter().zip(&initial).filter(|(e, s)| e > s).count() as f64);
-    put("modes_shrank", last_finite.iter().zip(&initial).filter(|(e, s)| e < s).count() as f64);
+    put("theory_max_rel_err", *max_rel_err);
+    put("modes_grew", last_finite.iter().zip(initial).filter(|(e, s)| e > s).count() as f64);
+    put("modes_shrank", last_finite.iter().zip(initial).filter(|(e, s)| e < s).count() as f64);
     let converged: Vec<bool> = last_finite.iter().map(|&v| near_one(v)).collect();
     put("modes_converged", converged.iter().filter(|&&c| c).count() as f64);
     // Convergence steps are meaningful only for runs heading to the isotropic point.
@@ -443,8 +462,9 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
             put("steps_to_isotropy", max);
         }
     }
-    Simulation { outcome, outcome_step: step, history, metrics }
+    metrics
 }
+
 
 /// The outcome of a run that ended finite and not collapsed, from its spectrum a quarter of the run
 /// before the end (`earlier`) and at the end (`end`), both ascending.
