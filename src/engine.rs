@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, Dataset, DatasetKind};
+use crate::data::{self, DataFingerprint, Dataset, DatasetKind};
 use crate::device::DeviceKind;
 use crate::error::Error;
 use crate::ssl::config::SslConfig;
@@ -84,6 +84,8 @@ pub struct EngineOutput {
     pub outcome: Option<Outcome>,
     pub metrics: BTreeMap<String, f64>,
     pub history: serde_json::Value,
+    /// The dataset the run read (deep-SSL runs).
+    pub data: Option<DataFingerprint>,
 }
 
 /// Why a run produced no result.
@@ -109,10 +111,13 @@ impl Default for EngineContext {
     }
 }
 
+/// A loaded dataset and its fingerprint (hashed once, when loaded).
+type Loaded = (Arc<Dataset>, DataFingerprint);
+
 /// Datasets are loaded once per process and shared by its runs. "Not found" is remembered too, so that
 /// the runs of a missing dataset do not each search (and ask the hub) again.
-fn dataset(kind: DatasetKind, dir: &std::path::Path) -> crate::Result<Arc<Dataset>> {
-    type Found = Result<Arc<Dataset>, String>;
+fn dataset(kind: DatasetKind, dir: &std::path::Path) -> crate::Result<Loaded> {
+    type Found = Result<Loaded, String>;
     static CACHE: OnceLock<Mutex<HashMap<(DatasetKind, PathBuf), Found>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = (kind, dir.to_path_buf());
@@ -122,7 +127,10 @@ fn dataset(kind: DatasetKind, dir: &std::path::Path) -> crate::Result<Arc<Datase
         return found.clone().map_err(Error::DataMissing);
     }
     let found = match data::find(kind, dir) {
-        Ok(d) => Ok(Arc::new(d)),
+        Ok(d) => {
+            let fingerprint = d.fingerprint();
+            Ok((Arc::new(d), fingerprint))
+        }
         Err(Error::DataMissing(missing)) => Err(missing),
         // Malformed data is not remembered: the error is reported, and a fixed file is read next time.
         Err(other) => return Err(other),
@@ -147,6 +155,13 @@ pub fn missing_data(runs: &[&RunConfig], ctx: &EngineContext) -> crate::Result<V
         }
     }
     Ok(missing)
+}
+
+/// The sha256 of the data a run of `config` would read here: `None` for the theory engine and for data
+/// that is missing (or unreadable: planning leaves the error to the run).
+pub fn data_sha256(config: &RunConfig, ctx: &EngineContext) -> Option<String> {
+    let RunConfig::Ssl(c) = config else { return None };
+    dataset(c.dataset, &ctx.data_dir).ok().map(|(_, f)| f.sha256)
 }
 
 /// The position (epoch, batch) of the checkpoint at `path`: `None` when there is none.
@@ -180,10 +195,11 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 outcome: Some(sim.outcome),
                 metrics: sim.metrics,
                 history: json(&sim.history)?,
+                data: None,
             })
         }
         RunConfig::Ssl(cfg) => {
-            let data = dataset(cfg.dataset, &ctx.data_dir).map_err(|e| match e {
+            let (data, fingerprint) = dataset(cfg.dataset, &ctx.data_dir).map_err(|e| match e {
                 Error::DataMissing(msg) => EngineError::NotRun(msg),
                 other => EngineError::Failed(other.to_string()),
             })?;
@@ -197,7 +213,7 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                     return Err(EngineError::Interrupted(format!("stopped at epoch {} after {batch} batch(es)", epoch + 1)))
                 }
             };
-            Ok(EngineOutput { status, outcome: None, metrics: res.metrics, history: json(&res.history)? })
+            Ok(EngineOutput { status, outcome: None, metrics: res.metrics, history: json(&res.history)?, data: Some(fingerprint) })
         }
     }
 }

@@ -343,7 +343,6 @@ fn reproduce(
     let opts = ExecOptions {
         jobs: jobs.unwrap_or_else(num_cpus::get),
         progress: true,
-        repo_dir: std::env::current_dir().context("reading the current folder")?,
         engine: engine.context(),
         stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
     };
@@ -399,7 +398,6 @@ fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine:
     let opts = ExecOptions {
         jobs: 1,
         progress: false,
-        repo_dir: std::env::current_dir().context("reading the current folder")?,
         engine: engine.context(),
         stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
     };

@@ -149,6 +149,60 @@ pub struct Dataset {
     pub source: PathBuf,
 }
 
+impl Dataset {
+    /// What identifies the data actually read: its layout, where it came from, and a sha256 of the decoded
+    /// content (sizes, labels and pixels of both splits), so that two files holding the same images agree
+    /// and a lossy re-encoding does not.
+    pub fn fingerprint(&self) -> DataFingerprint {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(self.kind.name().as_bytes());
+        for split in [&self.train, &self.test] {
+            for n in [split.h, split.w, split.len()] {
+                h.update((n as u64).to_le_bytes());
+            }
+            for l in &split.labels {
+                h.update(l.to_le_bytes());
+            }
+            h.update(&split.pixels);
+        }
+        DataFingerprint {
+            format: format_of(&self.source).to_string(),
+            source: self.source.clone(),
+            train_images: self.train.len(),
+            test_images: self.test.len(),
+            sha256: hex::encode(h.finalize()),
+        }
+    }
+}
+
+/// The identity of a loaded dataset, stored in every deep run's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// `binary` (the official files), `parquet`, `image-folder`, `image-folder.tar.gz` or `generated`.
+    pub format: String,
+    pub source: PathBuf,
+    pub train_images: usize,
+    pub test_images: usize,
+    /// sha256 of the decoded content ([`Dataset::fingerprint`]).
+    pub sha256: String,
+}
+
+fn format_of(source: &Path) -> &'static str {
+    let name = source.to_string_lossy();
+    if name.starts_with('<') {
+        "generated"
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        "image-folder.tar.gz"
+    } else if source.join("data_batch_1.bin").exists() || source.join("train_X.bin").exists() {
+        "binary"
+    } else if source.join("train").is_dir() {
+        "image-folder"
+    } else {
+        "parquet"
+    }
+}
+
 /// How to load one dataset: its local layouts and its hub repository.
 struct Source {
     candidates: Vec<PathBuf>,

@@ -2,7 +2,6 @@
 //! run is deterministic for its thread count), each record stored the moment its run ends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +10,7 @@ use rayon::prelude::*;
 
 use super::live::Live;
 use super::plan::is_done;
-use super::provenance::{git_state, now_rfc3339, CANDLE_VERSION};
+use super::provenance::{self, now_rfc3339, BUILD_COMMIT, CANDLE_VERSION};
 use super::store::{Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
 use crate::engine::{self, EngineContext, EngineError, RunControl};
 use crate::error::{Error, Result};
@@ -22,8 +21,6 @@ use crate::spec::Run;
 pub struct ExecOptions {
     pub jobs: usize,
     pub progress: bool,
-    /// Folder whose git state is recorded as provenance.
-    pub repo_dir: PathBuf,
     /// Data folder and device for the engines.
     pub engine: EngineContext,
     /// Set (by a signal handler) to stop: running deep-SSL runs checkpoint at their next step and
@@ -36,7 +33,6 @@ impl Default for ExecOptions {
         ExecOptions {
             jobs: 1,
             progress: false,
-            repo_dir: PathBuf::from("."),
             engine: EngineContext::default(),
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -66,7 +62,6 @@ enum Attempt {
 /// (and skipped if that process finished it). Unless `force`, a run found finished once its lock is
 /// held is not computed again.
 pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> Result<ExecReport> {
-    let (git_commit, git_dirty) = git_state(&opts.repo_dir);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
@@ -76,7 +71,8 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     let attempt = |run: &Run, wait: bool| -> Result<Attempt> {
         let Some(_lock) = store.lock(run, wait)? else { return Ok(Attempt::Busy) };
         // Another process may have finished it between planning and now.
-        if !force && store.load(run).ok().flatten().is_some_and(|rec| is_done(&rec, run)) {
+        let data = engine::data_sha256(&run.config, &opts.engine);
+        if !force && store.load(run).ok().flatten().is_some_and(|rec| is_done(&rec, run, data.as_deref())) {
             live.finished(&format!("{} seed {}", run.cell, run.seed), "done elsewhere");
             return Ok(Attempt::DoneElsewhere);
         }
@@ -95,7 +91,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
             }
         };
         let ctl = RunControl { checkpoint: Some(&checkpoint), tag: &tag, stop: &stop, notice: &notice, progress: &progress };
-        let Some(rec) = run_one(run, &opts.engine, &ctl, &git_commit, git_dirty) else {
+        let Some(rec) = run_one(run, &opts.engine, &ctl) else {
             return Ok(Attempt::Interrupted);
         };
         drop(line);
@@ -145,7 +141,7 @@ fn record(report: &mut ExecReport, label: String, a: Attempt) {
 
 /// Computes one run into a record; an engine error or panic becomes a `failed` record, never a crash.
 /// `None`: the run was stopped on request and has no record.
-pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl, git_commit: &str, git_dirty: bool) -> Option<RunRecord> {
+pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRecord> {
     let started = now_rfc3339();
     let t0 = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| engine::execute_with(&run.config, run.seed, ctx, ctl)))
@@ -157,11 +153,18 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl, git_commit: &st
                 .unwrap_or_else(|| "panic".to_string());
             Err(EngineError::Failed(format!("engine panicked: {msg}")))
         });
+    let data = result.as_ref().ok().and_then(|out| out.data.clone());
     let provenance = Provenance {
-        git_commit: git_commit.to_string(),
-        git_dirty,
+        git_commit: BUILD_COMMIT.to_string(),
+        git_dirty: provenance::source_diff().is_some(),
+        source_diff_sha256: provenance::source_diff().map(String::from),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         candle_version: CANDLE_VERSION.to_string(),
+        engine_version: run.config.engine_version(),
+        rustc: provenance::RUSTC_VERSION.to_string(),
+        target: provenance::TARGET.to_string(),
+        simd: provenance::simd_level().to_string(),
+        data,
         device: run.config.device(ctx),
         threads: match run.config {
             crate::spec::RunConfig::Theory(_) => 1,

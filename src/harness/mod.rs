@@ -46,7 +46,14 @@ pub fn reproduce(
     let runs = exp.runs(profile, seeds)?;
     let store = Store::new(out, &exp.name, profile);
     store.check_writable()?;
-    let plan = plan::plan(runs.clone(), &store, force)?;
+    let data = |r: &crate::spec::Run| crate::engine::data_sha256(&r.config, &opts.engine);
+    let plan = plan::plan(runs.clone(), &store, force, &data)?;
+    if !plan.other_data.is_empty() {
+        say(&format!(
+            "{} stored run(s) were computed on other data than is here now (see each record's provenance.data); they are recomputed",
+            plan.other_data.len()
+        ));
+    }
     for (path, why) in &plan.unreadable {
         let aside = store::set_aside(path)?;
         say(&format!("warning: {why}\n  set aside as {}; the run will be recomputed", aside.display()));

@@ -18,16 +18,27 @@ pub struct Plan {
     pub foreign: Vec<String>,
     /// Records that could not be read; they are set aside and their runs re-computed.
     pub unreadable: Vec<(PathBuf, String)>,
+    /// Runs whose stored record was computed on other data than is here now (recomputed).
+    pub other_data: Vec<String>,
 }
 
-/// A stored record finishes its run when its spec hash matches and it did not fail or wait for data.
-pub fn is_done(rec: &RunRecord, run: &Run) -> bool {
-    rec.spec_hash == run.hash && !matches!(rec.status, RunStatus::Failed | RunStatus::NotRun)
+/// The sha256 of the data each run would read here ([`crate::engine::data_sha256`]); `None` where it
+/// cannot be known (theory runs, missing data).
+pub type DataOf<'a> = &'a dyn Fn(&Run) -> Option<String>;
+
+/// A stored record finishes its run when its spec hash matches, it did not fail or wait for data, and
+/// (where the data here is known: `data`) it was computed on the same data.
+pub fn is_done(rec: &RunRecord, run: &Run, data: Option<&str>) -> bool {
+    rec.spec_hash == run.hash && !matches!(rec.status, RunStatus::Failed | RunStatus::NotRun) && same_data(rec, data)
 }
 
-/// Splits `runs` into pending and done. A stored record counts as done when its spec hash matches and it
-/// did not fail (or wait for data); `force` makes every run pending.
-pub fn plan(runs: Vec<Run>, store: &Store, force: bool) -> Result<Plan> {
+/// A record made before data fingerprints existed counts as made on other data.
+fn same_data(rec: &RunRecord, data: Option<&str>) -> bool {
+    data.is_none_or(|sha| rec.provenance.data.as_ref().is_some_and(|d| d.sha256 == sha))
+}
+
+/// Splits `runs` into pending and done ([`is_done`]); `force` makes every run pending.
+pub fn plan(runs: Vec<Run>, store: &Store, force: bool, data: DataOf) -> Result<Plan> {
     let mut p = Plan::default();
     let planned: BTreeSet<String> = runs.iter().map(|r| r.file_name()).collect();
     if let Ok(entries) = std::fs::read_dir(store.runs_dir()) {
@@ -44,8 +55,13 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool) -> Result<Plan> {
             p.pending.push(run);
             continue;
         }
+        let sha = data(&run);
         match store.load(&run) {
-            Ok(Some(rec)) if is_done(&rec, &run) => p.done.push(run),
+            Ok(Some(rec)) if is_done(&rec, &run, sha.as_deref()) => p.done.push(run),
+            Ok(Some(rec)) if is_done(&rec, &run, None) => {
+                p.other_data.push(run.id());
+                p.pending.push(run);
+            }
             Ok(_) => p.pending.push(run),
             Err(e) => {
                 p.unreadable.push((store.run_path(&run), e.to_string()));

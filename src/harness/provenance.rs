@@ -1,21 +1,40 @@
-//! Where results come from: the git commit of the working tree and the versions of the code.
-
-use std::path::Path;
-
-use crate::git::git;
+//! Where results come from: the code the binary was built from (embedded by `build.rs`), the toolchain,
+//! and the instruction set the kernels run with.
 
 /// Version of candle-core this binary was built with (read from Cargo.lock by build.rs).
 pub const CANDLE_VERSION: &str = env!("EIGENSSL_CANDLE_VERSION");
+/// The commit this binary was built from (`unknown` outside git).
+pub const BUILD_COMMIT: &str = env!("EIGENSSL_BUILD_COMMIT");
+/// sha256 of the uncommitted changes to the sources it was built from; empty when there were none.
+const SOURCE_DIFF: &str = env!("EIGENSSL_SOURCE_DIFF");
+pub const RUSTC_VERSION: &str = env!("EIGENSSL_RUSTC");
+pub const TARGET: &str = env!("EIGENSSL_TARGET");
 
-/// (commit, dirty) of the git repository containing `dir`, or ("unknown", false) outside git.
-pub fn git_state(dir: &Path) -> (String, bool) {
-    let run = |args: &[&str]| git(dir, args).ok().map(|s| s.trim().to_string());
-    match run(&["rev-parse", "HEAD"]) {
-        Some(commit) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            (commit, dirty)
+/// The hash of the uncommitted source changes the binary was built with, if any.
+pub fn source_diff() -> Option<&'static str> {
+    (!SOURCE_DIFF.is_empty()).then_some(SOURCE_DIFF)
+}
+
+/// The widest vector instruction set of this CPU that the GEMM kernels (the `gemm` crate, which candle
+/// and our convolutions use) dispatch to: it decides the summation order, hence the last bits.
+pub fn simd_level() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512f";
         }
-        None => ("unknown".to_string(), false),
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return "avx2+fma";
+        }
+        "sse2"
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "neon"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "scalar"
     }
 }
 

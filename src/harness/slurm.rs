@@ -72,7 +72,8 @@ pub fn submit(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, opts: &Slu
     let store = Store::new(&out, &exp.name, profile);
     store.check_writable()?;
     let runs = exp.runs(profile, seeds)?;
-    let planned = plan::plan(runs, &store, false)?;
+    let ctx = crate::engine::EngineContext { data_dir: opts.data_dir.clone(), device: opts.device };
+    let planned = plan::plan(runs, &store, false, &|r| crate::engine::data_sha256(&r.config, &ctx))?;
     say(&format!(
         "{} / profile {}: {} run(s) to submit, {} already stored",
         exp.name,

@@ -53,7 +53,7 @@ pub fn status(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &Path
             Err(e) => format!("unreadable checkpoint: {e}"),
         };
         let (state, detail) = match record {
-            Ok(Some(rec)) if is_done(&rec, &run) => (RunState::Done(rec.status), rec.status.as_str().to_string()),
+            Ok(Some(rec)) if is_done(&rec, &run, None) => (RunState::Done(rec.status), rec.status.as_str().to_string()),
             _ if store.is_locked(&run) => (RunState::Running, progress()),
             Ok(Some(rec)) if rec.spec_hash == run.hash => {
                 (RunState::Retry(rec.status), rec.message.unwrap_or_default().chars().take(120).collect())

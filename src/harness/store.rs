@@ -12,18 +12,37 @@ use crate::error::{Error, Result};
 pub use crate::fsutil::{set_aside, write_atomic};
 use crate::spec::{Run, RunConfig};
 
-/// Version of the record layout; readers accept this and older.
-pub const RECORD_SCHEMA: u32 = 1;
+/// Version of the record layout; readers accept this and older. 2: provenance names the build's commit
+/// and source diff, the toolchain, the SIMD level, the engine version and the data read.
+pub const RECORD_SCHEMA: u32 = 2;
 
-/// Where and on what a run was computed.
+/// Where and on what a run was computed: the code, the data and the machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The commit the binary was built from (schema 1: the work tree's HEAD at run time).
     pub git_commit: String,
+    /// The binary was built with uncommitted changes to its sources (`results/` and documents aside).
     pub git_dirty: bool,
+    /// sha256 of those changes, so that two dirty builds can be told apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_diff_sha256: Option<String>,
     pub crate_version: String,
     pub candle_version: String,
+    /// The version of the engine that computed the run (part of its spec hash).
+    #[serde(default)]
+    pub engine_version: u32,
+    #[serde(default)]
+    pub rustc: String,
+    #[serde(default)]
+    pub target: String,
+    /// The vector instruction set the kernels used ([`super::provenance::simd_level`]).
+    #[serde(default)]
+    pub simd: String,
     pub device: crate::device::DeviceKind,
     pub threads: usize,
+    /// The dataset read (deep-SSL runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::data::DataFingerprint>,
     pub started: String,
     pub finished: String,
     pub wall_seconds: f64,

@@ -75,6 +75,15 @@ crate::overlay_config! {
         pub warmup_start_lr: f64,
         /// Train only the linear readout on a frozen, untrained backbone (the baseline the table shows).
         pub freeze_backbone: bool,
+        /// Weighted k-NN on the final backbone's features (`ssl::eval`): neighbours (0 = no k-NN) and
+        /// temperature.
+        pub knn_k: usize,
+        pub knn_temperature: f64,
+        /// Offline linear probe on the final backbone's frozen features (`ssl::eval`): epochs (0 = none),
+        /// learning rate at batch 256, batch.
+        pub linear_epochs: usize,
+        pub linear_lr: f64,
+        pub linear_batch: usize,
     }
 }
 
@@ -105,6 +114,9 @@ impl SslConfig {
         need(self.weight_decay >= 0.0, "weight_decay: expected a number >= 0");
         need(self.warmup_epochs <= self.epochs, "warmup_epochs: expected at most epochs");
         need(self.epochs >= 1, "epochs: expected an integer >= 1");
+        need(self.knn_temperature > 0.0, "knn_temperature: expected a number > 0");
+        need(self.linear_lr > 0.0, "linear_lr: expected a number > 0");
+        need(self.linear_batch >= 1, "linear_batch: expected an integer >= 1");
         let images = self.train_images();
         let batch_fits = format!("batch: expected at most the {images} training images of {} (train_subset {})", self.dataset, self.train_subset);
         need(self.batch <= images, &batch_fits);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod conv;
 pub mod directpred;
 pub mod ema;
+pub mod eval;
 pub mod history;
 pub mod init;
 pub mod loss;

@@ -218,6 +218,11 @@ impl Learner {
         self.head.forward(&f)
     }
 
+    /// The backbone's features of `x` in eval mode (no predictor update: for offline evaluation).
+    pub fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.online.backbone.forward_t(x, false)
+    }
+
     /// The raw spectrum of C, descending; empty when the backbone is frozen (no predictor runs).
     pub fn spectrum(&self) -> Vec<f64> {
         if self.cfg.freeze_backbone {

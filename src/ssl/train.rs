@@ -13,6 +13,7 @@ use rand::seq::SliceRandom;
 use super::checkpoint::{self, TrainState, CHECKPOINT_SCHEMA};
 use super::collapse::collapsed_since;
 use super::config::SslConfig;
+use super::eval;
 use super::step::{Learner, Step};
 use crate::data::augment::{plain_batch, views_batch};
 use crate::data::Dataset;
@@ -147,7 +148,8 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
             return Ok(SslResult { outcome: SslOutcome::Interrupted { epoch: state.epoch, batch: 0 }, history: state.history, metrics });
         }
     }
-    let metrics = final_metrics(&state.history, state.collapsed_since);
+    let mut metrics = final_metrics(&state.history, state.collapsed_since);
+    metrics.extend(run.offline_evaluation(&learner)?);
     let outcome = match state.collapsed_since {
         Some(epoch) => SslOutcome::Collapsed { epoch },
         None => SslOutcome::Finished,
@@ -295,6 +297,36 @@ impl Run<'_> {
             }
             Ok(None)
         })
+    }
+
+    /// The final backbone's k-NN and linear-probe top-1 (`knn_top1`, `linear_top1`) on frozen features of
+    /// the labelled training images and the test images, as the config asks.
+    fn offline_evaluation(&self, learner: &Learner) -> candle_core::Result<BTreeMap<String, f64>> {
+        let (cfg, data) = (self.cfg, self.data);
+        let mut out = BTreeMap::new();
+        if cfg.knn_k == 0 && cfg.linear_epochs == 0 {
+            return Ok(out);
+        }
+        let labelled: Vec<usize> = self.train_idx.iter().copied().filter(|&i| data.train.labels[i] >= 0).collect();
+        let features = |split: &crate::data::Split, idx: &[usize]| -> candle_core::Result<Tensor> {
+            let mut parts = Vec::new();
+            for chunk in idx.chunks(cfg.batch) {
+                let x = Tensor::from_vec(plain_batch(split, chunk, data.mean, data.std), (chunk.len(), 3, split.h, split.w), self.device)?;
+                parts.push(learner.features(&x)?);
+            }
+            Tensor::cat(&parts, 0)
+        };
+        let (train_f, test_f) = (features(&data.train, &labelled)?, features(&data.test, &self.test_idx)?);
+        let train_y: Vec<i64> = labelled.iter().map(|&i| data.train.labels[i]).collect();
+        let test_y: Vec<i64> = self.test_idx.iter().map(|&i| data.test.labels[i]).collect();
+        if cfg.knn_k > 0 {
+            out.insert("knn_top1".into(), eval::knn_top1(&train_f, &train_y, &test_f, &test_y, cfg.knn_k, cfg.knn_temperature, data.classes)?);
+        }
+        if cfg.linear_epochs > 0 {
+            let probe = eval::ProbeConfig { epochs: cfg.linear_epochs, lr: cfg.linear_lr, batch: cfg.linear_batch, seed: self.seed };
+            out.insert("linear_top1".into(), eval::linear_probe_top1(&train_f, &train_y, &test_f, &test_y, data.classes, &probe)?);
+        }
+        Ok(out)
     }
 
     /// The epoch's end: the readout's test top-1, the predictor's spectrum, the collapse check, one
