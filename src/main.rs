@@ -174,6 +174,30 @@ enum Command {
         /// Results folder, relative to the repository root.
         #[arg(long, default_value = "results")]
         results: String,
+        /// Every metric of every cell, changed or not.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Recompute stored runs (all, or a deterministic sample) and report each as identical, equal within
+    /// tolerance, or changed with the first differing field; exit 1 when one changed.
+    Verify {
+        /// Experiment names, or `all`.
+        #[arg(required = true)]
+        experiments: Vec<String>,
+        #[arg(long, default_value = "paper")]
+        profile: String,
+        /// Recompute only this many runs per experiment, chosen deterministically.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// Results folder holding the stored runs.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// Largest relative difference of a number that still counts as equal (last bits move with the
+        /// SIMD level and thread count).
+        #[arg(long, default_value_t = 1e-4)]
+        rtol: f64,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Re-aggregate stored runs and print/write the table (and figures).
     Table {
@@ -283,8 +307,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare { experiments, profile, out, baseline, gate, report } => {
             compare(&specs, experiments, profile, &out, &baseline, &gate, report)
         }
-        Command::Diff { rev_a, rev_b, experiments, results } => diff(rev_a, rev_b, &experiments, &results),
+        Command::Diff { rev_a, rev_b, experiments, results, all } => diff(&specs, rev_a, rev_b, experiments, &results, all),
         Command::Table { stored } => table(&specs, &stored),
+        Command::Verify { experiments, profile, sample, out, rtol, engine } => verify(&specs, &experiments, &profile, sample, &out, rtol, engine),
     }
 }
 
@@ -509,12 +534,57 @@ fn compare(
 }
 
 /// `diff`: stored results of two commits (or a commit and the working tree) side by side.
-fn diff(rev_a: String, rev_b: Option<String>, experiments: &[String], results: &str) -> anyhow::Result<ExitCode> {
-    use eigenssl::present::diff::{diff, Side};
+fn diff(specs: &std::path::Path, rev_a: String, rev_b: Option<String>, experiments: Vec<String>, results: &str, all: bool) -> anyhow::Result<ExitCode> {
+    use eigenssl::present::diff::{diff, DiffOptions, Side};
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let b = rev_b.map(Side::Rev).unwrap_or(Side::WorkTree);
-    println!("{}", diff(&cwd, results, &Side::Rev(rev_a), &b, experiments)?);
+    let opts = DiffOptions { experiments, all, specs: specs.to_path_buf() };
+    println!("{}", diff(&cwd, results, &Side::Rev(rev_a), &b, &opts)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `verify`: recompute stored runs and compare them with their records; exit 1 when one changed, 3 when
+/// none could be recomputed for lack of data.
+fn verify(specs: &std::path::Path, names: &[String], profile: &str, sample: Option<usize>, out: &std::path::Path, rtol: f64, engine: EngineArgs) -> anyhow::Result<ExitCode> {
+    use eigenssl::harness::verify::{verify, Match, Verdict};
+    engine.device.open()?;
+    let ctx = engine.context();
+    let (mut changed, mut compared, mut not_run) = (0, 0, 0);
+    for exp in experiments(names, specs)? {
+        let results = verify(&exp, profile, out, sample, rtol, &ctx)?;
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(["run", "result", "field", "stored", "now"]);
+        for (run, verdict) in &results {
+            let row: [String; 4] = match verdict {
+                Verdict::Compared(Match::Identical) => ["identical".into(), String::new(), String::new(), String::new()],
+                Verdict::Compared(Match::WithinTolerance { field, relative }) => {
+                    ["within tolerance".into(), field.clone(), format!("largest relative difference {relative:.1e}"), String::new()]
+                }
+                Verdict::Compared(Match::Changed { field, stored, now }) => ["CHANGED".into(), field.clone(), stored.clone(), now.clone()],
+                Verdict::NotStored => ["not stored".into(), String::new(), String::new(), String::new()],
+                Verdict::NotRun(why) => ["not run".into(), String::new(), why.chars().take(60).collect(), String::new()],
+            };
+            match verdict {
+                Verdict::Compared(m) => {
+                    compared += 1;
+                    changed += usize::from(matches!(m, Match::Changed { .. }));
+                }
+                Verdict::NotRun(_) => not_run += 1,
+                Verdict::NotStored => {}
+            }
+            let [a, b, c, d] = row;
+            table.add_row([run.id(), a, b, c, d]);
+        }
+        println!("{} / {profile}: {} run(s) recomputed\n{table}", exp.name, results.len());
+    }
+    eprintln!("verify: {compared} compared, {changed} changed, {not_run} not run (rtol {rtol:e})");
+    Ok(if changed > 0 {
+        ExitCode::FAILURE
+    } else if compared == 0 && not_run > 0 {
+        ExitCode::from(EXIT_NO_DATA)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `table`: re-aggregate stored runs into the table, summary and figures.

@@ -1,4 +1,5 @@
-//! Statistics over seeds (mean and variance, Welch's t-test) and the rounding of stored histories.
+//! Statistics over seeds (mean and variance, Welch's and the paired t-test) and the rounding of stored
+//! histories.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -32,6 +33,39 @@ pub fn welch_p(a: &[f64], b: &[f64]) -> Option<f64> {
     let df = se2 * se2 / (sa * sa / (a.len() - 1) as f64 + sb * sb / (b.len() - 1) as f64);
     let dist = StudentsT::new(0.0, 1.0, df.max(1.0)).ok()?;
     Some((2.0 * (1.0 - dist.cdf(t.abs()))).clamp(0.0, 1.0))
+}
+
+/// Two-sided p-value of the paired t-test that the mean of the per-seed differences `d` is 0; `None` for
+/// fewer than two pairs. Without spread, equal pairs give 1 and a uniform shift gives 0.
+///
+/// ```
+/// use eigenssl::stats::paired_p;
+/// assert_eq!(paired_p(&[-5.0, -5.0, -5.0, -5.0]), Some(0.0));
+/// assert_eq!(paired_p(&[0.0, 0.0]), Some(1.0));
+/// assert!(paired_p(&[-5.0, -4.0, -6.0, -5.5]).unwrap() < 0.01);
+/// ```
+pub fn paired_p(d: &[f64]) -> Option<f64> {
+    if d.len() < 2 {
+        return None;
+    }
+    let (m, v) = mean_var(d);
+    let se = (v / d.len() as f64).sqrt();
+    if se <= 0.0 || !se.is_finite() {
+        return Some(if m == 0.0 { 1.0 } else { 0.0 });
+    }
+    let dist = StudentsT::new(0.0, 1.0, (d.len() - 1) as f64).ok()?;
+    Some((2.0 * (1.0 - dist.cdf((m / se).abs()))).clamp(0.0, 1.0))
+}
+
+/// The smallest mean shift a paired t-test at level `alpha` detects with these `n` per-seed differences'
+/// spread: t(1 − α/2, n − 1) · sd / √n. `None` for fewer than two pairs.
+pub fn paired_detectable(d: &[f64], alpha: f64) -> Option<f64> {
+    if d.len() < 2 {
+        return None;
+    }
+    let (_, v) = mean_var(d);
+    let dist = StudentsT::new(0.0, 1.0, (d.len() - 1) as f64).ok()?;
+    Some(dist.inverse_cdf(1.0 - alpha / 2.0) * (v / d.len() as f64).sqrt())
 }
 
 /// `v` to 5 significant digits: plenty for figures, and it keeps stored histories small.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use eigenssl::present::compare::{compare, GateConfig, Verdict};
-use eigenssl::present::diff::{diff, Side};
+use eigenssl::present::diff::{diff, DiffOptions, Side};
 use eigenssl::harness::{self, ExecOptions};
 use eigenssl::spec::Experiment;
 
@@ -147,15 +147,109 @@ fn diff_reads_two_commits_from_git_objects() {
     // Working tree changes after b are not in b.
     std::fs::remove_file(fig2.join("summary.json")).unwrap();
 
-    let out = diff(r, "results", &Side::Rev("HEAD~1".into()), &Side::Rev("HEAD".into()), &[]).unwrap();
-    let line = out.lines().find(|l| l.contains("`2d/isoloss` | mode_step_spread")).unwrap();
+    let opts = |experiments: &[&str], all| DiffOptions {
+        experiments: experiments.iter().map(|e| e.to_string()).collect(),
+        all,
+        specs: PathBuf::from("experiments"),
+    };
+    let out = diff(r, "results", &Side::Rev("HEAD~1".into()), &Side::Rev("HEAD".into()), &opts(&[], false)).unwrap();
+    // Labelled as the spec labels the metric, and only what moved.
+    let line = out.lines().find(|l| l.contains("`2d/isoloss` |") && l.contains("(`mode_step_spread`)")).unwrap();
     assert!(line.contains("+1000.0000") && line.contains("| 0.000 |"), "{line}");
     assert!(out.contains("only in `HEAD`"), "{out}");
-    let same = out.lines().find(|l| l.contains("`2d/simsiam` | mode_step_spread")).unwrap();
+    assert!(!out.contains("`2d/simsiam` |"), "unchanged cells are not listed by default: {out}");
+    assert!(out.contains("without any change are not listed"), "{out}");
+    let all = diff(r, "results", &Side::Rev("HEAD~1".into()), &Side::Rev("HEAD".into()), &opts(&[], true)).unwrap();
+    let same = all.lines().find(|l| l.contains("`2d/simsiam` |") && l.contains("(`mode_step_spread`)")).unwrap();
     assert!(same.contains("+0.0000") && same.contains("| 1.000 |"), "{same}");
 
-    let wt = diff(r, "results", &Side::Rev("HEAD".into()), &Side::WorkTree, &["fig2".to_string()]).unwrap();
+    let wt = diff(r, "results", &Side::Rev("HEAD".into()), &Side::WorkTree, &opts(&["fig2"], false)).unwrap();
     assert!(wt.contains("working tree has no results for experiment `fig2`"), "{wt}");
-    let err = diff(r, "results", &Side::Rev("nope".into()), &Side::WorkTree, &[]).unwrap_err().to_string();
+    let err = diff(r, "results", &Side::Rev("nope".into()), &Side::WorkTree, &opts(&[], false)).unwrap_err().to_string();
     assert!(err.contains("`nope` is not a commit"), "{err}");
+}
+
+/// The committed table1 `ci` baseline with one cell's readout top-1 lowered by 5 points in every seed;
+/// `other_machine` also marks the copy as computed with another SIMD level (no exact comparison then).
+fn table1_with_drop(other_machine: bool) -> tempfile::TempDir {
+    let copy = copy_baseline("table1");
+    for seed in 0..4 {
+        edit(copy.path(), "table1", &format!("cifar10__simsiam__ema__seed{seed}.json"), |v| {
+            let m = v["metrics"]["readout_top1"].as_f64().unwrap();
+            v["metrics"]["readout_top1"] = (m - 5.0).into();
+            if other_machine {
+                v["provenance"]["simd"] = "another-isa".into();
+            }
+        });
+    }
+    copy
+}
+
+#[test]
+fn a_five_point_drop_of_one_table1_cell_fails_the_gate_seed_by_seed_and_across_machines() {
+    let e = exp("table1");
+    let clean = compare(&e, "ci", copy_baseline("table1").path(), Path::new("results"), &gate()).unwrap();
+    assert!(!clean.failed(), "{}", clean.markdown());
+    assert!(clean.rows.iter().filter(|r| r.what == "readout_top1").all(|r| r.detectable == Some(0.0)), "same environment: exact");
+
+    // Same environment: the seeds' records must be identical, and the field is named.
+    let copy = table1_with_drop(false);
+    let same = compare(&e, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    let changed: Vec<_> = same.rows.iter().filter(|r| r.verdict == Verdict::Changed).collect();
+    assert_eq!(changed.len(), 4, "{}", same.markdown());
+    assert!(changed.iter().all(|r| r.cell == "cifar10/simsiam/ema" && r.what.ends_with("metrics.readout_top1")));
+
+    // Another machine: the paired test over seeds sees the uniform drop, and it exceeds the minimum effect.
+    let copy = table1_with_drop(true);
+    let across = compare(&e, "ci", copy.path(), Path::new("results"), &gate()).unwrap();
+    let row = across.rows.iter().find(|r| r.cell == "cifar10/simsiam/ema" && r.what == "readout_top1").unwrap();
+    assert_eq!(row.verdict, Verdict::Regressed, "{}", across.markdown());
+    assert_eq!(row.p, Some(0.0));
+    assert!(across.rows.iter().all(|r| r.verdict != Verdict::Changed), "no exact comparison across machines");
+}
+
+#[test]
+fn verify_recomputes_stored_runs_and_names_the_field_that_changed() {
+    use eigenssl::harness::verify::{verify, Match, Verdict as V};
+    let e = exp("fig1");
+    let copy = copy_baseline("fig1");
+    edit(copy.path(), "fig1", "eigen__simsiam__seed1.json", |v| {
+        let m = v["metrics"]["final_eig_max"].as_f64().unwrap();
+        v["metrics"]["final_eig_max"] = (m * 1.01).into();
+    });
+    let ctx = eigenssl::engine::EngineContext::default();
+    let results = verify(&e, "ci", copy.path(), None, 1e-4, &ctx).unwrap();
+    assert_eq!(results.len(), 32);
+    for (run, verdict) in &results {
+        if run.file_name() == "eigen__simsiam__seed1.json" {
+            assert!(matches!(verdict, V::Compared(Match::Changed { field, .. }) if field == "metrics.final_eig_max"), "{verdict:?}");
+        } else {
+            assert_eq!(verdict, &V::Compared(Match::Identical), "{}", run.id());
+        }
+    }
+    // A sample is deterministic and a subset.
+    let a = verify(&e, "ci", copy.path(), Some(5), 1e-4, &ctx).unwrap();
+    let b = verify(&e, "ci", copy.path(), Some(5), 1e-4, &ctx).unwrap();
+    assert_eq!(a.len(), 5);
+    assert_eq!(a.iter().map(|(r, _)| r.id()).collect::<Vec<_>>(), b.iter().map(|(r, _)| r.id()).collect::<Vec<_>>());
+}
+
+#[test]
+fn no_committed_record_is_dirty() {
+    let mut checked = 0;
+    for exp_dir in std::fs::read_dir("results").unwrap() {
+        for profile in std::fs::read_dir(exp_dir.unwrap().path()).unwrap() {
+            let runs = profile.unwrap().path().join("runs");
+            let Ok(files) = std::fs::read_dir(&runs) else { continue };
+            for f in files {
+                let p = f.unwrap().path();
+                if p.extension().is_some_and(|e| e == "json") {
+                    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                    assert_eq!(v["provenance"]["git_dirty"], false, "{} was computed by a binary built from uncommitted sources", p.display());
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "found only {checked} records");
 }

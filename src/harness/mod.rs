@@ -8,6 +8,7 @@ pub mod provenance;
 pub mod slurm;
 pub mod status;
 pub mod store;
+pub mod verify;
 
 use std::path::Path;
 

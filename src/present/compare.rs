@@ -1,9 +1,12 @@
 //! The regression gate: the runs of a profile against a baseline, cell by cell, direction-aware.
 //!
-//! A metric regresses when it moved in its worse direction by more than its minimum effect (from
-//! `ci/gate.yaml`) and the move is significant (Welch's t-test across seeds at the gate's α; with a
-//! single seed on a side, the minimum effect alone decides). Categorical outcomes (status and outcome
-//! counts) must match exactly. A cell whose spec hash differs from the baseline's is incomparable:
+//! Seeds are compared seed by seed, because the engines are deterministic per seed: where a seed was
+//! computed in the same environment on both sides (`harness::verify::same_environment`), its records
+//! must be identical, and the first differing field is reported as "changed". Otherwise a metric
+//! regresses when it moved in its worse direction by more than its minimum effect (from `ci/gate.yaml`)
+//! and the paired t-test over seeds says the move is significant at the gate's α (with a single pair, the
+//! minimum effect alone decides). Each row says the smallest change the gate can detect with its seeds.
+//! Categorical outcomes (status and outcome counts) must match exactly. A cell whose spec hash differs from the baseline's is incomparable:
 //! "re-baseline needed", which fails the gate like a regression.
 
 use std::collections::BTreeMap;
@@ -16,7 +19,8 @@ use crate::harness::aggregate::{aggregate, CellSummary};
 use crate::harness::store::{RunRecord, Store};
 use crate::error::{Error, Result};
 use crate::spec::{Better, Experiment};
-use crate::stats::welch_p;
+use crate::harness::verify::{comparable, first_difference, same_environment, Match};
+use crate::stats::{paired_detectable, paired_p};
 
 /// The gate's settings (`ci/gate.yaml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,11 +58,13 @@ pub enum Verdict {
     RebaselineNeeded,
     /// Runs missing on one side.
     Missing,
+    /// Computed in the same environment as the baseline, yet a seed's record differs (the field is named).
+    Changed,
 }
 
 impl Verdict {
     pub fn fails(self) -> bool {
-        matches!(self, Verdict::Regressed | Verdict::RebaselineNeeded | Verdict::Missing)
+        matches!(self, Verdict::Regressed | Verdict::RebaselineNeeded | Verdict::Missing | Verdict::Changed)
     }
 
     pub fn label(self) -> &'static str {
@@ -68,6 +74,7 @@ impl Verdict {
             Verdict::Regressed => "**REGRESSED**",
             Verdict::RebaselineNeeded => "**re-baseline needed**",
             Verdict::Missing => "**missing runs**",
+            Verdict::Changed => "**CHANGED**",
         }
     }
 }
@@ -82,6 +89,10 @@ pub struct Row {
     pub current: String,
     pub delta: Option<f64>,
     pub p: Option<f64>,
+    /// The smallest change of this metric the gate detects with these seeds: `Some(0.0)` where seeds are
+    /// compared exactly (same environment), else the paired test's bound or the minimum effect.
+    #[serde(default)]
+    pub detectable: Option<f64>,
     pub verdict: Verdict,
 }
 
@@ -104,27 +115,30 @@ impl Comparison {
     pub fn markdown(&self) -> String {
         let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
         let mut out = format!(
-            "## compare {} / {}\n\nbaseline `{}` vs current `{}`: {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass.\n\n",
+            "## compare {} / {}\n\nbaseline `{}` vs current `{}`: {} changed, {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass.\n\n",
             self.experiment,
             self.profile,
             self.baseline_dir,
             self.current_dir,
+            count(Verdict::Changed),
             count(Verdict::Regressed),
             count(Verdict::RebaselineNeeded),
             count(Verdict::Missing),
             count(Verdict::Improved),
             count(Verdict::Pass),
         );
-        out.push_str("| cell | what | baseline | current | delta | p | verdict |\n|---|---|---|---|---|---|---|\n");
+        out.push_str("Seeds computed in the same environment (engine version, SIMD level, target, device, threads, data) must give identical records; otherwise each metric is compared seed by seed with a paired t-test and must move by more than its minimum effect to fail. *detectable*: the smallest change the gate sees with these seeds (0 = exact).\n\n");
+        out.push_str("| cell | what | baseline | current | delta | p | detectable | verdict |\n|---|---|---|---|---|---|---|---|\n");
         for r in &self.rows {
             out.push_str(&format!(
-                "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
                 r.cell,
                 r.what,
                 r.baseline,
                 r.current,
                 format::delta(r.delta),
                 format::p_value(r.p),
+                r.detectable.map_or_else(|| "—".to_string(), |d| format::number(d, format::COMPARE_DIGITS)),
                 r.verdict.label()
             ));
         }
@@ -155,6 +169,7 @@ pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path,
             current,
             delta: None,
             p: None,
+            detectable: None,
             verdict,
         };
         let mine: Vec<_> = runs.iter().filter(|r| r.cell == cell.id).collect();
@@ -171,6 +186,17 @@ pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path,
                 Verdict::Missing,
             ));
             continue;
+        }
+        // Seed by seed: the pairs of records of this cell.
+        let pairs: Vec<(&RunRecord, &RunRecord)> =
+            mine.iter().filter_map(|r| Some((base.get(&r.file_name())?, cur.get(&r.file_name())?))).collect();
+        let exact = !pairs.is_empty() && pairs.iter().all(|(b, c)| same_environment(&b.provenance, &c.provenance));
+        if exact {
+            for (b, c) in &pairs {
+                if let Match::Changed { field, stored, now } = first_difference(&comparable(b), &comparable(c), 0.0) {
+                    rows.push(row(&format!("seed {}: {field}", b.seed), stored, now, Verdict::Changed));
+                }
+            }
         }
         for (what, bc, cc) in [("status", &b.status_counts, &c.status_counts), ("outcome", &b.outcome_counts, &c.outcome_counts)] {
             let verdict = if bc == cc { Verdict::Pass } else { Verdict::Regressed };
@@ -195,9 +221,20 @@ pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path,
                 Better::Lower => delta > 0.0,
                 Better::None => false,
             };
-            let p = welch_p(&bs.values, &cs.values);
+            let diffs: Vec<f64> =
+                pairs.iter().filter_map(|(b, c)| Some(c.metrics.get(&m.name)? - b.metrics.get(&m.name)?)).collect();
+            // With fewer than two pairs there is no paired test: the minimum effect alone decides.
+            let p = paired_p(&diffs);
+            let detectable = if exact {
+                0.0
+            } else {
+                paired_detectable(&diffs, gate.alpha).map_or(min_effect, |d| d.max(min_effect))
+            };
             let significant = p.is_none_or(|p| p < gate.alpha);
-            let verdict = if delta.abs() <= min_effect || !significant {
+            let verdict = if exact {
+                // Identical records were checked above; equal means are all that is left to say.
+                if delta == 0.0 { Verdict::Pass } else if worse { Verdict::Regressed } else { Verdict::Improved }
+            } else if delta.abs() <= min_effect || !significant {
                 Verdict::Pass
             } else if worse {
                 Verdict::Regressed
@@ -211,6 +248,7 @@ pub fn compare(exp: &Experiment, profile: &str, current: &Path, baseline: &Path,
                 current: stat_text(c, &m.name),
                 delta: Some(delta),
                 p,
+                detectable: Some(detectable),
                 verdict,
             });
         }

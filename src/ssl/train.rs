@@ -166,7 +166,8 @@ pub struct Progress {
     /// Steps done in this epoch, of `batches`.
     pub batch: usize,
     pub batches: usize,
-    /// Mean SSL loss of this epoch's steps so far (`None` before the first step or with a frozen backbone).
+    /// Mean SSL loss of this epoch's steps so far, or of the finished epoch at its end (`None` with a
+    /// frozen backbone).
     pub loss: Option<f64>,
     /// The readout's test top-1 (%) after the last finished epoch.
     pub readout_top1: Option<f64>,
@@ -234,7 +235,12 @@ impl Run<'_> {
 
     /// Where `state` stands, `epoch_seconds` into its epoch.
     fn progress(&self, state: &TrainState, epoch_seconds: f64, last_epoch_wall: Option<f64>) -> Progress {
-        let loss = (state.batch > 0 && !self.cfg.freeze_backbone).then(|| state.loss_sum / state.batch as f64);
+        // Within an epoch, the mean of its steps so far; at its end, the finished epoch's mean.
+        let loss = if state.batch > 0 {
+            (!self.cfg.freeze_backbone).then(|| state.loss_sum / state.batch as f64)
+        } else {
+            state.history.loss.last().copied().flatten()
+        };
         let extrapolated = (state.batch > 0).then(|| epoch_seconds / state.batch as f64 * self.steps_per_epoch as f64);
         Progress {
             epoch: state.epoch,
