@@ -387,7 +387,7 @@ fn reproduce(
         usable += computed + done.skipped + done.done_elsewhere.len();
         not_run += missing;
         let outputs = eigenssl::present::regenerate(exp, profile, seeds, out)?;
-        println!("{}", outputs.markdown);
+        println!("{}", outputs.terminal);
         eprintln!(
             "{}: {computed} run(s) computed, {missing} not run (no data), {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
             exp.name,
@@ -591,8 +591,8 @@ fn verify(specs: &std::path::Path, names: &[String], profile: &str, sample: Opti
 fn table(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
     let exp = Experiment::find(&stored.experiment, specs)?;
     let outputs = eigenssl::present::regenerate(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out)?;
-    println!("{}", outputs.markdown);
-    eprintln!("wrote {}", outputs.table.display());
+    println!("{}", outputs.terminal);
+    eprintln!("full table: {}", outputs.table.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -16,7 +16,7 @@ fn reproduce_smoke_then_table() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("| `2d/simsiam`"), "{stdout}");
+    assert!(stdout.contains("2d/simsiam"), "{stdout}");
     let t = eigenssl().args(["table", "fig2", "--profile", "smoke", "--out"]).arg(dir.path()).output().unwrap();
     assert!(t.status.success());
     assert_eq!(String::from_utf8_lossy(&t.stdout), stdout);
@@ -50,4 +50,88 @@ fn a_gpu_device_in_a_cpu_build_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--device cuda: this build has no cuda support; build with `--features cuda`"), "{err}");
+}
+
+/// A copy of the specs with a `mixed` table1 profile: one CIFAR-10 cell and one STL-10 cell, tiny.
+fn mixed_specs(dir: &std::path::Path) -> std::path::PathBuf {
+    let specs = dir.join("specs");
+    std::fs::create_dir_all(&specs).unwrap();
+    let mixed = "profiles:\n  mixed:\n    description: \"test\"\n    seeds: [0]\n    cells: [cifar10/untrained, stl10/untrained]\n    set: { width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 8, epochs: 1, warmup_epochs: 0, linear_epochs: 2 }\n";
+    let spec = std::fs::read_to_string("experiments/table1.yaml").unwrap().replacen("profiles:\n", mixed, 1);
+    std::fs::write(specs.join("table1.yaml"), spec).unwrap();
+    specs
+}
+
+/// CIFAR-10's binary layout with 20 training and 4 test images.
+fn tiny_cifar(dir: &std::path::Path) {
+    let bin = dir.join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = |class: u8| [vec![class], (0..3072).map(|i| (i as u8).wrapping_mul(class + 1)).collect()].concat();
+    for i in 1..=5u8 {
+        std::fs::write(bin.join(format!("data_batch_{i}.bin")), (0..4).flat_map(|k| record((i + k) % 10)).collect::<Vec<u8>>()).unwrap();
+    }
+    std::fs::write(bin.join("test_batch.bin"), (0..4).flat_map(record).collect::<Vec<u8>>()).unwrap();
+}
+
+#[test]
+fn a_sweep_with_no_data_says_so_once_and_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = mixed_specs(dir.path());
+    let out = eigenssl()
+        .env("HF_HUB_OFFLINE", "1")
+        .arg("--specs")
+        .arg(&specs)
+        .args(["reproduce", "table1", "--profile", "mixed", "--data-dir"])
+        .arg(dir.path().join("empty"))
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(stderr.matches("no cifar10 data found").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("no stl10 data found").count(), 1, "{stderr}");
+    assert!(stderr.contains("0 run(s) computed, 2 not run (no data)") && stderr.contains("none of the requested runs could run"), "{stderr}");
+    // The table's status is short; the reason comes once below it.
+    assert!(stdout.contains("not run: no data"), "{stdout}");
+    let md = std::fs::read_to_string(dir.path().join("results/table1/mixed/table.md")).unwrap();
+    assert_eq!(md.matches("no cifar10 data found").count(), 1, "{md}");
+}
+
+#[test]
+fn a_mixed_sweep_runs_what_has_data_exits_0_and_counts_not_run_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = mixed_specs(dir.path());
+    let data = dir.path().join("data");
+    tiny_cifar(&data);
+    let out = eigenssl()
+        .env("HF_HUB_OFFLINE", "1")
+        .arg("--specs")
+        .arg(&specs)
+        .args(["reproduce", "table1", "--profile", "mixed", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("1 run(s) computed, 1 not run (no data)"), "{stderr}");
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("results/table1/mixed/runs/cifar10__untrained__seed0.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["status"], "ok");
+    assert_eq!(rec["provenance"]["data"]["format"], "binary");
+    assert!(rec["metrics"]["knn_top1"].is_number() && rec["metrics"]["linear_top1"].is_number(), "{rec}");
+}
+
+#[test]
+fn the_terminal_table_of_table1_fits_100_columns() {
+    let out = eigenssl().args(["table", "table1", "--profile", "ci", "--out", "results"]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("cifar10/simsiam") && stdout.contains("k-NN top-1"), "{stdout}");
+    let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 100, "{widest} columns:\n{stdout}");
 }

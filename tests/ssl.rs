@@ -459,3 +459,35 @@ fn batch_norm_with_the_pool_fused_equals_batch_norm_then_pool_exactly() {
         }
     }
 }
+
+#[test]
+fn knn_weights_votes_by_similarity_as_computed_by_hand() {
+    use eigenssl::ssl::eval::knn_top1;
+    let dev = &candle_core::Device::Cpu;
+    // Cosine similarities of the test image to the training images: 0.96 (class 0), 0.8 and 0.936 (class 1).
+    let train = candle_core::Tensor::new(&[[1f32, 0.0], [0.6, 0.8], [0.8, 0.6]], dev).unwrap();
+    let test = candle_core::Tensor::new(&[[0.96f32, 0.28]], dev).unwrap();
+    // T = 0.07: e^(0.96/0.07) = 9.04e5 > e^(0.8/0.07) + e^(0.936/0.07) = 7.34e5, so class 0 wins; T = 1:
+    // e^0.96 = 2.61 < e^0.8 + e^0.936 = 4.78, so the two class-1 neighbours outvote it.
+    assert_eq!(knn_top1(&train, &[0, 1, 1], &test, &[0], 3, 0.07, 2).unwrap(), 100.0);
+    assert_eq!(knn_top1(&train, &[0, 1, 1], &test, &[0], 3, 1.0, 2).unwrap(), 0.0);
+    // k = 1 takes the nearest alone; features are compared by direction, not length.
+    let scaled = (train * 10.0).unwrap();
+    assert_eq!(knn_top1(&scaled, &[0, 1, 1], &test, &[0], 1, 1.0, 2).unwrap(), 100.0);
+}
+
+#[test]
+fn the_linear_probe_separates_separable_features() {
+    use eigenssl::ssl::eval::{linear_probe_top1, ProbeConfig};
+    let dev = &candle_core::Device::Cpu;
+    let x: Vec<f32> = (0..200).flat_map(|i| {
+        let c = (i % 2) as f32;
+        [c * 4.0 - 2.0 + (i as f32 * 0.37).sin(), (i as f32 * 0.11).cos()]
+    }).collect();
+    let y: Vec<i64> = (0..200).map(|i| i % 2).collect();
+    let f = candle_core::Tensor::from_vec(x, (200, 2), dev).unwrap();
+    let cfg = ProbeConfig { epochs: 20, lr: 0.1, batch: 32, seed: 0 };
+    let top1 = linear_probe_top1(&f, &y, &f, &y, 2, &cfg).unwrap();
+    assert_eq!(top1, 100.0);
+    assert_eq!(linear_probe_top1(&f, &y, &f, &y, 2, &cfg).unwrap(), top1, "deterministic");
+}

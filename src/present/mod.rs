@@ -21,6 +21,8 @@ pub struct Outputs {
     pub table: PathBuf,
     pub figures: Vec<PathBuf>,
     pub markdown: String,
+    /// The compact table for a terminal ([`report::terminal`]).
+    pub terminal: String,
 }
 
 /// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures.
@@ -42,6 +44,8 @@ pub fn regenerate(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &
         Some(fig) => crate::plot::draw(exp, fig, &runs, &records, &store.dir)?,
         None => Vec::new(),
     };
-    Ok(Outputs { summary: summary_path, table, figures, markdown })
+    let width = comfy_table::Table::new().width().unwrap_or(100);
+    let terminal = report::terminal(exp, &summary, width);
+    Ok(Outputs { summary: summary_path, table, figures, markdown, terminal })
 }
 

@@ -1,7 +1,7 @@
 //! Reporting: the markdown table of a summary (mean ± std (n) per metric, outcome counts, the paper's
-//! value beside ours).
+//! value beside ours), and its compact form for a terminal.
 
-use comfy_table::{presets::ASCII_MARKDOWN, Table};
+use comfy_table::{presets::ASCII_MARKDOWN, presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
 use super::format::{self, counts};
 use crate::harness::aggregate::{CellSummary, Summary};
@@ -16,6 +16,72 @@ fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
         }
         None => "—".to_string(),
     }
+}
+
+/// The short status of a cell: its status (or outcome) counts, or "not run: no data" when none of its
+/// runs had data (the reason is written once below the table).
+fn cell_status(cell: &CellSummary, has_outcomes: bool) -> String {
+    match &cell.not_run {
+        Some(_) if cell.metrics.is_empty() => "not run: no data".to_string(),
+        _ => counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
+    }
+}
+
+/// Why cells were not run, each distinct reason once.
+fn not_run_reasons(summary: &Summary) -> Vec<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    for why in summary.cells.iter().filter_map(|c| c.not_run.as_ref()) {
+        if !reasons.contains(why) {
+            reasons.push(why.clone());
+        }
+    }
+    reasons
+}
+
+/// The paper's value of a cell, with the digits of the metric it reports.
+fn paper_value(exp: &Experiment, cell: &CellSummary) -> String {
+    match exp.cell(&cell.cell).and_then(|c| c.paper.as_ref()) {
+        Some(p) => {
+            let d = exp.metrics.iter().find(|m| m.name == p.metric).map_or(1, |m| m.digits);
+            format::reported(p.mean, p.std, d)
+        }
+        None => "—".to_string(),
+    }
+}
+
+/// The summary as a compact table for a terminal of `width` columns: cell, runs, status, the headline
+/// metrics (those with a better direction) and the paper's value, wrapped to fit.
+pub fn terminal(exp: &Experiment, summary: &Summary, width: u16) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_width(width);
+    let has_outcomes = summary.cells.iter().any(|c| !c.outcome_counts.is_empty());
+    let headline: Vec<&MetricSpec> = exp.metrics.iter().filter(|m| m.better != crate::spec::Better::None).collect();
+    let has_paper = exp.cells.iter().any(|c| c.paper.is_some());
+    let mut header = vec!["cell".to_string(), "runs".to_string(), if has_outcomes { "outcome" } else { "status" }.to_string()];
+    header.extend(headline.iter().map(|m| if m.unit.is_empty() { m.label.clone() } else { format!("{} ({})", m.label, m.unit) }));
+    if has_paper {
+        header.push("paper".to_string());
+    }
+    table.set_header(header);
+    for cell in &summary.cells {
+        let mut row = vec![cell.cell.clone(), format!("{}/{}", cell.seeds.len(), cell.planned.len()), cell_status(cell, has_outcomes)];
+        row.extend(headline.iter().map(|m| cell_metric(cell, m)));
+        if has_paper {
+            row.push(paper_value(exp, cell));
+        }
+        table.add_row(row);
+    }
+    // Cell, runs and status stay on one line; the numbers wrap.
+    for i in 0..3 {
+        if let Some(column) = table.column_mut(i) {
+            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
+    }
+    let mut out = format!("{} — profile {}\n{table}\n", exp.title, summary.profile);
+    for why in not_run_reasons(summary) {
+        out.push_str(&format!("not run: {why}\n"));
+    }
+    out
 }
 
 /// The summary as a markdown table, with a header naming the experiment, profile and how to regenerate.
@@ -40,21 +106,11 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
             cell.row.clone(),
             cell.column.clone(),
             format!("{}/{}", cell.seeds.len(), cell.planned.len()),
-            match &cell.not_run {
-                Some(why) if cell.metrics.is_empty() => format!("not run: {why}"),
-                _ => counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
-            },
+            cell_status(cell, has_outcomes),
         ];
         row.extend(exp.metrics.iter().map(|m| cell_metric(cell, m)));
         if has_paper {
-            let paper = exp.cell(&cell.cell).and_then(|c| c.paper.as_ref());
-            row.push(match paper {
-                Some(p) => {
-                    let d = exp.metrics.iter().find(|m| m.name == p.metric).map_or(1, |m| m.digits);
-                    format::reported(p.mean, p.std, d)
-                }
-                None => "—".to_string(),
-            });
+            row.push(paper_value(exp, cell));
         }
         table.add_row(row);
     }
@@ -71,6 +127,13 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
     out.push_str("Each value is mean ± sample std (number of seeds with that metric defined).\n\n");
     out.push_str(&table.to_string());
     out.push('\n');
+    let reasons = not_run_reasons(summary);
+    if !reasons.is_empty() {
+        out.push_str("\nNot run (their data is not on the machine that made this table):\n");
+        for why in reasons {
+            out.push_str(&format!("- {why}\n"));
+        }
+    }
     let notes: Vec<String> =
         exp.metrics.iter().filter(|m| !m.note.is_empty()).map(|m| format!("- *{}*: {}", m.label, m.note)).collect();
     if !notes.is_empty() {
