@@ -199,6 +199,16 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// What data is here: per dataset, the layout found, where, its image counts and content fingerprint,
+    /// or what is missing and how to get it.
+    Data {
+        /// Where datasets are looked for.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+        /// Fetch what is missing from the Hugging Face hub (hf-hub; needs the network).
+        #[arg(long)]
+        download: bool,
+    },
     /// Re-aggregate stored runs and print/write the table (and figures).
     Table {
         #[command(flatten)]
@@ -309,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Diff { rev_a, rev_b, experiments, results, all } => diff(&specs, rev_a, rev_b, experiments, &results, all),
         Command::Table { stored } => table(&specs, &stored),
+        Command::Data { data_dir, download } => data(&data_dir, download),
         Command::Verify { experiments, profile, sample, out, rtol, engine } => verify(&specs, &experiments, &profile, sample, &out, rtol, engine),
     }
 }
@@ -585,6 +596,40 @@ fn verify(specs: &std::path::Path, names: &[String], profile: &str, sample: Opti
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `data`: what each dataset's loader finds under `data_dir` (and in the hub's cache); exit 3 when a
+/// dataset is missing.
+fn data(data_dir: &std::path::Path, download: bool) -> anyhow::Result<ExitCode> {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(["dataset", "found", "format", "train / test images", "content sha256", "source"]);
+    let mut missing = Vec::new();
+    for kind in [DatasetKind::Cifar10, DatasetKind::Stl10] {
+        match eigenssl::data::find_with(kind, data_dir, download) {
+            Ok(d) => {
+                let f = d.fingerprint();
+                table.add_row([kind.label().to_string(), "yes".into(), f.format, format!("{} / {}", f.train_images, f.test_images), f.sha256[..16].to_string(), f.source.display().to_string()]);
+            }
+            Err(eigenssl::Error::DataMissing(why)) => {
+                table.add_row([kind.label().to_string(), "missing".into(), String::new(), String::new(), String::new(), String::new()]);
+                missing.push(why);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("{table}");
+    for why in &missing {
+        println!("{why}");
+    }
+    if missing.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("Put a dataset in one of those layouts under --data-dir, or fetch it: eigenssl data --download (Hugging Face hub).");
+        Ok(ExitCode::from(EXIT_NO_DATA))
+    }
 }
 
 /// `table`: re-aggregate stored runs into the table, summary and figures.

@@ -331,3 +331,46 @@ fn malformed_parquet_files_are_errors_naming_file_and_place() {
     let e = find(DatasetKind::Cifar10, dir.path()).unwrap_err().to_string();
     assert!(e.contains("train.parquet") && e.contains("not a readable parquet file"), "{e}");
 }
+
+#[test]
+fn the_data_command_lists_what_is_found_and_what_is_missing_without_the_network() {
+    // CIFAR-10 in a Hugging Face cache (as hf-hub stores a download), STL-10 nowhere.
+    let home = tempfile::tempdir().unwrap();
+    let snap = home.path().join("hub/datasets--uoft-cs--cifar10/snapshots/0123abc/plain_text");
+    write_parquet(&snap.join("train-00000-of-00001.parquet"), "img", &[png(3), png(7)], &[Some(3), Some(7)], true);
+    write_parquet(&snap.join("test-00000-of-00001.parquet"), "img", &[png(9)], &[Some(9)], true);
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eigenssl"))
+        .env("HF_HOME", home.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["data", "--data-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    // The fingerprint hashes the decoded images: the same images in a local parquet folder agree.
+    let local = tempfile::tempdir().unwrap();
+    for f in ["train-00000-of-00001.parquet", "test-00000-of-00001.parquet"] {
+        let to = local.path().join("cifar10-parquet/plain_text");
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(snap.join(f), to.join(f)).unwrap();
+    }
+    let sha = find(DatasetKind::Cifar10, local.path()).unwrap().fingerprint().sha256;
+    let cifar = stdout.lines().find(|l| l.contains("CIFAR-10")).unwrap();
+    assert!(cifar.contains("yes") && cifar.contains("parquet") && cifar.contains("2 / 1") && cifar.contains(&sha[..16]), "{stdout}");
+    let stl = stdout.lines().find(|l| l.contains("STL-10")).unwrap();
+    assert!(stl.contains("missing"), "{stdout}");
+    assert!(stdout.contains("no stl10 data found") && stdout.contains("Accepted layouts") && stdout.contains("eigenssl data --download"), "{stdout}");
+    // --download takes what the cache has and asks the hub for the rest (refused offline, with the reason).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eigenssl"))
+        .env("HF_HOME", home.path())
+        .env("HF_HUB_OFFLINE", "1")
+        .args(["data", "--download", "--data-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.contains("CIFAR-10") && l.contains("yes")), "{stdout}");
+    assert!(stdout.contains("HF_HUB_OFFLINE is set"), "{stdout}");
+}

@@ -212,14 +212,19 @@ struct Source {
     from_parquet: fn(&[PathBuf], &Path) -> Result<Dataset>,
 }
 
-/// Loads `kind` from the first layout found under `dir`, else from the hub; [`Error::DataMissing`]
-/// when it is nowhere.
+/// Loads `kind` from the first layout found under `dir`, else from the hub (the cache, else a download
+/// unless `HF_HUB_OFFLINE` is set); [`Error::DataMissing`] when it is nowhere.
 pub fn find(kind: DatasetKind, dir: &Path) -> Result<Dataset> {
+    find_with(kind, dir, true)
+}
+
+/// [`find`], downloading from the hub only when `download` (else the hub's local cache only).
+pub fn find_with(kind: DatasetKind, dir: &Path, download: bool) -> Result<Dataset> {
     let first = |src: Source| {
         if let Some(c) = src.candidates.iter().find(|c| c.exists()) {
             return (src.load)(c);
         }
-        match src.hub.files() {
+        match src.hub.files(download) {
             Ok(files) => (src.from_parquet)(&files, &src.hub.cache_dir()),
             Err(hub) => Err(not_found(kind, dir, &src.candidates, src.layouts, &hub)),
         }

@@ -135,12 +135,15 @@ impl HubDataset {
         self.repo_dir(hf_hub::Cache::from_env().path())
     }
 
-    /// The repository's parquet files: from the cache, else downloaded into it (unless
-    /// `HF_HUB_OFFLINE` is set). The error says why nothing came.
-    pub fn files(&self) -> std::result::Result<Vec<PathBuf>, String> {
+    /// The repository's parquet files: from the cache, else (with `download`) downloaded into it unless
+    /// `HF_HUB_OFFLINE` is set. The error says why nothing came.
+    pub fn files(&self, download: bool) -> std::result::Result<Vec<PathBuf>, String> {
         let cached = self.cached_files_in(hf_hub::Cache::from_env().path());
         if !cached.is_empty() {
             return Ok(cached);
+        }
+        if !download {
+            return Err(format!("not in the Hugging Face cache {} (`eigenssl data --download` fetches it)", self.cache_dir().display()));
         }
         if std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v != "0" && !v.is_empty()) {
             return Err(format!("not in the Hugging Face cache {} and HF_HUB_OFFLINE is set", self.cache_dir().display()));
