@@ -20,6 +20,8 @@ use crate::theory::{self, Outcome, TheoryConfig};
 pub use crate::ssl::train::TrainControl as RunControl;
 /// Where a running deep-SSL run stands (what [`RunControl::progress`] receives).
 pub use crate::ssl::train::Progress;
+/// An offline evaluation of a kept backbone ([`evaluate_kept`]).
+pub use crate::ssl::eval::Protocol;
 
 /// How a run ended, as the engines report it and the store records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -86,6 +88,8 @@ pub struct EngineOutput {
     pub history: serde_json::Value,
     /// The dataset the run read (deep-SSL runs).
     pub data: Option<DataFingerprint>,
+    /// sha256 of the weights kept as [`RunControl::weights`] asked.
+    pub weights_sha256: Option<String>,
 }
 
 /// Why a run produced no result.
@@ -196,6 +200,7 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 metrics: sim.metrics,
                 history: json(&sim.history)?,
                 data: None,
+                weights_sha256: None,
             })
         }
         RunConfig::Ssl(cfg) => {
@@ -213,9 +218,31 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                     return Err(EngineError::Interrupted(format!("stopped at epoch {} after {batch} batch(es)", epoch + 1)))
                 }
             };
-            Ok(EngineOutput { status, outcome: None, metrics: res.metrics, history: json(&res.history)?, data: Some(fingerprint) })
+            Ok(EngineOutput {
+                status,
+                outcome: None,
+                metrics: res.metrics,
+                history: json(&res.history)?,
+                data: Some(fingerprint),
+                weights_sha256: res.weights_sha256,
+            })
         }
     }
+}
+
+/// Re-evaluates kept weights (`weights`, whose sha256 must be `sha256`) of a deep run of `config` and
+/// `seed` with `protocol`, exactly as training evaluated them: the metric's value.
+pub fn evaluate_kept(config: &RunConfig, seed: u64, weights: &std::path::Path, sha256: &str, protocol: Protocol, ctx: &EngineContext) -> crate::Result<f64> {
+    let RunConfig::Ssl(cfg) = config else {
+        return Err(Error::Usage("only deep-SSL runs have weights to evaluate".into()));
+    };
+    let (data, _) = dataset(cfg.dataset, &ctx.data_dir)?;
+    let device = ctx.device.open()?;
+    let failed = |e: candle_core::Error| Error::Environment(format!("evaluating {}: {e}", weights.display()));
+    let learner = crate::ssl::step::Learner::new(cfg, seed, data.train.h, data.classes, 1, &device).map_err(failed)?;
+    crate::ssl::weights::load_into(weights, &learner, sha256, &device)?;
+    let metrics = crate::ssl::train::offline_metrics(cfg, seed, &learner, &data, &device, &[protocol]).map_err(failed)?;
+    metrics.get(protocol.metric()).copied().ok_or_else(|| Error::Usage(format!("the run's config disables {} (knn_k or linear_epochs is 0)", protocol.metric())))
 }
 
 /// Expected seconds for `runs` (deep-SSL runs whose data is here; the theory engine takes seconds), from

@@ -94,11 +94,31 @@ enum Command {
         /// Extra sbatch arguments (with --executor slurm), e.g. "--partition=gpu --time=1-00:00:00".
         #[arg(long, allow_hyphen_values = true)]
         slurm_args: Option<String>,
+        /// Keep each deep run's final backbone and projector (safetensors, its sha256 in the record) under
+        /// <out>/<experiment>/<profile>/weights/, for `eigenssl eval`.
+        #[arg(long)]
+        keep_weights: bool,
     },
     /// Execute exactly one planned run and store its record (what each Slurm task runs).
     Run {
         /// `<experiment>/<profile>/<cell>/seed<k>`, as `status` and the Slurm job's runs.txt list them.
         run_id: String,
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Keep the final backbone and projector (see `reproduce --keep-weights`).
+        #[arg(long)]
+        keep_weights: bool,
+    },
+    /// Re-evaluate a run's kept weights (`--keep-weights`) with k-NN or the linear probe, exactly as the
+    /// run evaluated them, beside the value its record holds.
+    Eval {
+        /// `<experiment>/<profile>/<cell>/seed<k>`.
+        run_id: String,
+        /// knn or linear.
+        #[arg(long)]
+        protocol: eigenssl::engine::Protocol,
         #[arg(long, default_value = "results")]
         out: PathBuf,
         #[command(flatten)]
@@ -302,14 +322,15 @@ fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str,
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let specs = cli.specs;
     match cli.command {
-        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args } => {
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights } => {
             let exps = self::experiments(&experiments, &specs)?;
             match executor {
                 Executor::Slurm => submit_slurm(&exps, &specs, &profile, seeds.as_deref(), &out, force, engine, slurm_args),
-                Executor::Local => reproduce(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine),
+                Executor::Local => reproduce(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine, keep_weights),
             }
         }
-        Command::Run { run_id, out, engine } => run_one(&specs, &run_id, &out, engine),
+        Command::Run { run_id, out, engine, keep_weights } => run_one(&specs, &run_id, &out, engine, keep_weights),
+        Command::Eval { run_id, protocol, out, engine } => eval(&specs, &run_id, protocol, &out, engine),
         Command::Status { stored } => status(&specs, &stored),
         Command::List => list(&specs),
         Command::BenchStep { dataset, width, batch, reps } => bench_step(&specs, dataset, width, batch, reps),
@@ -374,12 +395,14 @@ fn reproduce(
     out: &std::path::Path,
     force: bool,
     engine: EngineArgs,
+    keep_weights: bool,
 ) -> anyhow::Result<ExitCode> {
     engine.device.open()?;
     let opts = ExecOptions {
         jobs: jobs.unwrap_or_else(num_cpus::get),
         progress: true,
         engine: engine.context(),
+        keep_weights,
         stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
     };
     let stopped = || opts.stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -429,12 +452,13 @@ fn reproduce(
 }
 
 /// `run`: exactly one planned run (what each Slurm task runs).
-fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine: EngineArgs) -> anyhow::Result<ExitCode> {
+fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine: EngineArgs, keep_weights: bool) -> anyhow::Result<ExitCode> {
     let run = Experiment::find_run(run_id, specs)?;
     let opts = ExecOptions {
         jobs: 1,
         progress: false,
         engine: engine.context(),
+        keep_weights,
         stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
     };
     let report = harness::run_single(&run, out, &opts)?;
@@ -448,6 +472,22 @@ fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine:
         return Ok(ExitCode::from(EXIT_STOPPED));
     } else {
         eprintln!("{run_id}: already stored");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `eval`: a kept backbone evaluated again, beside the value its record holds; exit 1 when they differ.
+fn eval(specs: &std::path::Path, run_id: &str, protocol: eigenssl::engine::Protocol, out: &std::path::Path, engine: EngineArgs) -> anyhow::Result<ExitCode> {
+    let run = Experiment::find_run(run_id, specs)?;
+    let (now, stored) = harness::eval_kept(&run, out, &engine.context(), protocol)?;
+    let metric = protocol.metric();
+    match stored {
+        Some(s) if s == now => println!("{run_id}: {metric} {now} (the record's value, reproduced exactly)"),
+        Some(s) => {
+            println!("{run_id}: {metric} {now}; the record holds {s}");
+            return Ok(ExitCode::FAILURE);
+        }
+        None => println!("{run_id}: {metric} {now} (the record has no {metric})"),
     }
     Ok(ExitCode::SUCCESS)
 }

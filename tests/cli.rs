@@ -56,7 +56,7 @@ fn a_gpu_device_in_a_cpu_build_is_a_clear_error() {
 fn mixed_specs(dir: &std::path::Path) -> std::path::PathBuf {
     let specs = dir.join("specs");
     std::fs::create_dir_all(&specs).unwrap();
-    let mixed = "profiles:\n  mixed:\n    description: \"test\"\n    seeds: [0]\n    cells: [cifar10/untrained, stl10/untrained]\n    set: { width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 8, epochs: 1, warmup_epochs: 0, linear_epochs: 2 }\n";
+    let mixed = "profiles:\n  kept:\n    description: \"test\"\n    seeds: [0]\n    cells: [cifar10/simsiam/no_ema]\n    set: { width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 8, epochs: 2, warmup_epochs: 0, linear_epochs: 3, knn_k: 3 }\n  mixed:\n    description: \"test\"\n    seeds: [0]\n    cells: [cifar10/untrained, stl10/untrained]\n    set: { width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 8, epochs: 1, warmup_epochs: 0, linear_epochs: 2 }\n";
     let spec = std::fs::read_to_string("experiments/table1.yaml").unwrap().replacen("profiles:\n", mixed, 1);
     std::fs::write(specs.join("table1.yaml"), spec).unwrap();
     specs
@@ -134,4 +134,36 @@ fn the_terminal_table_of_table1_fits_100_columns() {
     assert!(stdout.contains("cifar10/simsiam") && stdout.contains("k-NN top-1"), "{stdout}");
     let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest <= 100, "{widest} columns:\n{stdout}");
+}
+
+#[test]
+fn kept_weights_reproduce_the_runs_knn_and_linear_metrics_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = mixed_specs(dir.path());
+    let data = dir.path().join("data");
+    tiny_cifar(&data);
+    let results = dir.path().join("results");
+    let run = |args: &[&str]| {
+        eigenssl().env("HF_HUB_OFFLINE", "1").arg("--specs").arg(&specs).args(args).arg("--data-dir").arg(&data).arg("--out").arg(&results).output().unwrap()
+    };
+    let out = run(&["reproduce", "table1", "--profile", "kept", "--keep-weights"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("table1/kept/runs/cifar10__simsiam__no_ema__seed0.json")).unwrap()).unwrap();
+    let weights = results.join("table1/kept/weights/cifar10__simsiam__no_ema__seed0.safetensors");
+    assert_eq!(rec["weights"]["file"], "cifar10__simsiam__no_ema__seed0.safetensors");
+    assert!(weights.exists() && !results.join("table1/kept/checkpoints/cifar10__simsiam__no_ema__seed0.safetensors").exists());
+    for protocol in ["knn", "linear"] {
+        let e = run(&["eval", "table1/kept/cifar10/simsiam/no_ema/seed0", "--protocol", protocol]);
+        let stdout = String::from_utf8_lossy(&e.stdout);
+        assert!(e.status.success() && stdout.contains("reproduced exactly"), "{stdout}{}", String::from_utf8_lossy(&e.stderr));
+    }
+    // Weights that are not the record's are refused.
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    let e = run(&["eval", "table1/kept/cifar10/simsiam/no_ema/seed0", "--protocol", "knn"]);
+    assert_eq!(e.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("differs from the record's"), "{}", String::from_utf8_lossy(&e.stderr));
 }

@@ -73,7 +73,7 @@ fn train_until(cfg: &eigenssl::ssl::config::SslConfig, ck: &Path, stop_at: usize
         polls.set(polls.get() + 1);
         polls.get() == stop_at
     };
-    let ctl = TrainControl { checkpoint: Some(ck), tag: "resume-test", stop: &stop, notice: &|m| assert!(m.starts_with("resuming from"), "{m}"), progress: &|_| {} };
+    let ctl = TrainControl { checkpoint: Some(ck), tag: "resume-test", stop: &stop, notice: &|m| assert!(m.starts_with("resuming from"), "{m}"), progress: &|_| {}, weights: None };
     train(cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap()
 }
 
@@ -127,7 +127,7 @@ fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
     std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
     let notices = std::cell::RefCell::new(Vec::new());
     let notice = |m: &str| notices.borrow_mut().push(m.to_string());
-    let ctl = TrainControl { checkpoint: Some(&ck), tag: "resume-test", stop: &|| false, notice: &notice, progress: &|_| {} };
+    let ctl = TrainControl { checkpoint: Some(&ck), tag: "resume-test", stop: &|| false, notice: &notice, progress: &|_| {}, weights: None };
     let again = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
     assert_eq!(again.outcome, SslOutcome::Finished);
     assert_eq!(without_timings(&again), without_timings(&whole));
@@ -138,7 +138,7 @@ fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
 
     // A checkpoint of another run (another tag) is never resumed either.
     train_until(&cfg, &ck, 11);
-    let ctl = TrainControl { checkpoint: Some(&ck), tag: "another run", stop: &|| false, notice: &notice, progress: &|_| {} };
+    let ctl = TrainControl { checkpoint: Some(&ck), tag: "another run", stop: &|| false, notice: &notice, progress: &|_| {}, weights: None };
     let other = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
     assert_eq!(without_timings(&other), without_timings(&whole));
     assert!(notices.borrow().last().unwrap().contains("another run"));
@@ -160,7 +160,7 @@ fn progress_is_reported_after_every_step_and_epoch_with_the_values_that_are_reco
     cfg.epochs = 2;
     let seen: std::cell::RefCell<Vec<Progress>> = Default::default();
     let progress = |p: &Progress| seen.borrow_mut().push(p.clone());
-    let ctl = TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &progress };
+    let ctl = TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &progress, weights: None };
     let res = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
     let seen = seen.into_inner();
     let steps = 640 / cfg.batch;

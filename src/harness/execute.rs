@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::live::Live;
 use super::plan::is_done;
 use super::provenance::{self, now_rfc3339, BUILD_COMMIT, CANDLE_VERSION};
-use super::store::{Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
+use super::store::{KeptWeights, Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
 use crate::engine::{self, EngineContext, EngineError, RunControl};
 use crate::error::{Error, Result};
 use crate::spec::Run;
@@ -23,6 +23,8 @@ pub struct ExecOptions {
     pub progress: bool,
     /// Data folder and device for the engines.
     pub engine: EngineContext,
+    /// Keep each deep run's final backbone and projector next to its record.
+    pub keep_weights: bool,
     /// Set (by a signal handler) to stop: running deep-SSL runs checkpoint at their next step and
     /// return, runs not yet started are left pending.
     pub stop: Arc<AtomicBool>,
@@ -34,6 +36,7 @@ impl Default for ExecOptions {
             jobs: 1,
             progress: false,
             engine: EngineContext::default(),
+            keep_weights: false,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -90,7 +93,15 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
                 line.update(p)
             }
         };
-        let ctl = RunControl { checkpoint: Some(&checkpoint), tag: &tag, stop: &stop, notice: &notice, progress: &progress };
+        let weights = store.weights_path(run);
+        let ctl = RunControl {
+            checkpoint: Some(&checkpoint),
+            tag: &tag,
+            stop: &stop,
+            notice: &notice,
+            progress: &progress,
+            weights: opts.keep_weights.then_some(weights.as_path()),
+        };
         let Some(rec) = run_one(run, &opts.engine, &ctl) else {
             return Ok(Attempt::Interrupted);
         };
@@ -154,6 +165,10 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRe
             Err(EngineError::Failed(format!("engine panicked: {msg}")))
         });
     let data = result.as_ref().ok().and_then(|out| out.data.clone());
+    let weights = result.as_ref().ok().and_then(|out| out.weights_sha256.clone()).zip(ctl.weights).map(|(sha256, path)| KeptWeights {
+        file: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        sha256,
+    });
     let provenance = Provenance {
         git_commit: BUILD_COMMIT.to_string(),
         git_dirty: provenance::source_diff().is_some(),
@@ -188,6 +203,7 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRe
         metrics,
         history,
         provenance: provenance.clone(),
+        weights: weights.clone(),
     };
     Some(match result {
         Ok(out) => base(out.status, out.outcome, None, out.metrics, out.history),

@@ -110,6 +110,19 @@ pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Res
     execute::execute(std::slice::from_ref(run), &store, opts, false)
 }
 
+/// Re-evaluates a stored run's kept weights with `protocol`: (the value now, the value its record holds).
+pub fn eval_kept(run: &crate::spec::Run, out: &Path, ctx: &crate::engine::EngineContext, protocol: crate::engine::Protocol) -> Result<(f64, Option<f64>)> {
+    let store = Store::new(out, &run.experiment, &run.profile);
+    let path = store.run_path(run);
+    let rec = store.load(run)?.ok_or_else(|| crate::Error::Usage(format!("{}: no stored record of run {}", path.display(), run.id())))?;
+    let kept = rec.weights.as_ref().ok_or_else(|| {
+        crate::Error::Usage(format!("{}: the run kept no weights; run it with --keep-weights (reproduce or run)", path.display()))
+    })?;
+    let weights = store.weights_path(run);
+    let now = crate::engine::evaluate_kept(&rec.config, rec.seed, &weights, &kept.sha256, protocol, ctx)?;
+    Ok((now, rec.metrics.get(protocol.metric()).copied()))
+}
+
 /// "3 h 20 min", "12 min", "45 s", "2.1 days".
 pub fn human_duration(secs: f64) -> String {
     if secs >= 2.0 * 86_400.0 {

@@ -70,6 +70,17 @@ pub struct RunRecord {
     /// Engine-specific logged history (theory: eigenvalues and 2-D trajectories every `log_every` steps).
     pub history: serde_json::Value,
     pub provenance: Provenance,
+    /// The final backbone and projector, when kept (`--keep-weights`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<KeptWeights>,
+}
+
+/// Where a run's kept weights are and what they hash to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptWeights {
+    /// File name under the profile's `weights/` folder.
+    pub file: String,
+    pub sha256: String,
 }
 
 /// The results folder of one experiment and profile.
@@ -122,6 +133,11 @@ impl Store {
     /// The run's training checkpoint (deep-SSL runs; removed once its record is stored).
     pub fn checkpoint_path(&self, run: &Run) -> PathBuf {
         self.dir.join("checkpoints").join(run.file_name().replace(".json", ".safetensors"))
+    }
+
+    /// Where the run's weights are kept (`--keep-weights`).
+    pub fn weights_path(&self, run: &Run) -> PathBuf {
+        self.dir.join("weights").join(run.file_name().replace(".json", ".safetensors"))
     }
 
     pub fn lock_path(&self, run: &Run) -> PathBuf {

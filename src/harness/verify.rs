@@ -32,6 +32,7 @@ pub fn comparable(rec: &RunRecord) -> Value {
     if let Value::Object(map) = &mut v {
         map.remove("provenance");
         map.remove("schema");
+        map.remove("weights");
         for [section, field] in TIMINGS {
             if let Some(Value::Object(inner)) = map.get_mut(*section) {
                 inner.remove(*field);

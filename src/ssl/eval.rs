@@ -14,6 +14,34 @@ use rand::seq::SliceRandom;
 
 use crate::rng::stream;
 
+/// An offline evaluation of a backbone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Knn,
+    Linear,
+}
+
+impl Protocol {
+    /// The metric it reports.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Protocol::Knn => "knn_top1",
+            Protocol::Linear => "linear_top1",
+        }
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "knn" => Ok(Protocol::Knn),
+            "linear" => Ok(Protocol::Linear),
+            other => Err(format!("`{other}`: expected knn or linear")),
+        }
+    }
+}
+
 /// Top-1 (%) of the weighted k-NN classifier: `train`/`test` are n × d features with their labels.
 ///
 /// ```

@@ -21,6 +21,7 @@ pub mod resnet;
 pub mod schedule;
 pub mod step;
 pub mod train;
+pub mod weights;
 
 /// Bumped whenever this engine's results change for the same config, so that its stored runs are not
 /// reused (part of each run's spec hash; the theory engine has its own).

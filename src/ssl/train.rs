@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use super::checkpoint::{self, TrainState, CHECKPOINT_SCHEMA};
 use super::collapse::collapsed_since;
 use super::config::SslConfig;
-use super::eval;
+use super::eval::{self, Protocol};
 use super::step::{Learner, Step};
 use crate::data::augment::{plain_batch, views_batch};
 use crate::data::Dataset;
@@ -49,12 +49,14 @@ pub struct TrainControl<'a> {
     pub notice: &'a dyn Fn(&str),
     /// Receives where the run stands after every step and every epoch (cheap calls: keep it so).
     pub progress: &'a dyn Fn(&Progress),
+    /// Keep the final backbone and projector in this file ([`super::weights`]). `None`: not kept.
+    pub weights: Option<&'a Path>,
 }
 
 impl TrainControl<'_> {
     /// No checkpoints, never stops, silent.
     pub fn none() -> TrainControl<'static> {
-        TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &|_| {} }
+        TrainControl { checkpoint: None, tag: "", stop: &|| false, notice: &|_| {}, progress: &|_| {}, weights: None }
     }
 }
 
@@ -62,6 +64,8 @@ pub struct SslResult {
     pub outcome: SslOutcome,
     pub history: SslHistory,
     pub metrics: BTreeMap<String, f64>,
+    /// sha256 of the kept weights file, when [`TrainControl::weights`] asked for one.
+    pub weights_sha256: Option<String>,
 }
 
 /// (max, min, participation ratio) of a spectrum; all `None` for an empty one.
@@ -128,12 +132,12 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
                 if let Some(&acc) = state.history.readout_top1.last() {
                     metrics.insert("readout_top1".to_string(), acc);
                 }
-                return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step }, history: state.history, metrics });
+                return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step }, history: state.history, metrics, weights_sha256: None });
             }
             Some(interrupted) => {
                 run.write_checkpoint(&state, &learner)?;
                 let metrics = final_metrics(&state.history, None);
-                return Ok(SslResult { outcome: interrupted, history: state.history, metrics });
+                return Ok(SslResult { outcome: interrupted, history: state.history, metrics, weights_sha256: None });
             }
             None => {}
         }
@@ -145,16 +149,54 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
         }
         if (ctl.stop)() && state.epoch < cfg.epochs {
             let metrics = final_metrics(&state.history, None);
-            return Ok(SslResult { outcome: SslOutcome::Interrupted { epoch: state.epoch, batch: 0 }, history: state.history, metrics });
+            return Ok(SslResult { outcome: SslOutcome::Interrupted { epoch: state.epoch, batch: 0 }, history: state.history, metrics, weights_sha256: None });
         }
     }
     let mut metrics = final_metrics(&state.history, state.collapsed_since);
-    metrics.extend(run.offline_evaluation(&learner)?);
+    metrics.extend(offline_metrics(cfg, seed, &learner, data, device, &[Protocol::Knn, Protocol::Linear])?);
+    let weights_sha256 = match ctl.weights {
+        Some(path) => Some(super::weights::save(path, &learner).map_err(|e| candle_core::Error::Msg(e.to_string()))?),
+        None => None,
+    };
     let outcome = match state.collapsed_since {
         Some(epoch) => SslOutcome::Collapsed { epoch },
         None => SslOutcome::Finished,
     };
-    Ok(SslResult { outcome, history: state.history, metrics })
+    Ok(SslResult { outcome, history: state.history, metrics, weights_sha256 })
+}
+
+/// The offline evaluations of `learner`'s backbone that `protocols` name and the config enables, by
+/// metric name (`knn_top1`, `linear_top1`): on frozen features of the labelled training images and the
+/// test images of the run's subsets. Training and `eigenssl eval` (on kept weights) both call this.
+pub fn offline_metrics(cfg: &SslConfig, seed: u64, learner: &Learner, data: &Dataset, device: &Device, protocols: &[Protocol]) -> candle_core::Result<BTreeMap<String, f64>> {
+    let mut out = BTreeMap::new();
+    let knn = cfg.knn_k > 0 && protocols.contains(&Protocol::Knn);
+    let linear = cfg.linear_epochs > 0 && protocols.contains(&Protocol::Linear);
+    if !knn && !linear {
+        return Ok(out);
+    }
+    let train_idx = subset(data.train.len(), cfg.train_subset, "subset/train");
+    let test_idx = subset(data.test.len(), cfg.test_subset, "subset/test");
+    let labelled: Vec<usize> = train_idx.into_iter().filter(|&i| data.train.labels[i] >= 0).collect();
+    let features = |split: &crate::data::Split, idx: &[usize]| -> candle_core::Result<Tensor> {
+        let mut parts = Vec::new();
+        for chunk in idx.chunks(cfg.batch) {
+            let x = Tensor::from_vec(plain_batch(split, chunk, data.mean, data.std), (chunk.len(), 3, split.h, split.w), device)?;
+            parts.push(learner.features(&x)?);
+        }
+        Tensor::cat(&parts, 0)
+    };
+    let (train_f, test_f) = (features(&data.train, &labelled)?, features(&data.test, &test_idx)?);
+    let train_y: Vec<i64> = labelled.iter().map(|&i| data.train.labels[i]).collect();
+    let test_y: Vec<i64> = test_idx.iter().map(|&i| data.test.labels[i]).collect();
+    if knn {
+        out.insert(Protocol::Knn.metric().into(), eval::knn_top1(&train_f, &train_y, &test_f, &test_y, cfg.knn_k, cfg.knn_temperature, data.classes)?);
+    }
+    if linear {
+        let probe = eval::ProbeConfig { epochs: cfg.linear_epochs, lr: cfg.linear_lr, batch: cfg.linear_batch, seed };
+        out.insert(Protocol::Linear.metric().into(), eval::linear_probe_top1(&train_f, &train_y, &test_f, &test_y, data.classes, &probe)?);
+    }
+    Ok(out)
 }
 
 /// Where a run stands, for a live display: sent after every step and after every epoch's evaluation.
@@ -303,36 +345,6 @@ impl Run<'_> {
             }
             Ok(None)
         })
-    }
-
-    /// The final backbone's k-NN and linear-probe top-1 (`knn_top1`, `linear_top1`) on frozen features of
-    /// the labelled training images and the test images, as the config asks.
-    fn offline_evaluation(&self, learner: &Learner) -> candle_core::Result<BTreeMap<String, f64>> {
-        let (cfg, data) = (self.cfg, self.data);
-        let mut out = BTreeMap::new();
-        if cfg.knn_k == 0 && cfg.linear_epochs == 0 {
-            return Ok(out);
-        }
-        let labelled: Vec<usize> = self.train_idx.iter().copied().filter(|&i| data.train.labels[i] >= 0).collect();
-        let features = |split: &crate::data::Split, idx: &[usize]| -> candle_core::Result<Tensor> {
-            let mut parts = Vec::new();
-            for chunk in idx.chunks(cfg.batch) {
-                let x = Tensor::from_vec(plain_batch(split, chunk, data.mean, data.std), (chunk.len(), 3, split.h, split.w), self.device)?;
-                parts.push(learner.features(&x)?);
-            }
-            Tensor::cat(&parts, 0)
-        };
-        let (train_f, test_f) = (features(&data.train, &labelled)?, features(&data.test, &self.test_idx)?);
-        let train_y: Vec<i64> = labelled.iter().map(|&i| data.train.labels[i]).collect();
-        let test_y: Vec<i64> = self.test_idx.iter().map(|&i| data.test.labels[i]).collect();
-        if cfg.knn_k > 0 {
-            out.insert("knn_top1".into(), eval::knn_top1(&train_f, &train_y, &test_f, &test_y, cfg.knn_k, cfg.knn_temperature, data.classes)?);
-        }
-        if cfg.linear_epochs > 0 {
-            let probe = eval::ProbeConfig { epochs: cfg.linear_epochs, lr: cfg.linear_lr, batch: cfg.linear_batch, seed: self.seed };
-            out.insert("linear_top1".into(), eval::linear_probe_top1(&train_f, &train_y, &test_f, &test_y, data.classes, &probe)?);
-        }
-        Ok(out)
     }
 
     /// The epoch's end: the readout's test top-1, the predictor's spectrum, the collapse check, one
