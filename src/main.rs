@@ -229,6 +229,16 @@ enum Command {
         #[arg(long)]
         download: bool,
     },
+    /// A static HTML site of every stored result (tables, figures, per-commit history, provenance and
+    /// configs of every run); open <out>/index.html in a browser, no server needed.
+    Report {
+        /// Where the site goes.
+        #[arg(long, default_value = "site")]
+        out: PathBuf,
+        /// Results folder, relative to the repository root.
+        #[arg(long, default_value = "results")]
+        results: String,
+    },
     /// Re-aggregate stored runs and print/write the table (and figures).
     Table {
         #[command(flatten)]
@@ -341,6 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff { rev_a, rev_b, experiments, results, all } => diff(&specs, rev_a, rev_b, experiments, &results, all),
         Command::Table { stored } => table(&specs, &stored),
         Command::Data { data_dir, download } => data(&data_dir, download),
+        Command::Report { out, results } => report(&specs, &out, results),
         Command::Verify { experiments, profile, sample, out, rtol, engine } => verify(&specs, &experiments, &profile, sample, &out, rtol, engine),
     }
 }
@@ -670,6 +681,19 @@ fn data(data_dir: &std::path::Path, download: bool) -> anyhow::Result<ExitCode> 
         println!("Put a dataset in one of those layouts under --data-dir, or fetch it: eigenssl data --download (Hugging Face hub).");
         Ok(ExitCode::from(EXIT_NO_DATA))
     }
+}
+
+/// `report`: the static HTML site.
+fn report(specs: &std::path::Path, out: &std::path::Path, results: String) -> anyhow::Result<ExitCode> {
+    let opts = eigenssl::present::site::SiteOptions {
+        repo: std::env::current_dir().context("reading the current folder")?,
+        results,
+        specs: specs.to_path_buf(),
+        out: out.to_path_buf(),
+    };
+    let pages = eigenssl::present::site::write_site(&opts)?;
+    eprintln!("wrote {} page(s); open {}", pages.len(), out.join("index.html").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `table`: re-aggregate stored runs into the table, summary and figures.

@@ -500,3 +500,52 @@ fn draw_curve<DB: DrawingBackend>(
     }
     Ok(())
 }
+
+/// A line chart of one metric across commits (x: commits in order, oldest first; one line per cell), as
+/// SVG, for the report site.
+pub fn metric_history_svg(path: &Path, title: &str, commits: &[String], series: &[(String, Vec<Option<f64>>)]) -> Result<()> {
+    register_font();
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    draw_history(&root, title, commits, series).map_err(|e| Error::Plot { path: path.to_path_buf(), msg: e.to_string() })
+}
+
+fn draw_history<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    commits: &[String],
+    series: &[(String, Vec<Option<f64>>)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let values: Vec<f64> = series.iter().flat_map(|(_, v)| v.iter().flatten().copied()).filter(|v| v.is_finite()).collect();
+    let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+    let pad = ((hi - lo) * 0.1).max(1e-6 * hi.abs().max(1.0));
+    root.fill(&WHITE)?;
+    let n = commits.len().max(2);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FONT, 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.2f64..(n - 1) as f64 + 0.2, (lo - pad)..(hi + pad))?;
+    let label = |x: &f64| commits.get(x.round() as usize).filter(|_| (x - x.round()).abs() < 1e-9).map(|c| c.chars().take(7).collect()).unwrap_or_default();
+    chart
+        .configure_mesh()
+        .x_labels(n.min(12))
+        .x_label_formatter(&label)
+        .x_desc("commit that changed the results (oldest first)")
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .draw()?;
+    for (i, (name, ys)) in series.iter().enumerate() {
+        let color = TAB10[i % TAB10.len()];
+        let pts: Vec<(f64, f64)> = ys.iter().enumerate().filter_map(|(x, y)| y.filter(|v| v.is_finite()).map(|y| (x as f64, y))).collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font((FONT, 12)).draw()?;
+    root.present()?;
+    Ok(())
+}

@@ -110,7 +110,7 @@ fn cell_config(repo: &Path, results_dir: &str, side: &Side, exp: &str, profile: 
 }
 
 /// `field: a → b` for every config field that differs.
-fn config_changes(x: &serde_json::Value, y: &serde_json::Value) -> Vec<String> {
+pub(crate) fn config_changes(x: &serde_json::Value, y: &serde_json::Value) -> Vec<String> {
     let (Some(px), Some(py)) = (x["params"].as_object(), y["params"].as_object()) else {
         return if x == y { Vec::new() } else { vec![format!("config: {x} → {y}")] };
     };

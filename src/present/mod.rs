@@ -5,6 +5,7 @@ pub mod compare;
 pub mod diff;
 pub mod format;
 pub mod report;
+pub mod site;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@ use crate::harness::aggregate::{CellSummary, Summary};
 use crate::spec::{Experiment, MetricSpec};
 
 /// The cell's `mean ± std (n)` of `m`; `≥` marks a lower bound (its `<name>_censored` metric > 0).
-fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
+pub(crate) fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
     match cell.metrics.get(&m.name) {
         Some(stat) => {
             let censored = cell.metrics.get(&format!("{}_censored", m.name)).is_some_and(|c| c.max > 0.0);
@@ -20,7 +20,7 @@ fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
 
 /// The short status of a cell: its status (or outcome) counts, or "not run: no data" when none of its
 /// runs had data (the reason is written once below the table).
-fn cell_status(cell: &CellSummary, has_outcomes: bool) -> String {
+pub(crate) fn cell_status(cell: &CellSummary, has_outcomes: bool) -> String {
     match &cell.not_run {
         Some(_) if cell.metrics.is_empty() => "not run: no data".to_string(),
         _ => counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
@@ -39,7 +39,7 @@ fn not_run_reasons(summary: &Summary) -> Vec<String> {
 }
 
 /// The paper's value of a cell, with the digits of the metric it reports.
-fn paper_value(exp: &Experiment, cell: &CellSummary) -> String {
+pub(crate) fn paper_value(exp: &Experiment, cell: &CellSummary) -> String {
     match exp.cell(&cell.cell).and_then(|c| c.paper.as_ref()) {
         Some(p) => {
             let d = exp.metrics.iter().find(|m| m.name == p.metric).map_or(1, |m| m.digits);

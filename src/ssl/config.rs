@@ -76,14 +76,32 @@ crate::overlay_config! {
         /// Train only the linear readout on a frozen, untrained backbone (the baseline the table shows).
         pub freeze_backbone: bool,
         /// Weighted k-NN on the final backbone's features (`ssl::eval`): neighbours (0 = no k-NN) and
-        /// temperature.
+        /// temperature. Records made before these fields existed read as no k-NN and no probe.
+        #[serde(default)]
         pub knn_k: usize,
+        #[serde(default = "defaults::knn_temperature")]
         pub knn_temperature: f64,
         /// Offline linear probe on the final backbone's frozen features (`ssl::eval`): epochs (0 = none),
         /// learning rate at batch 256, batch.
+        #[serde(default)]
         pub linear_epochs: usize,
+        #[serde(default = "defaults::linear_lr")]
         pub linear_lr: f64,
+        #[serde(default = "defaults::linear_batch")]
         pub linear_batch: usize,
+    }
+}
+
+/// What older records, which lack a field, read as (specs always give every field).
+mod defaults {
+    pub(super) fn knn_temperature() -> f64 {
+        0.07
+    }
+    pub(super) fn linear_lr() -> f64 {
+        0.1
+    }
+    pub(super) fn linear_batch() -> usize {
+        256
     }
 }
 
