@@ -29,9 +29,13 @@ impl Live {
         let multi = MultiProgress::with_draw_target(if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
         let sweep = multi.add(ProgressBar::new(runs as u64));
         sweep.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {elapsed_precise} (eta {eta})  {msg}")
+            ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {elapsed_precise}  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        if terminal {
+            // Drawn from the start and kept current (elapsed time, time to go) between finished runs.
+            sweep.enable_steady_tick(Duration::from_millis(500));
+        }
         Live { multi, sweep, terminal }
     }
 
