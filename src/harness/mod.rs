@@ -106,6 +106,7 @@ pub fn reproduce(
 pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Result<execute::ExecReport> {
     let store = Store::new(out, &run.experiment, &run.profile);
     store.check_writable()?;
+    // A malformed dataset stops here, naming the file; a missing one is recorded as not run by the run.
     crate::engine::missing_data(&[&run.config], &opts.engine)?;
     execute::execute(std::slice::from_ref(run), &store, opts, false)
 }
