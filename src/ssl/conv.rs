@@ -68,26 +68,74 @@ pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f
 const GEMM_COLS: usize = 256;
 
 impl Geom {
-    /// For stride 1: the output columns lo..hi whose input column (ox + j − pad) lies inside the image.
-    fn inside(&self, j: usize) -> (usize, usize) {
-        let lo = self.pad.saturating_sub(j).min(self.ow);
-        (lo, (self.w + self.pad).saturating_sub(j).min(self.ow).max(lo))
-    }
-
     /// Images per GEMM. A function of the shapes only, so that results do not depend on the thread count.
     fn group(&self) -> usize {
         (GEMM_COLS / self.p()).clamp(1, self.n.max(1))
     }
 }
 
+/// Copies a row of a feature map: fixed-size moves for VGG's small widths, where a `memcpy` call per
+/// row of 2 to 16 floats cost more than the copy.
+#[inline(always)]
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match dst.len() {
+                $($n => dst[..$n].copy_from_slice(&src[..$n]),)*
+                n => dst.copy_from_slice(&src[..n]),
+            }
+        };
+    }
+    fixed!(1 2 4 8 16 32)
+}
+
+/// Adds a row of a feature map into another, with [`copy_row`]'s fixed sizes.
+#[inline(always)]
+fn add_row(dst: &mut [f32], src: &[f32]) {
+    #[inline(always)]
+    fn add<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        dst[..N].iter_mut().zip(&src[..N]).for_each(|(d, v)| *d += v);
+    }
+    match dst.len() {
+        1 => add::<1>(dst, src),
+        2 => add::<2>(dst, src),
+        4 => add::<4>(dst, src),
+        8 => add::<8>(dst, src),
+        16 => add::<16>(dst, src),
+        32 => add::<32>(dst, src),
+        n => dst.iter_mut().zip(&src[..n]).for_each(|(d, v)| *d += v),
+    }
+}
+
+impl Geom {
+    /// Side lengths of a padded plane.
+    fn padded(&self) -> (usize, usize) {
+        (self.h + 2 * self.pad, self.w + 2 * self.pad)
+    }
+}
+
 /// Writes one image x (C × H × W) into its columns of a column matrix (C·kh·kw rows, `ld` apart): `cols`
-/// starts at the image's first column.
-fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize) {
+/// starts at the image's first column. At stride 1 each channel is first copied into the zero-bordered
+/// `plane` ((H + 2·pad) × (W + 2·pad), border zero on entry and left so), so that every row of the
+/// column matrix is a run of plain row copies.
+fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize, plane: &mut [f32]) {
     let p = g.p();
+    let wp = g.padded().1;
     for c in 0..g.c {
+        if g.stride == 1 {
+            for y in 0..g.h {
+                copy_row(&mut plane[(y + g.pad) * wp + g.pad..][..g.w], &x[(c * g.h + y) * g.w..][..g.w]);
+            }
+        }
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = &mut cols[((c * g.kh + i) * g.kw + j) * ld..][..p];
+                if g.stride == 1 {
+                    for oy in 0..g.oh {
+                        copy_row(&mut row[oy * g.ow..][..g.ow], &plane[(oy + i) * wp + j..][..g.ow]);
+                    }
+                    continue;
+                }
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + i) as isize - g.pad as isize;
                     let out = &mut row[oy * g.ow..(oy + 1) * g.ow];
@@ -96,16 +144,6 @@ fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize) {
                         continue;
                     }
                     let src = &x[(c * g.h + y as usize) * g.w..][..g.w];
-                    if g.stride == 1 {
-                        // A contiguous run of the source row, zero where it leaves the image.
-                        let (lo, hi) = g.inside(j);
-                        out[..lo].fill(0.0);
-                        if hi > lo {
-                            out[lo..hi].copy_from_slice(&src[lo + j - g.pad..hi + j - g.pad]);
-                        }
-                        out[hi..].fill(0.0);
-                        continue;
-                    }
                     for (ox, o) in out.iter_mut().enumerate() {
                         let xx = (ox * g.stride + j) as isize - g.pad as isize;
                         *o = if xx < 0 || xx >= g.w as isize { 0.0 } else { src[xx as usize] };
@@ -116,36 +154,49 @@ fn im2col(x: &[f32], g: &Geom, cols: &mut [f32], ld: usize) {
     }
 }
 
+/// A zeroed padded plane for [`im2col`] / [`col2im`] (empty where the stride is not 1).
+fn plane_buffer(g: &Geom) -> Vec<f32> {
+    let (hp, wp) = g.padded();
+    vec![0f32; if g.stride == 1 { hp * wp } else { 0 }]
+}
+
 /// The column matrix (C·kh·kw × imgs·OH·OW) of images first..first + imgs of the batch x.
 fn group_im2col(x: &[f32], g: &Geom, first: usize, imgs: usize, cols: &mut [f32]) {
     let (img, p) = (g.c * g.h * g.w, g.p());
+    let mut plane = plane_buffer(g);
     for i in 0..imgs {
-        im2col(&x[(first + i) * img..][..img], g, &mut cols[i * p..], imgs * p);
+        im2col(&x[(first + i) * img..][..img], g, &mut cols[i * p..], imgs * p, &mut plane);
     }
 }
 
-/// Adds one image's columns (rows `ld` apart, `cols` starting at its first column) back into its
-/// gradient dx (C × H × W).
-fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize) {
+/// Writes one image's gradient dx (C × H × W) from its columns (rows `ld` apart, `cols` starting at its
+/// first column), summing each element's terms in (i, j, oy) order. At stride 1 the sums are formed in
+/// `plane` (as for [`im2col`]) and its interior copied out.
+fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize, plane: &mut [f32]) {
     let p = g.p();
+    let wp = g.padded().1;
     for c in 0..g.c {
+        let dxc = &mut dx[c * g.h * g.w..][..g.h * g.w];
+        if g.stride == 1 {
+            plane.fill(0.0);
+        } else {
+            dxc.fill(0.0);
+        }
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = &cols[((c * g.kh + i) * g.kw + j) * ld..][..p];
+                if g.stride == 1 {
+                    for oy in 0..g.oh {
+                        add_row(&mut plane[(oy + i) * wp + j..][..g.ow], &row[oy * g.ow..][..g.ow]);
+                    }
+                    continue;
+                }
                 for oy in 0..g.oh {
                     let y = (oy * g.stride + i) as isize - g.pad as isize;
                     if y < 0 || y >= g.h as isize {
                         continue;
                     }
-                    let dst = &mut dx[(c * g.h + y as usize) * g.w..][..g.w];
-                    if g.stride == 1 {
-                        let (lo, hi) = g.inside(j);
-                        let src = &row[oy * g.ow..][lo..hi];
-                        for (d, v) in dst[(lo + j).saturating_sub(g.pad)..].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                        continue;
-                    }
+                    let dst = &mut dxc[y as usize * g.w..][..g.w];
                     for ox in 0..g.ow {
                         let xx = (ox * g.stride + j) as isize - g.pad as isize;
                         if xx >= 0 && xx < g.w as isize {
@@ -153,6 +204,11 @@ fn col2im(cols: &[f32], g: &Geom, dx: &mut [f32], ld: usize) {
                         }
                     }
                 }
+            }
+        }
+        if g.stride == 1 {
+            for y in 0..g.h {
+                copy_row(&mut dxc[y * g.w..][..g.w], &plane[(y + g.pad) * wp + g.pad..][..g.w]);
             }
         }
     }
@@ -286,8 +342,9 @@ impl CustomOp2 for ConvGradInput {
                 let imgs = dxg.len() / img;
                 let gyg = grouped(&gy[gi * group * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
                 gemm(ckk, g.k, imgs * p, wt, true, gyg, false, false, cols);
+                let mut plane = plane_buffer(&g);
                 for i in 0..imgs {
-                    col2im(&cols[i * p..], &g, &mut dxg[i * img..][..img], imgs * p);
+                    col2im(&cols[i * p..], &g, &mut dxg[i * img..][..img], imgs * p, &mut plane);
                 }
             })
         });
