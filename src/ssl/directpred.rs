@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 use nalgebra::DMatrix;
+use rayon::prelude::*;
 
 use crate::linalg::spectrum;
 
@@ -72,10 +73,33 @@ impl DirectPred {
         Ok(())
     }
 
+    /// Folds each view's batch into C in turn and returns, per view, W_P of C as it stood after that view
+    /// (what [`DirectPred::update`] view after view gives): the eigendecompositions, independent once the
+    /// C's are formed, run in parallel.
+    pub fn update_views(&mut self, zs: &[Tensor], device: &Device) -> Result<Vec<PredictorUpdate>> {
+        let mut snapshots = Vec::with_capacity(zs.len());
+        for z in zs {
+            self.accumulate(z)?;
+            snapshots.push(self.corr.clone());
+        }
+        let mapped: Vec<(Vec<f32>, Vec<f64>)> = snapshots.par_iter().map(|c| self.mapped(c)).collect();
+        mapped.into_iter().map(|(wp, eigenvalues)| Ok(PredictorUpdate { wp: Tensor::from_vec(wp, (self.dim(), self.dim()), device)?, eigenvalues })).collect()
+    }
+
+    fn dim(&self) -> usize {
+        self.corr.nrows()
+    }
+
     /// W_P from the current C, and C's spectrum.
     fn predictor(&self, device: &Device) -> Result<PredictorUpdate> {
-        let d = self.corr.nrows();
-        let s = spectrum(&self.corr);
+        let (wp, eigenvalues) = self.mapped(&self.corr);
+        Ok(PredictorUpdate { wp: Tensor::from_vec(wp, (self.dim(), self.dim()), device)?, eigenvalues })
+    }
+
+    /// W_P of the correlation `c` (row-major f32) and c's spectrum (descending).
+    fn mapped(&self, c: &DMatrix<f64>) -> (Vec<f32>, Vec<f64>) {
+        let d = c.nrows();
+        let s = spectrum(c);
         let max = s.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let scale = if max > 0.0 && max.is_finite() { 1.0 / max } else { 0.0 };
         let mapped: Vec<f64> = s.values.iter().map(|&v| (v.max(0.0) * scale + self.eps).powf(self.alpha)).collect();
@@ -83,9 +107,8 @@ impl DirectPred {
         let scaled = DMatrix::from_fn(d, d, |r, c| u[(r, c)] * mapped[c]);
         let wp = &scaled * u.transpose();
         let wp_rows: Vec<f32> = (0..d * d).map(|i| wp[(i / d, i % d)] as f32).collect();
-        let wp = Tensor::from_vec(wp_rows, (d, d), device)?;
         let mut eigenvalues = s.values;
         eigenvalues.reverse();
-        Ok(PredictorUpdate { wp, eigenvalues })
+        (wp_rows, eigenvalues)
     }
 }

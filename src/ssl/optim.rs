@@ -33,8 +33,31 @@ pub struct Optimizer {
     buffers: Vec<Vec<Option<Tensor>>>,
 }
 
-fn norm(t: &Tensor) -> Result<f64> {
-    t.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>().map(f64::sqrt)
+/// (‖w‖, ‖g‖) of each of a group's parameters that LARS scales (more than one dimension, a gradient):
+/// all squared sums are read back in one transfer, so that a GPU syncs with the host once per group and
+/// step, not twice per parameter.
+fn lars_norms(group: &ParamGroup, grads: &GradStore) -> Result<Vec<Option<(f64, f64)>>> {
+    let mut sums = Vec::new();
+    let mut scaled = Vec::new();
+    for var in &group.vars {
+        let w = var.as_tensor();
+        match grads.get(var) {
+            Some(g) if w.rank() > 1 => {
+                sums.push(w.sqr()?.sum_all()?);
+                sums.push(g.sqr()?.sum_all()?);
+                scaled.push(true);
+            }
+            _ => scaled.push(false),
+        }
+    }
+    let mut read = if sums.is_empty() {
+        Vec::new()
+    } else {
+        Tensor::stack(&sums, 0)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?
+    }
+    .into_iter()
+    .map(f64::sqrt);
+    Ok(scaled.into_iter().map(|s| if s { read.next().zip(read.next()) } else { None }).collect())
 }
 
 impl Optimizer {
@@ -48,7 +71,11 @@ impl Optimizer {
         for (group, bufs) in self.groups.iter().zip(self.buffers.iter_mut()) {
             let glr = lr_of(group.base_lr);
             let wd = group.weight_decay;
-            for (var, buf) in group.vars.iter().zip(bufs.iter_mut()) {
+            let norms = match self.rule {
+                Rule::Lars { .. } => lars_norms(group, grads)?,
+                Rule::Sgd => Vec::new(),
+            };
+            for (i, (var, buf)) in group.vars.iter().zip(bufs.iter_mut()).enumerate() {
                 let Some(g) = grads.get(var) else { continue };
                 let w = var.as_tensor();
                 let d = match self.rule {
@@ -59,22 +86,17 @@ impl Optimizer {
                             g.clone()
                         }
                     }
-                    Rule::Lars { eta, clip } => {
-                        if w.rank() == 1 {
-                            g.clone()
-                        } else {
-                            let (wn, gn) = (norm(w)?, norm(g)?);
-                            if wn != 0.0 && gn != 0.0 {
-                                let mut r = eta * wn / (gn + wd * wn + 1e-8);
-                                if clip {
-                                    r = (r / glr).min(1.0);
-                                }
-                                ((g + (w * wd)?)? * r)?
-                            } else {
-                                g.clone()
+                    Rule::Lars { eta, clip } => match norms.get(i).copied().flatten() {
+                        Some((wn, gn)) if wn != 0.0 && gn != 0.0 => {
+                            let mut r = eta * wn / (gn + wd * wn + 1e-8);
+                            if clip {
+                                r = (r / glr).min(1.0);
                             }
+                            ((g + (w * wd)?)? * r)?
                         }
-                    }
+                        // Vectors (biases, batch norm) and zero tensors: plain momentum SGD.
+                        _ => g.clone(),
+                    },
                 };
                 let next = match buf.take() {
                     Some(b) if self.momentum != 0.0 => ((b * self.momentum)? + d)?,

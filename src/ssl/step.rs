@@ -161,7 +161,6 @@ impl Learner {
         let xs = [x1, x2];
         let mut feats = Vec::with_capacity(2);
         let mut zs = Vec::with_capacity(2);
-        let mut predictors = Vec::with_capacity(2);
         let train_ssl = !self.cfg.freeze_backbone;
         for (v, x) in xs.iter().enumerate() {
             let f = self.online.backbone.forward_t(x, true)?;
@@ -169,17 +168,18 @@ impl Learner {
             if !train_ssl {
                 continue; // a frozen backbone: only the readout trains, the projector never runs
             }
-            let z = self.online.projector.forward_t(&feats[v], true)?;
-            if self.cfg.dp_per_view {
-                predictors.push(self.dp.update(&z, &self.device)?.wp);
-            } else if v == 0 {
-                self.dp.accumulate(&z)?;
-            } else {
-                let wp = self.dp.update(&z, &self.device)?.wp;
-                predictors = vec![wp.clone(), wp];
-            }
-            zs.push(z);
+            zs.push(self.online.projector.forward_t(&feats[v], true)?);
         }
+        let predictors: Vec<Tensor> = if !train_ssl {
+            Vec::new()
+        } else if self.cfg.dp_per_view {
+            // Each view's W_P from C after that view, as the authors' loop over views forms them.
+            self.dp.update_views(&zs, &self.device)?.into_iter().map(|u| u.wp).collect()
+        } else {
+            self.dp.accumulate(&zs[0])?;
+            let wp = self.dp.update(&zs[1], &self.device)?.wp;
+            vec![wp.clone(), wp]
+        };
         let logits = [self.head.forward(&feats[0].detach())?, self.head.forward(&feats[1].detach())?];
         let ce = ((candle_nn::loss::cross_entropy(&logits[0], labels)? + candle_nn::loss::cross_entropy(&logits[1], labels)?)? * 0.5)?;
         let (total, ssl_loss, z_std) = if train_ssl {
