@@ -1,5 +1,6 @@
-//! Local execution: pending runs on a pool of `jobs` threads (a deep-SSL run also uses candle's threads; each
-//! run is deterministic for its thread count), each record stored the moment its run ends.
+//! Local execution: up to `jobs` runs at once, each in its own pool of cores / `jobs` threads (candle's CPU
+//! kernels run on the pool they are called from; a run is deterministic for its thread count), each record
+//! stored the moment its run ends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,10 +66,6 @@ enum Attempt {
 /// (and skipped if that process finished it). Unless `force`, a run found finished once its lock is
 /// held is not computed again.
 pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> Result<ExecReport> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .build()
-        .map_err(|e| Error::Environment(format!("--jobs {}: cannot start thread pool: {e}", opts.jobs)))?;
     let live = Live::new(runs.len(), opts.progress);
     let say = |msg: &str| live.say(msg);
     let attempt = |run: &Run, wait: bool| -> Result<Attempt> {
@@ -117,7 +114,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     let label = |run: &Run| format!("{} seed {}", run.cell, run.seed);
     let mut report = ExecReport::default();
     let mut busy = Vec::new();
-    let first: Vec<Result<Attempt>> = pool.install(|| runs.par_iter().map(|run| attempt(run, false)).collect());
+    let first = for_each_run(runs, opts.jobs, |run| attempt(run, false))?;
     for (run, a) in runs.iter().zip(first) {
         match a? {
             Attempt::Busy => busy.push(run.clone()),
@@ -131,7 +128,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
             busy.len(),
             store.dir.display()
         ));
-        let second: Vec<Result<Attempt>> = pool.install(|| busy.par_iter().map(|run| attempt(run, true)).collect());
+        let second = for_each_run(&busy, opts.jobs, |run| attempt(run, true))?;
         for (run, a) in busy.iter().zip(second) {
             record(&mut report, label(run), a?);
         }
@@ -140,6 +137,21 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     }
     live.clear();
     Ok(report)
+}
+
+/// `f` of each run, `jobs` runs at a time, each in a pool of its own with cores / `jobs` threads (all
+/// cores in use: one run alone gets them all, two runs half each). Candle's CPU kernels run on the pool
+/// they are called from; a deep run's augmentation thread uses the global pool, which no run occupies.
+pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run) -> T + Sync) -> Result<Vec<T>> {
+    let jobs = jobs.max(1);
+    let pool_of = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::Environment(format!("--jobs {jobs}: cannot start a pool of {threads} thread(s): {e}")))
+    };
+    let per_run = (num_cpus::get() / jobs).max(1);
+    pool_of(jobs)?.install(|| runs.par_iter().map(|run| pool_of(per_run).map(|pool| pool.install(|| f(run)))).collect())
 }
 
 fn record(report: &mut ExecReport, label: String, a: Attempt) {

@@ -3,10 +3,9 @@
 //! whether two runs of one seed are identical.
 
 use rand::seq::SliceRandom;
-use rayon::prelude::*;
 use serde_json::Value;
 
-use super::execute::run_one;
+use super::execute::{for_each_run, run_one};
 use super::store::{Provenance, RunRecord, RunStatus, Store};
 use crate::engine::{EngineContext, RunControl};
 use crate::error::Result;
@@ -131,8 +130,8 @@ pub fn sample(mut runs: Vec<Run>, k: usize) -> Vec<Run> {
     keep.into_iter().rev().map(|i| runs.swap_remove(i)).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
-/// Recomputes the stored runs of `profile` under `out` (or a `sample` of them) in memory, on the rayon
-/// pool, and compares each with its record. Nothing is written.
+/// Recomputes the stored runs of `profile` under `out` (or a `sample` of them) in memory, as many at a time
+/// as there are cores ([`for_each_run`]), and compares each with its record. Nothing is written.
 pub fn verify(exp: &Experiment, profile: &str, out: &std::path::Path, sample_size: Option<usize>, rtol: f64, ctx: &EngineContext) -> Result<Vec<(Run, Verdict)>> {
     let store = Store::new(out, &exp.name, profile);
     let runs = exp.runs(profile, None)?;
@@ -140,21 +139,16 @@ pub fn verify(exp: &Experiment, profile: &str, out: &std::path::Path, sample_siz
         Some(k) => sample(runs, k),
         None => runs,
     };
-    Ok(runs
-        .into_par_iter()
-        .map(|run| {
-            let verdict = match store.load(&run) {
-                Ok(Some(stored)) => match run_one(&run, ctx, &RunControl::none()) {
-                    Some(now) if matches!(now.status, RunStatus::NotRun | RunStatus::Failed) && now.status != stored.status => {
-                        Verdict::NotRun(now.message.unwrap_or_default())
-                    }
-                    Some(now) => Verdict::Compared(first_difference(&comparable(&stored), &comparable(&now), rtol)),
-                    None => Verdict::NotRun("stopped".into()),
-                },
-                Ok(None) => Verdict::NotStored,
-                Err(e) => Verdict::Compared(Match::Changed { field: "record".into(), stored: e.to_string(), now: "—".into() }),
-            };
-            (run, verdict)
-        })
-        .collect())
+    let verdicts = for_each_run(&runs, num_cpus::get(), |run| match store.load(run) {
+        Ok(Some(stored)) => match run_one(run, ctx, &RunControl::none()) {
+            Some(now) if matches!(now.status, RunStatus::NotRun | RunStatus::Failed) && now.status != stored.status => {
+                Verdict::NotRun(now.message.unwrap_or_default())
+            }
+            Some(now) => Verdict::Compared(first_difference(&comparable(&stored), &comparable(&now), rtol)),
+            None => Verdict::NotRun("stopped".into()),
+        },
+        Ok(None) => Verdict::NotStored,
+        Err(e) => Verdict::Compared(Match::Changed { field: "record".into(), stored: e.to_string(), now: "—".into() }),
+    })?;
+    Ok(runs.into_iter().zip(verdicts).collect())
 }
