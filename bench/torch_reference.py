@@ -32,12 +32,12 @@ def vgg11(width):
 
 
 def predictor(corr, z, tau=0.5, alpha=0.5, eps=0.0):
-    zd = z.detach().double()
+    zd = z.detach().double().cpu()
     corr.mul_(tau).add_((1 - tau) * zd.T @ zd / z.shape[0])
     s, u = torch.linalg.eigh(corr)
     s = s.clamp(min=0)
     s = (s / s.max() + eps) ** alpha
-    return (u @ torch.diag(s) @ u.T).float()
+    return (u @ torch.diag(s) @ u.T).float().to(z.device)
 
 
 def main():
@@ -45,17 +45,22 @@ def main():
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the DirectPred eigendecomposition stays on the CPU, as in eigenssl)")
     a = p.parse_args()
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     backbone, feat = vgg11(a.width)
     proj = nn.Sequential(nn.Linear(feat, 4096), nn.BatchNorm1d(4096), nn.ReLU(inplace=True), nn.Linear(4096, 256))
-    net = nn.Sequential(backbone, proj)
+    net = nn.Sequential(backbone, proj).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-5)
     corr = torch.zeros(256, 256, dtype=torch.float64)
 
+    # The same fixed random batch every step, as eigenssl's bench-step times it.
+    x1 = torch.randn(a.batch, 3, 32, 32, device=dev)
+    x2 = torch.randn(a.batch, 3, 32, 32, device=dev)
+
     def step():
-        x1 = torch.randn(a.batch, 3, 32, 32)
-        x2 = torch.randn(a.batch, 3, 32, 32)
         z1, z2 = net(x1), net(x2)
         predictor(corr, z1)
         wp = predictor(corr, z2)
@@ -66,10 +71,12 @@ def main():
         opt.step()
 
     step()  # warm-up
+    sync()
     times = []
     for _ in range(a.reps):
         t0 = time.perf_counter()
         step()
+        sync()
         times.append(time.perf_counter() - t0)
     times.sort()
     med = times[len(times) // 2]
@@ -80,6 +87,8 @@ def main():
         "step": {"median_s": med, "min_s": times[0], "reps": len(times)},
         "images_per_s": 2 * a.batch / med,
         "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        # GPU memory held by torch's caching allocator at its peak (what the process takes from the GPU).
+        **({"gpu_peak_bytes": torch.cuda.max_memory_reserved()} if dev.type == "cuda" else {}),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }))

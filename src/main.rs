@@ -98,6 +98,10 @@ enum Command {
         /// <out>/<experiment>/<profile>/weights/, for `eigenssl eval`.
         #[arg(long)]
         keep_weights: bool,
+        /// Only say what would run and how long its training steps would take on --device (timed here,
+        /// runs whose data is missing included); compute and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Execute exactly one planned run and store its record (what each Slurm task runs).
     Run {
@@ -139,10 +143,16 @@ enum Command {
         /// Timed repetitions per theory-step measurement.
         #[arg(long, default_value_t = 20)]
         reps: usize,
-        /// Timed repetitions per training-step measurement (median reported; fewer than ~10 medians swing by
-        /// 10 % on a shared 2-core machine).
+        /// Timed steps per training-step measurement (its median is the measurement).
         #[arg(long, default_value_t = 10)]
         train_reps: usize,
+        /// Rounds of our step and PyTorch's, alternating; the ratio reported is the median round's (on a shared
+        /// 2-core machine one round's ratio swings by ±0.1).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Folder for `bench.json` and `bench.md`.
+        #[arg(long, default_value = "results/bench")]
+        out: PathBuf,
         /// Batch (image pairs) of the training-step measurement.
         #[arg(long, default_value_t = 128)]
         batch: usize,
@@ -162,6 +172,9 @@ enum Command {
         batch: usize,
         #[arg(long)]
         reps: usize,
+        /// cpu, cuda or metal.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceKind,
     },
     /// Regression gate: compare stored runs with a baseline; exit 1 on a regression (report in markdown).
     Compare {
@@ -264,75 +277,15 @@ fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<
     names.iter().map(|n| Experiment::find(n, dir)).collect()
 }
 
-/// The deep-SSL part of `bench`: training steps (each width in its own process, for its peak memory)
-/// beside PyTorch's, augmentation and the predictor update.
-fn bench_training(repo: &std::path::Path, specs: &std::path::Path, python: &str, batch: usize, reps: usize) -> anyhow::Result<()> {
-    use eigenssl::bench::training::{self, StepBench};
-    let exe = std::env::current_exe().context("locating the eigenssl binary")?;
-    let ours = |dataset: DatasetKind, width: f64| -> anyhow::Result<StepBench> {
-        let out = std::process::Command::new(&exe)
-            .arg("--specs")
-            .arg(specs)
-            .args(["bench-step", "--dataset", dataset.name(), "--width", &width.to_string(), "--batch", &batch.to_string()])
-            .args(["--reps", &reps.to_string()])
-            .output()
-            .context("running bench-step")?;
-        anyhow::ensure!(out.status.success(), "bench-step: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(serde_json::from_slice(&out.stdout)?)
-    };
-    let mib = |b: u64| format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64);
-    println!("| training step, batch 2×{batch} (cores: {}) | eigenssl ms/step | img/s | peak RSS | PyTorch ms/step | img/s | peak RSS | eigenssl / PyTorch img/s |", num_cpus::get());
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut quarter = None;
-    for width in [0.25, 1.0] {
-        let e = ours(DatasetKind::Cifar10, width)?;
-        let t = training::torch_step(repo, python, width, batch, reps);
-        let (tm, ti, tr, ratio) = match &t {
-            Ok(t) => (format!("{:.0}", t.step.median_s * 1e3), format!("{:.0}", t.images_per_s), mib(t.peak_rss), format!("{:.2}×", e.images_per_s / t.images_per_s)),
-            Err(why) => ("n/a".into(), "n/a".into(), "n/a".into(), format!("no PyTorch ({why})")),
-        };
-        println!(
-            "| VGG11-BN + projector, width {width} ({:.1} M params) | {:.0} | {:.0} | {} | {tm} | {ti} | {tr} | {ratio} |",
-            e.parameters as f64 / 1e6,
-            e.step.median_s * 1e3,
-            e.images_per_s,
-            mib(e.peak_rss)
-        );
-        if width == 0.25 {
-            quarter = Some(e);
-        }
-    }
-    let quarter = quarter.context("width/4 step")?;
-    // STL-10's images are 9× larger: its augmentation is compared with its own (slower) step.
-    let stl = ours(DatasetKind::Stl10, 0.25)?;
-    println!(
-        "training step at STL-10's 96 px, width 0.25: {:.0} ms/step, {:.0} img/s, peak RSS {}",
-        stl.step.median_s * 1e3,
-        stl.images_per_s,
-        mib(stl.peak_rss)
-    );
-    for (name, side, step) in [("CIFAR-10, 32 px", 32, &quarter), ("STL-10, 96 px", 96, &stl)] {
-        let pairs = training::augmentation(side, batch, 5);
-        let consumed = step.images_per_s / 2.0;
-        println!(
-            "augmentation (SimCLR, {name}, all cores): {pairs:.0} pairs/s = {:.1}× the {consumed:.0} pairs/s the width/4 step at that size consumes",
-            pairs / consumed
-        );
-    }
-    let dp = training::predictor(batch, 256, 20)?;
-    println!(
-        "DirectPred update (per view: a correlation update from {batch}×256 embeddings and W_P from a 256×256 eigendecomposition in f64, twice): {:.2} ms = {:.1} % of a width/4 step",
-        dp.median_s * 1e3,
-        100.0 * dp.median_s / quarter.step.median_s
-    );
-    Ok(())
-}
-
 /// Dispatches to the subcommand's function; each decides its own exit code, `main` reports errors.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let specs = cli.specs;
     match cli.command {
-        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights } => {
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, dry_run: true, .. } => {
+            let exps = self::experiments(&experiments, &specs)?;
+            plan_only(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine)
+        }
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights, dry_run: false } => {
             let exps = self::experiments(&experiments, &specs)?;
             match executor {
                 Executor::Slurm => submit_slurm(&exps, &specs, &profile, seeds.as_deref(), &out, force, engine, slurm_args),
@@ -343,8 +296,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval { run_id, protocol, out, engine } => eval(&specs, &run_id, protocol, &out, engine),
         Command::Status { stored } => status(&specs, &stored),
         Command::List => list(&specs),
-        Command::BenchStep { dataset, width, batch, reps } => bench_step(&specs, dataset, width, batch, reps),
-        Command::Bench { python, reps, train_reps, batch, theory_only } => bench(&specs, &python, reps, train_reps, batch, theory_only),
+        Command::BenchStep { dataset, width, batch, reps, device } => bench_step(&specs, dataset, width, batch, reps, device),
+        Command::Bench { python, reps, train_reps, rounds, out, batch, theory_only } => {
+            bench(&specs, &python, BenchSizes { reps, train_reps, rounds, batch }, &out, theory_only)
+        }
         Command::Compare { experiments, profile, out, baseline, gate, report } => {
             compare(&specs, experiments, profile, &out, &baseline, &gate, report)
         }
@@ -393,6 +348,16 @@ fn submit_slurm(
             }
             None => eprintln!("{}: nothing to submit", exp.name),
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `reproduce --dry-run`: the plan and the expected time of each experiment's pending runs.
+fn plan_only(exps: &[Experiment], profile: &str, seeds: Option<&[u64]>, jobs: Option<usize>, out: &std::path::Path, force: bool, engine: EngineArgs) -> anyhow::Result<ExitCode> {
+    engine.device.open()?;
+    let opts = ExecOptions { jobs: jobs.unwrap_or_else(num_cpus::get), engine: engine.context(), ..ExecOptions::default() };
+    for exp in exps {
+        harness::plan_only(exp, profile, seeds, out, force, &opts, &|m| eprintln!("{m}"))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -535,27 +500,58 @@ fn list(specs: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `bench-step`: one training-step measurement in this process, as JSON (for `bench`).
-fn bench_step(specs: &std::path::Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize) -> anyhow::Result<ExitCode> {
+fn bench_step(specs: &std::path::Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize, device: DeviceKind) -> anyhow::Result<ExitCode> {
     let cfg = eigenssl::bench::training::table1_config(specs, dataset, width, batch)?;
-    let r = eigenssl::bench::training::step(&cfg, reps)?;
+    let r = eigenssl::bench::training::step(&cfg, reps, &device.open()?)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bench`: the training step beside PyTorch's, and the theory step beside NumPy's.
-fn bench(specs: &std::path::Path, python: &str, reps: usize, train_reps: usize, batch: usize, theory_only: bool) -> anyhow::Result<ExitCode> {
+/// How much `bench` measures.
+struct BenchSizes {
+    reps: usize,
+    train_reps: usize,
+    rounds: usize,
+    batch: usize,
+}
+
+/// `bench`: the training step beside PyTorch's, one `cpu`-profile epoch, and the theory step beside
+/// NumPy's; printed as markdown and written to `out` as `bench.md` and `bench.json`.
+fn bench(specs: &std::path::Path, python: &str, sizes: BenchSizes, out: &std::path::Path, theory_only: bool) -> anyhow::Result<ExitCode> {
+    use eigenssl::bench::{self, training, BenchReport, TheoryBench};
+    use eigenssl::harness::provenance;
     let repo = std::env::current_dir().context("reading the current folder")?;
-    if !theory_only {
-        bench_training(&repo, specs, python, batch, train_reps)?;
-    }
-    println!("normal sampler: {:.0} M samples/s (one core)", eigenssl::bench::theory::normal_rate() / 1e6);
-    println!("| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
-    println!("|---|---|---|---|");
-    for r in eigenssl::bench::theory::steps(&repo, python, reps) {
-        let np = r.numpy.map(|t| format!("{:.2}", t.median_s * 1e3)).unwrap_or_else(|| "n/a".into());
-        let sp = r.speedup.map(|s| format!("{s:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
-        println!("| {} | {:.2} | {np} | {sp} |", r.case, r.eigenssl.median_s * 1e3);
-    }
+    let exe = std::env::current_exe().context("locating the eigenssl binary")?;
+    let started = provenance::now_rfc3339();
+    let training = if theory_only {
+        None
+    } else {
+        let setup = training::TrainingBenchSetup {
+            exe: &exe,
+            specs,
+            repo: &repo,
+            python,
+            batch: sizes.batch,
+            reps: sizes.train_reps,
+            rounds: sizes.rounds,
+        };
+        Some(training::measure(&setup, &|m| eprintln!("bench: {m}"))?)
+    };
+    eprintln!("bench: theory step");
+    let theory = TheoryBench { normal_samples_per_s: bench::theory::normal_rate(), steps: bench::theory::steps(&repo, python, sizes.reps) };
+    let report = BenchReport {
+        commit: provenance::BUILD_COMMIT.to_string(),
+        dirty: provenance::source_diff().is_some(),
+        started,
+        training,
+        theory,
+    };
+    let md = bench::report::markdown(&report);
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    eigenssl::fsutil::write_atomic(&out.join("bench.md"), md.as_bytes())?;
+    eigenssl::fsutil::write_atomic(&out.join("bench.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("{md}");
+    eprintln!("written to {}", out.join("bench.{md,json}").display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,7 @@
 //! Benchmarks: measurement of engine hot paths, with reference implementations (NumPy, PyTorch) run in
 //! the same invocation so that every figure is a ratio measured side by side.
 
+pub mod report;
 pub mod theory;
 pub mod training;
 
@@ -26,4 +27,23 @@ pub struct Timing {
     pub min_s: f64,
     #[serde(default)]
     pub reps: usize,
+}
+
+/// The theory engine's measurements.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TheoryBench {
+    pub normal_samples_per_s: f64,
+    pub steps: Vec<theory::StepResult>,
+}
+
+/// Everything one `bench` run measured: plain data, written as `bench.json` beside `bench.md`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BenchReport {
+    /// The build's commit (and whether its sources differed from it).
+    pub commit: String,
+    pub dirty: bool,
+    pub started: String,
+    /// `None` with `--theory-only`.
+    pub training: Option<training::TrainingBench>,
+    pub theory: TheoryBench,
 }

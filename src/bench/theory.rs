@@ -8,7 +8,7 @@ use super::{time_it, Timing};
 use crate::theory::{Loss, Nonlinearity, Predictor, Sampler, Simulator, TheoryConfig};
 
 /// One benchmark case: a loss and nonlinearity at the paper's eigenvalue setting.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StepResult {
     pub case: String,
     pub eigenssl: Timing,

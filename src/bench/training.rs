@@ -1,22 +1,24 @@
 //! Benchmarks of the deep-SSL hot paths: the training step of the table1 model (full width and width/4,
-//! each in its own process so that its peak memory is its own), the augmentation pipeline, and the
-//! DirectPred update; PyTorch's identical step (`bench/torch_reference.py`) in the same invocation when
-//! a Python with torch is there.
+//! each in its own process so that its peak memory is its own), the augmentation pipeline, the
+//! DirectPred update, and one whole epoch of the `cpu` profile; PyTorch's identical step
+//! (`bench/torch_reference.py`) in the same invocation when a Python with torch is there, alternating
+//! with ours round by round so that both see the same machine.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::{time_it, Timing};
 use crate::data::augment::{views_batch, Pipeline};
-use crate::data::Split;
+use crate::data::{Dataset, DatasetKind, Split};
 use crate::spec::{Experiment, RunConfig};
 use crate::ssl::config::SslConfig;
 use crate::ssl::directpred::DirectPred;
 use crate::ssl::step::Learner;
-use crate::ssl::train::random_batch;
+use crate::ssl::train::{random_batch, train, Progress, TrainControl};
 
 /// One measured training step.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,34 +31,43 @@ pub struct StepBench {
     pub images_per_s: f64,
     /// Peak resident memory of the measuring process (bytes).
     pub peak_rss: u64,
+    /// Threads the step ran on.
+    #[serde(default)]
+    pub threads: usize,
+    /// PyTorch's version, in PyTorch's measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torch: Option<String>,
+}
+
+/// The config of table1's `cell` in `profile`, seed 0.
+fn table1_cell(specs: &Path, cell: &str, profile: &str) -> crate::Result<SslConfig> {
+    let exp = Experiment::find("table1", specs)?;
+    let run = exp.runs(profile, Some(&[0]))?.into_iter().find(|r| r.cell == cell);
+    match run.map(|r| r.config) {
+        Some(RunConfig::Ssl(c)) => Ok(c),
+        _ => Err(crate::Error::Usage(format!("table1 has no {cell} cell of profile {profile}"))),
+    }
 }
 
 /// The benchmarked model: table1's `cifar10/simsiam/no_ema` cell of the `paper` profile (VGG11-BN,
 /// projector 4096/256, DirectPred, momentum SGD) of `dataset` at `width` and `batch`.
-pub fn table1_config(specs: &Path, dataset: crate::data::DatasetKind, width: f64, batch: usize) -> crate::Result<SslConfig> {
-    let exp = Experiment::find("table1", specs)?;
-    let cell = format!("{dataset}/simsiam/no_ema");
-    let run = exp.runs("paper", Some(&[0]))?.into_iter().find(|r| r.cell == cell);
-    match run.map(|r| r.config) {
-        Some(RunConfig::Ssl(mut c)) => {
-            c.width = width;
-            c.batch = batch;
-            Ok(c)
-        }
-        _ => Err(crate::Error::Usage(format!("table1 has no {cell} cell of profile paper"))),
-    }
+pub fn table1_config(specs: &Path, dataset: DatasetKind, width: f64, batch: usize) -> crate::Result<SslConfig> {
+    let mut c = table1_cell(specs, &format!("{dataset}/simsiam/no_ema"), "paper")?;
+    c.width = width;
+    c.batch = batch;
+    Ok(c)
 }
 
-/// Times `reps` training steps of `cfg` in this process: [`Learner::step`], the step that trains, on
-/// random images.
-pub fn step(cfg: &SslConfig, reps: usize) -> candle_core::Result<StepBench> {
+/// Times `reps` training steps of `cfg` in this process on `device`: [`Learner::step`], the step that
+/// trains, on random images (each step waits for the device to finish).
+pub fn step(cfg: &SslConfig, reps: usize, device: &Device) -> candle_core::Result<StepBench> {
     let side = cfg.image_side();
-    let mut learner = Learner::new(cfg, 0, side, 10, reps.max(1), &Device::Cpu)?;
-    let (x1, x2, labels) = random_batch(cfg.batch, side, 10, &Device::Cpu)?;
+    let mut learner = Learner::new(cfg, 0, side, 10, reps.max(1), device)?;
+    let (x1, x2, labels) = random_batch(cfg.batch, side, 10, device)?;
     let mut err = None;
     let mut t_step = 0;
     let t = time_it(reps, || {
-        if let Err(e) = learner.step(&x1, &x2, &labels, t_step) {
+        if let Err(e) = learner.step(&x1, &x2, &labels, t_step).and_then(|_| device.synchronize()) {
             err.get_or_insert(e);
         }
         t_step += 1;
@@ -71,6 +82,8 @@ pub fn step(cfg: &SslConfig, reps: usize) -> candle_core::Result<StepBench> {
         images_per_s: (2 * cfg.batch) as f64 / t.median_s,
         step: t,
         peak_rss: peak_rss(),
+        threads: rayon::current_num_threads(),
+        torch: None,
     })
 }
 
@@ -101,18 +114,235 @@ pub fn augmentation(side: usize, batch: usize, reps: usize) -> f64 {
 }
 
 /// Seconds of one step's DirectPred work as the training step does it with `dp_per_view` (the authors'
-/// computation): for each of the two views, a correlation update of a `batch` × `dim` embedding and W_P
-/// from an eigendecomposition.
+/// computation): each of the two views' `batch` × `dim` embeddings folded into C, and W_P of C after
+/// each view from an eigendecomposition ([`DirectPred::update_views`]: the two in parallel).
 pub fn predictor(batch: usize, dim: usize, reps: usize) -> candle_core::Result<Timing> {
     let z = Tensor::randn(0f32, 1.0, (batch, dim), &Device::Cpu)?;
+    let views = [z.clone(), z];
     let mut dp = DirectPred::new(dim, 0.5, 0.5, 0.0);
     let mut err = None;
     let t = time_it(reps, || {
-        if let Err(e) = dp.update(&z, &Device::Cpu).and_then(|_| dp.update(&z, &Device::Cpu)) {
+        if let Err(e) = dp.update_views(&views, &Device::Cpu) {
             err.get_or_insert(e);
         }
     });
     err.map_or(Ok(t), Err)
+}
+
+/// Our step of `dataset`'s model at `width`, timed by `exe bench-step` in a process of its own (so that its
+/// peak memory is its own).
+pub fn step_in_process(exe: &Path, specs: &Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize) -> Result<StepBench, String> {
+    let out = Command::new(exe)
+        .arg("--specs")
+        .arg(specs)
+        .args(["bench-step", "--dataset", dataset.name(), "--width", &width.to_string(), "--batch", &batch.to_string()])
+        .args(["--reps", &reps.to_string()])
+        .output()
+        .map_err(|e| format!("{}: {e}", exe.display()))?;
+    if !out.status.success() {
+        return Err(format!("bench-step: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("bench-step output: {e}"))
+}
+
+/// Our step and PyTorch's at one width, measured in alternating rounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepComparison {
+    pub width: f64,
+    pub batch: usize,
+    /// One measurement (a median over `reps` steps) per round, ours and PyTorch's.
+    pub ours: Vec<StepBench>,
+    pub torch: Vec<StepBench>,
+    /// Why there is no PyTorch measurement, where there is none.
+    pub torch_missing: Option<String>,
+}
+
+impl StepComparison {
+    /// Our img/s over PyTorch's, round by round.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.ours.iter().zip(&self.torch).map(|(o, t)| o.images_per_s / t.images_per_s).collect()
+    }
+
+    /// The median of the rounds' ratios.
+    pub fn ratio(&self) -> Option<f64> {
+        let mut r = self.ratios();
+        r.sort_by(f64::total_cmp);
+        r.get(r.len() / 2).copied()
+    }
+}
+
+/// The median round's measurement (by img/s).
+pub fn median_round(rounds: &[StepBench]) -> Option<&StepBench> {
+    let mut sorted: Vec<&StepBench> = rounds.iter().collect();
+    sorted.sort_by(|a, b| a.images_per_s.total_cmp(&b.images_per_s));
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// Our step and PyTorch's at `width`: `rounds` rounds, each timing `reps` steps of ours, then `reps` of
+/// PyTorch's, each in a fresh process.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_step(exe: &Path, specs: &Path, repo: &Path, python: &str, width: f64, batch: usize, reps: usize, rounds: usize) -> Result<StepComparison, String> {
+    let mut c = StepComparison { width, batch, ours: Vec::new(), torch: Vec::new(), torch_missing: None };
+    for _ in 0..rounds.max(1) {
+        c.ours.push(step_in_process(exe, specs, DatasetKind::Cifar10, width, batch, reps)?);
+        if c.torch_missing.is_none() {
+            match torch_step(repo, python, width, batch, reps) {
+                Ok(t) => c.torch.push(t),
+                Err(why) => c.torch_missing = Some(why),
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// One whole epoch of a `cpu`-profile run, as training runs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochBench {
+    /// The table1 cell and profile whose config ran (one epoch, on random images of its data's size).
+    pub cell: String,
+    pub profile: String,
+    pub width: f64,
+    pub batch: usize,
+    /// Training images (the profile's subset) and steps of the epoch.
+    pub images: usize,
+    pub steps: usize,
+    /// Threads the epoch ran on.
+    pub threads: usize,
+    /// Seconds of the epoch: augmentation, steps (backbone, projector, predictor, loss, readout, EMA
+    /// target) and the epoch's closing readout test.
+    pub epoch_s: f64,
+    /// Augmented images (two views per pair) trained on per second of the epoch.
+    pub images_per_s: f64,
+    /// Seconds of the offline evaluations that end a run (k-NN and linear probe), once per run.
+    pub offline_eval_s: f64,
+}
+
+/// Random images shaped like `kind`'s, `train` and `test` of them, 10 classes: a run costs the same on
+/// them as on the real data, which a benchmark cannot count on having.
+fn random_dataset(kind: DatasetKind, train: usize, test: usize) -> Dataset {
+    let side = kind.image_side();
+    let mut rng = crate::rng::stream(0, "bench/epoch-data");
+    let mut split = |n: usize| Split {
+        h: side,
+        w: side,
+        pixels: (0..n * side * side * 3).map(|_| rand::Rng::random::<u8>(&mut rng)).collect(),
+        labels: (0..n).map(|i| (i % 10) as i64).collect(),
+    };
+    Dataset { kind, train: split(train), test: split(test), classes: 10, mean: [0.5; 3], std: [0.25; 3], source: "<random>".into() }
+}
+
+/// Times one epoch of table1's `cell` in `profile` (seed 0) through [`train`], the function every run
+/// trains with, on random images as many as the profile's subsets, on this thread's rayon pool.
+pub fn epoch(specs: &Path, cell: &str, profile: &str) -> crate::Result<EpochBench> {
+    let mut cfg = table1_cell(specs, cell, profile)?;
+    cfg.epochs = 1;
+    cfg.warmup_epochs = cfg.warmup_epochs.min(1);
+    let test = if cfg.test_subset == 0 { cfg.train_images() / 5 } else { cfg.test_subset };
+    let data = random_dataset(cfg.dataset, cfg.train_images(), test);
+    let epoch_s = std::sync::Mutex::new(None);
+    let progress = |p: &Progress| {
+        if p.epoch == p.epochs {
+            if let Ok(mut e) = epoch_s.lock() {
+                *e = p.seconds_per_epoch;
+            }
+        }
+    };
+    let ctl = TrainControl { progress: &progress, ..TrainControl::none() };
+    let t0 = Instant::now();
+    train(&cfg, 0, &data, &Device::Cpu, &ctl).map_err(|e| crate::Error::Environment(format!("bench epoch: {e}")))?;
+    let total = t0.elapsed().as_secs_f64();
+    let epoch_s = epoch_s.into_inner().ok().flatten().unwrap_or(total);
+    let steps = cfg.train_images() / cfg.batch;
+    Ok(EpochBench {
+        cell: cell.to_string(),
+        profile: profile.to_string(),
+        width: cfg.width,
+        batch: cfg.batch,
+        images: cfg.train_images(),
+        steps,
+        threads: rayon::current_num_threads(),
+        epoch_s,
+        images_per_s: (2 * steps * cfg.batch) as f64 / epoch_s,
+        offline_eval_s: (total - epoch_s).max(0.0),
+    })
+}
+
+/// Augmentation throughput at one image size, beside what the width/4 step at that size consumes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AugmentBench {
+    pub dataset: DatasetKind,
+    pub side: usize,
+    pub pairs_per_s: f64,
+    /// Pairs per second the width/4 training step at this size consumes.
+    pub step_pairs_per_s: f64,
+}
+
+/// Everything `bench` measures of training, as plain data (written as JSON beside its markdown).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingBench {
+    pub cores: usize,
+    pub simd: String,
+    /// Steps timed per measurement, and alternating rounds of ours and PyTorch's.
+    pub reps: usize,
+    pub rounds: usize,
+    /// Width/4 and full width, ours beside PyTorch's.
+    pub steps: Vec<StepComparison>,
+    /// The width/4 step at STL-10's 96 px.
+    pub stl10_step: StepBench,
+    pub augmentation: Vec<AugmentBench>,
+    /// One step's DirectPred work (two views), batch × 256 embeddings.
+    pub directpred: Timing,
+    pub epoch: EpochBench,
+}
+
+/// What `bench` sets for the training measurements.
+#[derive(Debug, Clone)]
+pub struct TrainingBenchSetup<'a> {
+    /// This binary (the step is timed by its `bench-step` in a fresh process).
+    pub exe: &'a Path,
+    pub specs: &'a Path,
+    /// The repository, for `bench/torch_reference.py`.
+    pub repo: &'a Path,
+    pub python: &'a str,
+    pub batch: usize,
+    pub reps: usize,
+    pub rounds: usize,
+}
+
+/// Measures everything of [`TrainingBench`]; `say` hears of each part as it starts (a full-width round
+/// takes a minute on 2 cores).
+pub fn measure(s: &TrainingBenchSetup, say: &dyn Fn(&str)) -> crate::Result<TrainingBench> {
+    let failed = |what: &str, why: String| crate::Error::Environment(format!("bench, {what}: {why}"));
+    let mut steps = Vec::new();
+    for width in [0.25, 1.0] {
+        say(&format!("training step at width {width}: {} round(s) of {} steps, ours then PyTorch's", s.rounds, s.reps));
+        steps.push(compare_step(s.exe, s.specs, s.repo, s.python, width, s.batch, s.reps, s.rounds).map_err(|e| failed("step", e))?);
+    }
+    say("training step at STL-10's 96 px");
+    let stl10_step = step_in_process(s.exe, s.specs, DatasetKind::Stl10, 0.25, s.batch, s.reps).map_err(|e| failed("STL-10 step", e))?;
+    let quarter = steps.first().and_then(|c| median_round(&c.ours)).cloned().ok_or_else(|| failed("step", "no measurement".into()))?;
+    say("augmentation");
+    let augmentation = [(DatasetKind::Cifar10, &quarter), (DatasetKind::Stl10, &stl10_step)]
+        .into_iter()
+        .map(|(dataset, step)| {
+            let side = dataset.image_side();
+            AugmentBench { dataset, side, pairs_per_s: augmentation(side, s.batch, 5), step_pairs_per_s: step.images_per_s / 2.0 }
+        })
+        .collect();
+    let directpred = predictor(s.batch, 256, 20).map_err(|e| failed("DirectPred", e.to_string()))?;
+    say("one epoch of the cpu profile (table1 cifar10/simsiam/ema)");
+    let epoch = epoch(s.specs, "cifar10/simsiam/ema", "cpu")?;
+    Ok(TrainingBench {
+        cores: num_cpus::get(),
+        simd: crate::harness::provenance::simd_level().to_string(),
+        reps: s.reps,
+        rounds: s.rounds,
+        steps,
+        stl10_step,
+        augmentation,
+        directpred,
+        epoch,
+    })
 }
 
 /// PyTorch's identical step at `width`, from `bench/torch_reference.py`; `Err` says why there is none.

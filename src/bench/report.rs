@@ -1,0 +1,103 @@
+//! The markdown of a [`BenchReport`]: what `bench` prints and writes beside its JSON.
+
+use std::fmt::Write;
+
+use super::training::{median_round, StepBench, TrainingBench};
+use super::BenchReport;
+
+fn mib(bytes: u64) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// The report as markdown tables and lines.
+pub fn markdown(r: &BenchReport) -> String {
+    let mut md = String::new();
+    if let Some(t) = &r.training {
+        training(&mut md, t);
+    }
+    let _ = writeln!(md, "normal sampler: {:.0} M samples/s (one core)\n", r.theory.normal_samples_per_s / 1e6);
+    let _ = writeln!(md, "| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for s in &r.theory.steps {
+        let np = s.numpy.map(|t| format!("{:.2}", t.median_s * 1e3)).unwrap_or_else(|| "n/a".into());
+        let sp = s.speedup.map(|v| format!("{v:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
+        let _ = writeln!(md, "| {} | {:.2} | {np} | {sp} |", s.case, s.eigenssl.median_s * 1e3);
+    }
+    md
+}
+
+fn training(md: &mut String, t: &TrainingBench) {
+    let _ = writeln!(
+        md,
+        "Machine: {} cores, {}. Each measurement is the median of {} steps after a warm-up, in a fresh process; \
+         {} round(s) alternate ours and PyTorch's, and the ratio is the median round's (all rounds' ratios in \
+         brackets).\n",
+        t.cores, t.simd, t.reps, t.rounds
+    );
+    let torch = t.steps.iter().flat_map(|c| &c.torch).find_map(|s| s.torch.clone());
+    let _ = writeln!(
+        md,
+        "| training step, batch 2×{} | eigenssl ms/step | img/s | peak RSS | PyTorch{} ms/step | img/s | peak RSS | eigenssl / PyTorch img/s |",
+        t.steps.first().map_or(0, |c| c.batch),
+        torch.map(|v| format!(" {v}")).unwrap_or_default()
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for c in &t.steps {
+        let Some(ours) = median_round(&c.ours) else { continue };
+        let theirs: Option<&StepBench> = median_round(&c.torch);
+        let (tm, ti, tr) = match theirs {
+            Some(s) => (format!("{:.0}", s.step.median_s * 1e3), format!("{:.0}", s.images_per_s), mib(s.peak_rss)),
+            None => ("n/a".into(), "n/a".into(), "n/a".into()),
+        };
+        let ratio = match (c.ratio(), &c.torch_missing) {
+            (Some(r), _) => {
+                let all: Vec<String> = c.ratios().iter().map(|v| format!("{v:.2}")).collect();
+                format!("**{r:.2}×** [{}]", all.join(", "))
+            }
+            (None, Some(why)) => format!("no PyTorch ({why})"),
+            (None, None) => "n/a".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| VGG11-BN + projector, width {} ({:.1} M params) | {:.0} | {:.0} | {} | {tm} | {ti} | {tr} | {ratio} |",
+            c.width,
+            ours.parameters as f64 / 1e6,
+            ours.step.median_s * 1e3,
+            ours.images_per_s,
+            mib(ours.peak_rss)
+        );
+    }
+    let s = &t.stl10_step;
+    let _ = writeln!(
+        md,
+        "\ntraining step at STL-10's 96 px, width 0.25: {:.0} ms/step, {:.0} img/s, peak RSS {}",
+        s.step.median_s * 1e3,
+        s.images_per_s,
+        mib(s.peak_rss)
+    );
+    for a in &t.augmentation {
+        let _ = writeln!(
+            md,
+            "augmentation (SimCLR, {}, {} px, all cores): {:.0} pairs/s = {:.1}× the {:.0} pairs/s the width/4 step at that size consumes",
+            a.dataset,
+            a.side,
+            a.pairs_per_s,
+            a.pairs_per_s / a.step_pairs_per_s,
+            a.step_pairs_per_s
+        );
+    }
+    let quarter = t.steps.first().and_then(|c| median_round(&c.ours));
+    let _ = writeln!(
+        md,
+        "DirectPred update (both views: correlation updates and W_P from two 256×256 eigendecompositions in f64, in parallel): {:.2} ms{}",
+        t.directpred.median_s * 1e3,
+        quarter.map(|q| format!(" = {:.1} % of a width/4 step", 100.0 * t.directpred.median_s / q.step.median_s)).unwrap_or_default()
+    );
+    let e = &t.epoch;
+    let _ = writeln!(
+        md,
+        "one epoch of the `{}` profile ({}, width {}, {} images, {} steps of 2×{}, {} thread(s)): {:.1} s = {:.0} img/s \
+         (augmentation, steps, readout and its test); the run's closing k-NN and linear probe: {:.1} s\n",
+        e.profile, e.cell, e.width, e.images, e.steps, e.batch, e.threads, e.epoch_s, e.images_per_s, e.offline_eval_s
+    );
+}
