@@ -245,17 +245,17 @@ pub fn evaluate_kept(config: &RunConfig, seed: u64, weights: &std::path::Path, s
     metrics.get(protocol.metric()).copied().ok_or_else(|| Error::Usage(format!("the run's config disables {} (knn_k or linear_epochs is 0)", protocol.metric())))
 }
 
-/// Expected seconds for `runs` (deep-SSL runs whose data is here; the theory engine takes seconds), from
-/// timed steps on the context's device, one timing per distinct network and batch. `None` when nothing
-/// needs it.
-pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext) -> crate::Result<Option<f64>> {
+/// Expected seconds of training steps for `runs` (deep-SSL runs whose data is here, or all of them with
+/// `with_missing_data`; the theory engine takes seconds), from timed steps on the context's device, one
+/// timing per distinct network and batch. `None` when nothing needs it.
+pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext, with_missing_data: bool) -> crate::Result<Option<f64>> {
     let device = ctx.device.open()?;
     let mut cache: Vec<(String, f64)> = Vec::new();
     let mut total = None;
     for cfg in runs {
         let RunConfig::Ssl(c) = cfg else { continue };
         // Runs whose data is missing will be recorded as not run in no time.
-        if dataset(c.dataset, &ctx.data_dir).is_err() {
+        if !with_missing_data && dataset(c.dataset, &ctx.data_dir).is_err() {
             continue;
         }
         let key = format!("{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema);

@@ -44,11 +44,44 @@ pub fn reproduce(
     opts: &ExecOptions,
     say: &dyn Fn(&str),
 ) -> Result<Reproduced> {
-    let runs = exp.runs(profile, seeds)?;
     let store = Store::new(out, &exp.name, profile);
     store.check_writable()?;
+    let (plan, missing_data) = announce(exp, profile, seeds, &store, force, opts, say, false)?;
+    let report = execute::execute(&plan.pending, &store, opts, force)?;
+    Ok(Reproduced {
+        executed: report.finished,
+        skipped: plan.done.len(),
+        interrupted: report.interrupted,
+        done_elsewhere: report.done_elsewhere,
+        missing_data,
+    })
+}
+
+/// `reproduce --dry-run`: what `reproduce` would say before it starts (runs to compute, missing data, the
+/// expected time, here counting the runs whose data is missing too), with nothing computed, moved or written.
+pub fn plan_only(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &Path, force: bool, opts: &ExecOptions, say: &dyn Fn(&str)) -> Result<usize> {
+    let store = Store::new(out, &exp.name, profile);
+    let (plan, _) = announce(exp, profile, seeds, &store, force, opts, say, true)?;
+    Ok(plan.pending.len())
+}
+
+/// Plans the runs and tells `say` what will happen: stored runs reused or recomputed, missing data, the
+/// expected time. Unreadable records are set aside unless `dry_run` (which also counts runs whose data
+/// is missing in the expected time).
+#[allow(clippy::too_many_arguments)]
+fn announce(
+    exp: &Experiment,
+    profile: &str,
+    seeds: Option<&[u64]>,
+    store: &Store,
+    force: bool,
+    opts: &ExecOptions,
+    say: &dyn Fn(&str),
+    dry_run: bool,
+) -> Result<(plan::Plan, Vec<(DatasetKind, String)>)> {
+    let runs = exp.runs(profile, seeds)?;
     let data = |r: &crate::spec::Run| crate::engine::data_sha256(&r.config, &opts.engine);
-    let plan = plan::plan(runs.clone(), &store, force, &data)?;
+    let plan = plan::plan(runs, store, force, &data)?;
     if !plan.other_data.is_empty() {
         say(&format!(
             "{} stored run(s) were computed on other data than is here now (see each record's provenance.data); they are recomputed",
@@ -56,8 +89,12 @@ pub fn reproduce(
         ));
     }
     for (path, why) in &plan.unreadable {
-        let aside = store::set_aside(path)?;
-        say(&format!("warning: {why}\n  set aside as {}; the run will be recomputed", aside.display()));
+        if dry_run {
+            say(&format!("warning: {why}\n  it would be set aside and the run recomputed"));
+        } else {
+            let aside = store::set_aside(path)?;
+            say(&format!("warning: {why}\n  set aside as {}; the run will be recomputed", aside.display()));
+        }
     }
     if !plan.foreign.is_empty() {
         say(&format!(
@@ -79,25 +116,19 @@ pub fn reproduce(
     for (kind, why) in &missing_data {
         say(&format!("{kind}: {why}\n  Its runs will be recorded as not run."));
     }
-    match crate::engine::estimate_seconds(&pending, &opts.engine) {
+    match crate::engine::estimate_seconds(&pending, &opts.engine, dry_run) {
         Ok(Some(secs)) => say(&format!(
-            "expected time on {}: about {} of training for the {} pending run(s), run one after another \
-             (from timed training steps here; data loading, augmentation and evaluation come on top)",
+            "expected time on {}: about {} ({secs:.0} s of training steps) for the {} pending run(s){}, run one \
+             after another (from timed training steps here; data loading, augmentation and evaluation come on top)",
             opts.engine.device,
             human_duration(secs),
-            plan.pending.len()
+            plan.pending.len(),
+            if dry_run && !missing_data.is_empty() { ", those whose data is missing here included" } else { "" }
         )),
         Ok(None) => {}
         Err(e) => say(&format!("could not estimate the run time: {e}")),
     }
-    let report = execute::execute(&plan.pending, &store, opts, force)?;
-    Ok(Reproduced {
-        executed: report.finished,
-        skipped: plan.done.len(),
-        interrupted: report.interrupted,
-        done_elsewhere: report.done_elsewhere,
-        missing_data,
-    })
+    Ok((plan, missing_data))
 }
 
 /// Executes exactly one run (`eigenssl run <run-id>`, what each Slurm task does): under its lock,
