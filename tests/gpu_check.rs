@@ -1,0 +1,134 @@
+//! `ci/gpu-check.sh` on a machine without a GPU: it refuses cleanly (exit 3, nothing written) or names
+//! what is missing (exit 2), and its summary, fed this build's real CPU outputs in place of the GPU's,
+//! computes the ratios and the paper profile's expected time as documented.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_eigenssl");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A folder of stand-in tools put first on PATH: `nvidia-smi` prints `gpu` (or fails when `None`).
+fn fake_tools(dir: &Path, gpu: Option<&str>) -> String {
+    let bin = dir.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let smi = bin.join("nvidia-smi");
+    let body = match gpu {
+        Some(line) => format!("#!/bin/sh\necho '{line}'\n"),
+        None => "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver' >&2\nexit 9\n".into(),
+    };
+    std::fs::write(&smi, body).unwrap();
+    let no_torch = bin.join("python-without-torch");
+    std::fs::write(&no_torch, "#!/bin/sh\nexit 1\n").unwrap();
+    for f in [&smi, &no_torch] {
+        Command::new("chmod").arg("+x").arg(f).status().unwrap();
+    }
+    format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())
+}
+
+fn gpu_check(path: &str, args: &[&str]) -> Output {
+    Command::new("bash").arg(repo().join("ci/gpu-check.sh")).args(args).env("PATH", path).current_dir(repo()).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn refuses_cleanly_without_a_gpu_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = gpu_check(&fake_tools(dir.path(), None), &["--bin", BIN, "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no NVIDIA GPU here"), "{}", stderr(&o));
+    assert!(!out.exists(), "nothing may be written without a GPU");
+}
+
+#[test]
+fn names_a_missing_binary_torch_or_bad_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let with_gpu = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
+    let o = gpu_check(&with_gpu, &["--bin", "/nonexistent/eigenssl", "--out", out]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no eigenssl binary at /nonexistent/eigenssl"), "{}", stderr(&o));
+    let o = gpu_check(&with_gpu, &["--bin", BIN, "--out", out, "--frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown argument '--frobnicate'"), "{}", stderr(&o));
+    let o = gpu_check(&with_gpu, &["--bin", BIN, "--out", out, "--python", "python-without-torch"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("has no torch that sees the GPU"), "{}", stderr(&o));
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{:?}: {}", cmd, stderr(&o));
+    o
+}
+
+/// The summary step on real outputs of this build, made on the CPU: bench-step JSON for ours, the same
+/// JSON standing in for PyTorch's with a known speed, a smoke record as the full-width cell, and the
+/// `reproduce --dry-run` lines whose expected seconds the summary reads.
+#[test]
+fn summary_computes_ratios_and_the_paper_estimate_from_the_checks_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let exe = || {
+        let mut c = Command::new(BIN);
+        c.current_dir(repo());
+        c
+    };
+    for w in ["0.25", "1"] {
+        let ours = run_ok(exe().args(["bench-step", "--width", "0.0625", "--batch", "8", "--reps", "1"]));
+        std::fs::write(out.join(format!("step-ours-{w}.json")), &ours.stdout).unwrap();
+        std::fs::write(out.join(format!("step-ours-{w}.mem.json")), format!("{{\"width\": {w}, \"gpu_peak_mib\": 1234}}")).unwrap();
+        let mut theirs: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
+        theirs["images_per_s"] = serde_json::json!(theirs["images_per_s"].as_f64().unwrap() / 2.0);
+        theirs["gpu_peak_bytes"] = serde_json::json!(2048u64 << 20);
+        std::fs::write(out.join(format!("step-torch-{w}.json")), theirs.to_string()).unwrap();
+    }
+    // The smoke profile's seed-0 record, filed where the check keeps its full-width cell.
+    let smoke = out.join("smoke");
+    run_ok(exe().args(["reproduce", "table1", "--profile", "smoke", "--seeds", "0", "--out"]).arg(&smoke));
+    let cell_runs = out.join("cell/table1/gpucheck/runs");
+    std::fs::create_dir_all(&cell_runs).unwrap();
+    let rec = smoke.join("table1/smoke/runs/cifar10__simsiam__ema__seed0.json");
+    std::fs::copy(&rec, cell_runs.join("cell.json")).unwrap();
+    let plan = |profile: &str, file: &str| {
+        let o = run_ok(exe().args(["reproduce", "table1", "--profile", profile, "--seeds", "0", "--dry-run", "--out"]).arg(out.join("plan")));
+        std::fs::write(out.join(file), &o.stderr).unwrap();
+        let text = String::from_utf8_lossy(&o.stderr).into_owned();
+        let secs = text.split(" s of training steps)").next().and_then(|s| s.rsplit('(').next()).and_then(|s| s.parse::<f64>().ok());
+        secs.unwrap_or_else(|| panic!("no expected time in the dry run's output: {text}"))
+    };
+    let (cell_steps, paper_steps) = (plan("smoke", "cell-plan.txt"), plan("paper", "paper-plan.txt"));
+    assert!(!out.join("plan").exists(), "a dry run writes nothing");
+
+    let o = run_ok(Command::new("python3").arg(repo().join("ci/gpu_check_summary.py")).arg(out).arg("TEST GPU").arg("0"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("gpu-check.json")).unwrap()).unwrap();
+    for row in summary["steps"].as_array().unwrap() {
+        assert!((row["ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{row}");
+        assert_eq!(row["torch_gpu_mib"].as_f64(), Some(2048.0));
+        assert_eq!(row["ours_gpu_mib"].as_f64(), Some(1234.0));
+    }
+    assert_eq!(summary["smoke_cuda_vs_cpu"], "pass");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rec).unwrap()).unwrap();
+    let cfg = &record["config"]["params"];
+    let (epochs, batch) = (cfg["epochs"].as_f64().unwrap(), cfg["batch"].as_u64().unwrap());
+    let images = match cfg["train_subset"].as_u64().unwrap() {
+        0 => eigenssl::data::DatasetKind::Synthetic.train_images() as u64,
+        n => n,
+    };
+    assert_eq!(cfg["dataset"], "synthetic");
+    let ips = record["history"]["images_per_s"].as_array().unwrap().last().unwrap().as_f64().unwrap();
+    let per_epoch = (2 * (images / batch) * batch) as f64 / ips;
+    let expected = paper_steps * per_epoch / (cell_steps / epochs);
+    let got = summary["paper_profile"]["expected_s"].as_f64().unwrap();
+    assert!((got - expected).abs() <= 1e-9 * expected, "expected time {got}, computed here {expected}");
+    assert!(text.contains("expected time of the whole paper profile on this GPU"), "{text}");
+}
