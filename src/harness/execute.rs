@@ -3,11 +3,9 @@
 //! stored the moment its run ends.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use rayon::prelude::*;
 
 use super::live::Live;
 use super::plan::is_done;
@@ -139,19 +137,36 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     Ok(report)
 }
 
-/// `f` of each run, `jobs` runs at a time, each in a pool of its own with cores / `jobs` threads (all
-/// cores in use: one run alone gets them all, two runs half each). Candle's CPU kernels run on the pool
-/// they are called from; a deep run's augmentation thread uses the global pool, which no run occupies.
+/// `f` of each run (results in the order of `runs`), at most `jobs` runs at a time, each in a rayon pool of
+/// its own with cores / `jobs` threads (all cores in use: one run alone gets them all, two runs half
+/// each). Candle's CPU kernels run on the pool they are called from; a deep run's augmentation thread
+/// uses the global pool, which no run occupies. The runs are handed out by plain threads: a rayon worker
+/// waiting on another pool would take up further runs meanwhile.
 pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run) -> T + Sync) -> Result<Vec<T>> {
     let jobs = jobs.max(1);
-    let pool_of = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::Environment(format!("--jobs {jobs}: cannot start a pool of {threads} thread(s): {e}")))
-    };
     let per_run = (num_cpus::get() / jobs).max(1);
-    pool_of(jobs)?.install(|| runs.par_iter().map(|run| pool_of(per_run).map(|pool| pool.install(|| f(run)))).collect())
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<T>>>> = runs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(runs.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let (Some(run), Some(slot)) = (runs.get(i), slots.get(i)) else { break };
+                    let result = rayon::ThreadPoolBuilder::new()
+                        .num_threads(per_run)
+                        .build()
+                        .map(|pool| pool.install(|| f(run)))
+                        .map_err(|e| Error::Environment(format!("--jobs {jobs}: cannot start a pool of {per_run} thread(s): {e}")));
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(|| Err(Error::Environment("a run was never started".into()))))
+        .collect()
 }
 
 fn record(report: &mut ExecReport, label: String, a: Attempt) {
@@ -223,4 +238,30 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRe
         Err(EngineError::NotRun(msg)) => base(RunStatus::NotRun, None, Some(msg), Default::default(), serde_json::Value::Null),
         Err(EngineError::Interrupted(_)) => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::SeqCst;
+
+    #[test]
+    fn at_most_jobs_runs_at_once_each_on_its_share_of_the_cores() {
+        let exp = crate::spec::Experiment::find("table1", std::path::Path::new("experiments")).unwrap();
+        let runs = exp.runs("smoke", None).unwrap();
+        assert!(runs.len() >= 6);
+        let (active, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let done = for_each_run(&runs, 2, |run| {
+            peak.fetch_max(active.fetch_add(1, SeqCst) + 1, SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            active.fetch_sub(1, SeqCst);
+            (run.id(), rayon::current_num_threads())
+        })
+        .unwrap();
+        // A rayon worker waiting on a run's pool used to start further runs meanwhile: all of them at once.
+        assert_eq!(peak.load(SeqCst), 2, "runs in flight at once");
+        let ids: Vec<String> = runs.iter().map(|r| r.id()).collect();
+        assert_eq!(done.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids, "results in the order of the runs");
+        assert!(done.iter().all(|&(_, threads)| threads == (num_cpus::get() / 2).max(1)));
+    }
 }
