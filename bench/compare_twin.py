@@ -12,14 +12,26 @@ from pathlib import Path
 from scipy import stats
 
 
+# What makes two runs the same protocol: compared only where both sides agree on all of these.
+PROTOCOL = ("dataset", "width", "train_subset", "test_subset", "batch", "epochs", "warmup_epochs", "loss", "ema", "optimizer", "lr")
+
+
 def load(runs_dir, twin_dir):
-    ours, twin = {}, {}
+    ours, twin, protocols = {}, {}, {}
     for f in sorted(Path(runs_dir, "runs").glob("*.json")):
         r = json.loads(f.read_text())
         ours.setdefault(r["cell"], []).append((r["seed"], r["status"], r["metrics"].get("readout_top1"), r["metrics"].get("participation_ratio")))
+        protocols.setdefault(r["cell"], {})[f] = {k: r["config"]["params"].get(k) for k in PROTOCOL}
     for f in sorted(Path(twin_dir).glob("*_seed*.json")):
         r = json.loads(f.read_text())
         twin.setdefault(r["cell"], []).append((r["seed"], r["status"], r["readout_top1"], r["participation_ratio"]))
+        protocols.setdefault(r["cell"], {})[f] = {k: r["config"].get(k) for k in PROTOCOL}
+    for cell, by_file in protocols.items():
+        (first, want), *rest = by_file.items()
+        for f, got in rest:
+            differ = [f"{k}: {want[k]} in {first}, {got[k]} in {f}" for k in PROTOCOL if got[k] != want[k]]
+            if differ:
+                raise SystemExit(f"{cell}: the runs were not made with the same protocol; " + "; ".join(differ))
     return ours, twin
 
 
