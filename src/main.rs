@@ -261,6 +261,7 @@ enum Command {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    die_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -711,6 +712,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// `mi_option_purge_delay` of mimalloc.h (between `eager_commit_delay` = 14 and `use_numa_nodes` = 16),
 /// which libmimalloc-sys does not name.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// `eigenssl diff | head`: Rust ignores SIGPIPE, so a write to the closed pipe panicked with a backtrace;
+/// with the default action the process ends quietly, as command-line tools do.
+fn die_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread starts; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
 
 fn keep_freed_memory() {
     // SAFETY: sets a global allocator option; any value is valid, -1 means never purge.
