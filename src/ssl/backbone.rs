@@ -3,10 +3,11 @@
 //! `width` scales every layer's channels for small (CPU) profiles.
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{Conv2dConfig, Module, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 use super::batchnorm::BatchNorm;
 use super::conv::Conv2d;
+use super::layer::VggLayer;
 
 use super::config::Backbone;
 use super::resnet::ResNet18;
@@ -47,14 +48,6 @@ impl ModuleT for Features {
 /// Channels of VGG11 (config A); 0 marks a 2×2 max pool.
 const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0];
 
-/// Convolution, then batch norm with ReLU, then (where the config has one) a 2×2 max pool.
-#[derive(Debug, Clone)]
-struct Layer {
-    conv: Conv2d,
-    bn: BatchNorm,
-    pool: bool,
-}
-
 /// The VGG11-BN feature extractor.
 ///
 /// ```
@@ -67,7 +60,7 @@ struct Layer {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Vgg11 {
-    layers: Vec<Layer>,
+    layers: Vec<VggLayer>,
     out_dim: usize,
 }
 
@@ -76,21 +69,19 @@ impl Vgg11 {
         if !(width > 0.0) {
             candle_core::bail!("VGG11 width must be > 0, got {width}");
         }
-        let mut layers: Vec<Layer> = Vec::new();
+        let mut layers = Vec::new();
         let mut in_ch = 3;
         let conv_cfg = Conv2dConfig { padding: 1, ..Default::default() };
         for (i, &c) in VGG11.iter().enumerate() {
             if c == 0 {
-                if let Some(last) = layers.last_mut() {
-                    last.pool = true;
-                }
                 continue;
             }
             let out = ((c as f64 * width).round() as usize).max(1);
             // The image needs no gradient: the first layer skips its input gradient.
             let conv = Conv2d::new(in_ch, out, 3, conv_cfg, i > 0, vb.pp(format!("features.{i}.conv")))?;
             let bn = BatchNorm::new(out, true, vb.pp(format!("features.{i}.bn")))?;
-            layers.push(Layer { conv, bn, pool: false });
+            let pool = VGG11.get(i + 1) == Some(&0);
+            layers.push(VggLayer::new(conv, bn, pool));
             in_ch = out;
         }
         Ok(Vgg11 { layers, out_dim: in_ch })
@@ -105,9 +96,8 @@ impl Vgg11 {
 impl ModuleT for Vgg11 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
-        for Layer { conv, bn, pool } in &self.layers {
-            let y = conv.forward(&x)?;
-            x = if *pool { bn.forward_pooled_t(&y, train)? } else { bn.forward_t(&y, train)? };
+        for layer in &self.layers {
+            x = layer.forward_t(&x, train)?;
         }
         // Global average pooling: 1×1 at 32 px, 3×3 at 96 px.
         x.mean(3)?.mean(2)

@@ -83,20 +83,28 @@ impl BatchNorm {
             let (storage, layout) = x.storage_and_layout();
             channel_stats(cpu_slice(&storage, layout)?, n, c, s)
         };
-        let m = (n * s) as f64;
-        let mom = CONFIG.momentum;
-        let dev = x.device();
-        let batch_mean = Tensor::from_vec(mean.iter().map(|&v| v as f32).collect::<Vec<_>>(), c, dev)?;
-        let unbiased = Tensor::from_vec(var.iter().map(|&v| (v * m / (m - 1.0)) as f32).collect::<Vec<_>>(), c, dev)?;
+        self.update_running(&mean, &var, n * s)?;
+        x.apply_op3(&self.weight, &self.bias, FusedBatchNorm::from_stats(&mean, &var, self.relu, pool))
+    }
+
+    /// Folds a training batch's statistics (per channel mean and biased variance over `m` values) into the
+    /// running estimates.
+    pub(super) fn update_running(&self, mean: &[f64], var: &[f64], m: usize) -> Result<()> {
+        let (m, mom, dev) = (m as f64, CONFIG.momentum, self.weight.device());
+        let batch_mean = Tensor::from_vec(mean.iter().map(|&v| v as f32).collect::<Vec<_>>(), mean.len(), dev)?;
+        let unbiased = Tensor::from_vec(var.iter().map(|&v| (v * m / (m - 1.0)) as f32).collect::<Vec<_>>(), var.len(), dev)?;
         self.running_mean.set(&((self.running_mean.as_tensor() * (1.0 - mom))? + (batch_mean * mom)?)?)?;
-        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - mom))? + (unbiased * mom)?)?)?;
-        let op = FusedBatchNorm {
-            mean: mean.iter().map(|&v| v as f32).collect(),
-            invstd: var.iter().map(|&v| (1.0 / (v + CONFIG.eps).sqrt()) as f32).collect(),
-            relu: self.relu,
-            pool,
-        };
-        x.apply_op3(&self.weight, &self.bias, op)
+        self.running_var.set(&((self.running_var.as_tensor() * (1.0 - mom))? + (unbiased * mom)?)?)
+    }
+
+    /// Whether ReLU follows.
+    pub(super) fn relu(&self) -> bool {
+        self.relu
+    }
+
+    /// The learnt scale γ and shift β.
+    pub(super) fn scale_and_shift(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
     }
 }
 
@@ -190,8 +198,8 @@ fn row_sums<const K: usize>(x: &[f32], y: &[f32], g: &[f32], f: impl Fn(f32, f32
     out
 }
 
-/// Per-channel mean and biased variance (two passes, for accuracy).
-fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
+/// Per-channel mean and biased variance (two passes, for accuracy) of x (N, C, s positions).
+pub(super) fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let m = (n * s) as f64;
     let mean: Vec<f64> = channel_sums(n, c, s, |_, r| row_sums(&x[r.clone()], &x[r.clone()], &x[r], |v, _, _| [v])).iter().map(|[v]| v / m).collect();
     let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
@@ -203,7 +211,7 @@ fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>
 }
 
 /// y = [pool]([ReLU](γ·(x − mean)·invstd + β)) for the batch statistics given. Inputs: x, γ, β.
-struct FusedBatchNorm {
+pub(super) struct FusedBatchNorm {
     mean: Vec<f32>,
     invstd: Vec<f32>,
     relu: bool,
@@ -212,6 +220,16 @@ struct FusedBatchNorm {
 }
 
 impl FusedBatchNorm {
+    /// The op for a batch with these statistics (per channel mean and biased variance).
+    pub(super) fn from_stats(mean: &[f64], var: &[f64], relu: bool, pool: bool) -> Self {
+        FusedBatchNorm {
+            mean: mean.iter().map(|&v| v as f32).collect(),
+            invstd: var.iter().map(|&v| (1.0 / (v + CONFIG.eps).sqrt()) as f32).collect(),
+            relu,
+            pool,
+        }
+    }
+
     /// Per-channel (scale, shift) of the affine map x ↦ scale·x + shift that batch norm is, given γ and β.
     fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
         let scale: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, is)| g * is).collect();
@@ -245,22 +263,16 @@ impl FusedBatchNorm {
         });
         g
     }
-}
 
-impl CustomOp3 for FusedBatchNorm {
-    fn name(&self) -> &'static str {
-        "eigenssl-batch-norm"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (_, c, s) = dims(l1.dims())?;
-        let (x, gamma, beta) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+    /// y of x (dims `d`), γ and β.
+    pub(super) fn forward(&self, x: &[f32], gamma: &[f32], beta: &[f32], d: &[usize]) -> Result<(Vec<f32>, Shape)> {
+        let (_, c, s) = dims(d)?;
         if gamma.len() != c || beta.len() != c {
             candle_core::bail!("batch norm: {c} channels but {} scales and {} shifts", gamma.len(), beta.len());
         }
         let (scale, shift) = self.affine(gamma, beta);
         if self.pool {
-            let (h, w) = plane_dims(l1.dims())?;
+            let (h, w) = plane_dims(d)?;
             let mut y = vec![0f32; x.len() / 4];
             y.par_chunks_mut(s / 4).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (yp, xp))| {
                 let (a, b) = (scale[plane % c], shift[plane % c]);
@@ -269,8 +281,7 @@ impl CustomOp3 for FusedBatchNorm {
                     yp[o] = act[first_max(act)];
                 })
             });
-            let d = l1.dims();
-            return Ok((CpuStorage::F32(y), Shape::from((d[0], c, h / 2, w / 2))));
+            return Ok((y, Shape::from((d[0], c, h / 2, w / 2))));
         }
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| {
@@ -281,22 +292,19 @@ impl CustomOp3 for FusedBatchNorm {
                 }
             }
         });
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
+        Ok((y, Shape::from(d)))
     }
 
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        let (n, c, s) = dims(x.dims())?;
-        let gamma = gamma.to_vec1::<f32>()?;
-        let (xg, xl) = x.storage_and_layout();
-        let (yg, yl) = res.storage_and_layout();
-        let (gg, gl) = grad.storage_and_layout();
-        let (xs, ys, gs) = (cpu_slice(&xg, xl)?, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?);
+
+    /// (dx, dγ, dβ) from x (dims `d`), the op's output y, its gradient, γ and β.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn backward(&self, xs: &[f32], ys: &[f32], gs: &[f32], gamma: &[f32], beta: &[f32], d: &[usize]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let (n, c, s) = dims(d)?;
         // With the pool, the gradient is first routed back to the activations, ReLU's mask applied there.
         let routed;
         let (ys, gs, relu) = if self.pool {
-            let (h, w) = plane_dims(x.dims())?;
-            let (scale, shift) = self.affine(&gamma, &beta.to_vec1::<f32>()?);
+            let (h, w) = plane_dims(d)?;
+            let (scale, shift) = self.affine(gamma, beta);
             routed = self.route(xs, gs, (&scale, &shift), h, w);
             (&routed[..], &routed[..], false)
         } else {
@@ -333,8 +341,28 @@ impl CustomOp3 for FusedBatchNorm {
                 }
             }
         });
-        let dev = x.device();
-        let dx = Tensor::from_vec(dx, x.shape(), dev)?;
-        Ok((Some(dx), Some(Tensor::from_vec(dgamma, c, dev)?), Some(Tensor::from_vec(dbeta, c, dev)?)))
+        Ok((dx, dgamma, dbeta))
+    }
+}
+
+impl CustomOp3 for FusedBatchNorm {
+    fn name(&self) -> &'static str {
+        "eigenssl-batch-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, shape) = self.forward(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?, l1.dims())?;
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (gamma, beta) = (gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?);
+        let (xg, xl) = x.storage_and_layout();
+        let (yg, yl) = res.storage_and_layout();
+        let (gg, gl) = grad.storage_and_layout();
+        let (dx, dgamma, dbeta) = self.backward(cpu_slice(&xg, xl)?, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, &gamma, &beta, x.dims())?;
+        let (dev, c) = (x.device(), gamma.len());
+        Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dgamma, c, dev)?), Some(Tensor::from_vec(dbeta, c, dev)?)))
     }
 }

@@ -16,7 +16,7 @@ use std::cell::RefCell;
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Geom {
+pub(super) struct Geom {
     n: usize,
     c: usize,
     h: usize,
@@ -31,7 +31,7 @@ struct Geom {
 }
 
 impl Geom {
-    fn new(x: &[usize], wt: &[usize], stride: usize, pad: usize) -> Result<Self> {
+    pub(super) fn new(x: &[usize], wt: &[usize], stride: usize, pad: usize) -> Result<Self> {
         let [n, c, h, w]: [usize; 4] = x.try_into().map_err(|_| shape_err(x))?;
         let [k, c2, kh, kw]: [usize; 4] = wt.try_into().map_err(|_| shape_err(wt))?;
         if c != c2 {
@@ -50,6 +50,9 @@ impl Geom {
     /// Output positions per image.
     fn p(&self) -> usize {
         self.oh * self.ow
+    }
+    pub(super) fn output_shape(&self) -> Shape {
+        Shape::from((self.n, self.k, self.oh, self.ow))
     }
 }
 
@@ -261,6 +264,72 @@ fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, 
     }
 }
 
+/// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous.
+pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+    let (ckk, p, group) = (g.ckk(), g.p(), g.group());
+    let mut y = vec![0f32; g.n * g.k * p];
+    y.par_chunks_mut(group * g.k * p).enumerate().for_each(|(gi, yg)| {
+        with_scratch(ckk * group * p, g.k * group * p, |cols, out| {
+            let imgs = yg.len() / (g.k * p);
+            group_im2col(x, g, gi * group, imgs, cols);
+            if imgs == 1 {
+                gemm(g.k, ckk, p, wt, false, cols, false, false, yg);
+            } else {
+                gemm(g.k, ckk, imgs * p, wt, false, cols, false, false, out);
+                regroup(out, yg, g.k, imgs, p, true);
+            }
+        })
+    });
+    y
+}
+
+/// dx of a batch from its output gradient gy (N, K, OH, OW) and w: per group of images, cols = wᵀ·gy,
+/// then col2im.
+pub(super) fn grad_input(gy: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+    let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
+    let mut dx = vec![0f32; g.n * img];
+    dx.par_chunks_mut(group * img).enumerate().for_each(|(gi, dxg)| {
+        with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
+            let imgs = dxg.len() / img;
+            let gyg = grouped(&gy[gi * group * g.k * p..][..imgs * g.k * p], g, imgs, buf);
+            gemm(ckk, g.k, imgs * p, wt, true, gyg, false, false, cols);
+            let mut plane = plane_buffer(g);
+            for i in 0..imgs {
+                col2im(&cols[i * p..], g, &mut dxg[i * img..][..img], imgs * p, &mut plane);
+            }
+        })
+    });
+    dx
+}
+
+/// dw from x and gy: Σ over groups of images of gy·colsᵀ, in a fixed number of chunks summed in order.
+pub(super) fn grad_weight(x: &[f32], gy: &[f32], g: &Geom) -> Vec<f32> {
+    let (ckk, p, group) = (g.ckk(), g.p(), g.group());
+    let groups = g.n.div_ceil(group);
+    let per = groups.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
+    let partial: Vec<Vec<f32>> = (0..groups.div_ceil(per))
+        .into_par_iter()
+        .map(|chunk| {
+            let mut acc = vec![0f32; g.k * ckk];
+            with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
+                for gi in chunk * per..((chunk + 1) * per).min(groups) {
+                    let first = gi * group;
+                    let imgs = group.min(g.n - first);
+                    group_im2col(x, g, first, imgs, cols);
+                    let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], g, imgs, buf);
+                    gemm(g.k, imgs * p, ckk, gyg, false, cols, true, gi > chunk * per, &mut acc);
+                }
+            });
+            acc
+        })
+        .collect();
+    let mut dw = vec![0f32; g.k * ckk];
+    for part in &partial {
+        dw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
+    }
+    dw
+}
+
 /// Forward: y = conv(x, w). Inputs: x (N, C, H, W), w (K, C, kh, kw).
 struct ConvForward {
     stride: usize,
@@ -276,22 +345,8 @@ impl CustomOp2 for ConvForward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
-        let (x, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let (ckk, p, group) = (g.ckk(), g.p(), g.group());
-        let mut y = vec![0f32; g.n * g.k * p];
-        y.par_chunks_mut(group * g.k * p).enumerate().for_each(|(gi, yg)| {
-            with_scratch(ckk * group * p, g.k * group * p, |cols, out| {
-                let imgs = yg.len() / (g.k * p);
-                group_im2col(x, &g, gi * group, imgs, cols);
-                if imgs == 1 {
-                    gemm(g.k, ckk, p, wt, false, cols, false, false, yg);
-                } else {
-                    gemm(g.k, ckk, imgs * p, wt, false, cols, false, false, out);
-                    regroup(out, yg, g.k, imgs, p, true);
-                }
-            })
-        });
-        Ok((CpuStorage::F32(y), Shape::from((g.n, g.k, g.oh, g.ow))))
+        let y = forward(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, &g);
+        Ok((CpuStorage::F32(y), g.output_shape()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -334,20 +389,7 @@ impl CustomOp2 for ConvGradInput {
         let [n, _, _, _] = <[usize; 4]>::try_from(l1.dims()).map_err(|_| shape_err(l1.dims()))?;
         let wd = l2.dims();
         let g = Geom::new(&[n, wd[1], self.h, self.w], wd, self.stride, self.pad)?;
-        let (gy, wt) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
-        let mut dx = vec![0f32; g.n * img];
-        dx.par_chunks_mut(group * img).enumerate().for_each(|(gi, dxg)| {
-            with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
-                let imgs = dxg.len() / img;
-                let gyg = grouped(&gy[gi * group * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
-                gemm(ckk, g.k, imgs * p, wt, true, gyg, false, false, cols);
-                let mut plane = plane_buffer(&g);
-                for i in 0..imgs {
-                    col2im(&cols[i * p..], &g, &mut dxg[i * img..][..img], imgs * p, &mut plane);
-                }
-            })
-        });
+        let dx = grad_input(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, &g);
         Ok((CpuStorage::F32(dx), Shape::from((g.n, g.c, g.h, g.w))))
     }
 }
@@ -378,30 +420,7 @@ impl CustomOp2 for ConvGradWeight {
         if (g.oh, g.ow) != (gd[2], gd[3]) {
             candle_core::bail!("conv2d grad: output {gd:?} does not match input {xd:?}");
         }
-        let (x, gy) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?);
-        let (ckk, p, group) = (g.ckk(), g.p(), g.group());
-        let groups = g.n.div_ceil(group);
-        let per = groups.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
-        let partial: Vec<Vec<f32>> = (0..groups.div_ceil(per))
-            .into_par_iter()
-            .map(|chunk| {
-                let mut acc = vec![0f32; g.k * ckk];
-                with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
-                    for gi in chunk * per..((chunk + 1) * per).min(groups) {
-                        let first = gi * group;
-                        let imgs = group.min(g.n - first);
-                        group_im2col(x, &g, first, imgs, cols);
-                        let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], &g, imgs, buf);
-                        gemm(g.k, imgs * p, ckk, gyg, false, cols, true, gi > chunk * per, &mut acc);
-                    }
-                });
-                acc
-            })
-            .collect();
-        let mut dw = vec![0f32; g.k * ckk];
-        for part in &partial {
-            dw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
-        }
+        let dw = grad_weight(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, &g);
         Ok((CpuStorage::F32(dw), Shape::from((g.k, g.c, g.kh, g.kw))))
     }
 }
@@ -439,6 +458,19 @@ impl Conv2d {
 
     pub fn weight(&self) -> &Tensor {
         &self.weight
+    }
+
+    pub(super) fn stride(&self) -> usize {
+        self.cfg.stride
+    }
+
+    pub(super) fn padding(&self) -> usize {
+        self.cfg.padding
+    }
+
+    /// Whether the input gets a gradient.
+    pub(super) fn input_grad(&self) -> bool {
+        self.input_grad
     }
 }
 

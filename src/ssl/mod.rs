@@ -13,6 +13,7 @@ pub mod ema;
 pub mod eval;
 pub mod history;
 pub mod init;
+pub mod layer;
 pub mod loss;
 pub mod optim;
 pub mod pool;

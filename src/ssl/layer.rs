@@ -1,0 +1,196 @@
+//! One VGG layer: a bias-free convolution, batch norm, ReLU and, where the configuration has one, a 2×2
+//! max pool. In training on CPU f32 the four are one node of candle's graph.
+//!
+//! Why: as separate ops, the gradient of every convolution's output went through candle's bookkeeping —
+//! a zeroed tensor the size of the activations, then an addition into it — before the batch norm's
+//! backward read it. As one node, the convolution's output and its gradient stay inside the op: one
+//! memset and one pass over the largest activations fewer per layer and view. The op calls the same
+//! kernels in the same order as [`Conv2d`] then [`BatchNorm`], so its values are theirs bit for bit
+//! (`tests` below compare them); in eval mode and on other devices the layer is those ops one after another.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Storage, Tensor};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::batchnorm::{channel_stats, BatchNorm, FusedBatchNorm};
+use super::conv::{self, contiguous_f32, Conv2d, Geom};
+
+/// Convolution, then batch norm with ReLU, then (with `pool`) a 2×2 max pool.
+///
+/// ```
+/// use candle_core::{DType, Device, ModuleT, Tensor};
+/// use eigenssl::ssl::{batchnorm::BatchNorm, conv::Conv2d, init::SeededVarMap, layer::VggLayer};
+/// let vm = SeededVarMap::new(0);
+/// let vb = vm.var_builder(DType::F32, &Device::Cpu);
+/// let cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
+/// let conv = Conv2d::new(3, 8, 3, cfg, false, vb.pp("conv")).unwrap();
+/// let layer = VggLayer::new(conv, BatchNorm::new(8, true, vb.pp("bn")).unwrap(), true);
+/// let x = Tensor::randn(0f32, 1.0, (2, 3, 16, 16), &Device::Cpu).unwrap();
+/// assert_eq!(layer.forward_t(&x, true).unwrap().dims(), &[2, 8, 8, 8]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct VggLayer {
+    conv: Conv2d,
+    bn: BatchNorm,
+    pool: bool,
+}
+
+impl VggLayer {
+    pub fn new(conv: Conv2d, bn: BatchNorm, pool: bool) -> Self {
+        VggLayer { conv, bn, pool }
+    }
+
+    /// Output channels.
+    pub fn channels(&self) -> usize {
+        self.conv.weight().dim(0).unwrap_or(0)
+    }
+
+    fn fused(&self, x: &Tensor, train: bool) -> bool {
+        let (gamma, _) = self.bn.scale_and_shift();
+        train && x.device().is_cpu() && x.dtype() == DType::F32 && self.conv.weight().dtype() == DType::F32 && gamma.dtype() == DType::F32
+    }
+}
+
+impl ModuleT for VggLayer {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !self.fused(x, train) || x.rank() != 4 {
+            let y = self.conv.forward(x)?;
+            return if self.pool { self.bn.forward_pooled_t(&y, train) } else { self.bn.forward_t(&y, train) };
+        }
+        let (gamma, beta) = self.bn.scale_and_shift();
+        let saved = Arc::new(Mutex::new(None));
+        let op = LayerOp { stride: self.conv.stride(), pad: self.conv.padding(), input_grad: self.conv.input_grad(), relu: self.bn.relu(), pool: self.pool, saved: saved.clone() };
+        // γ and β enter as one input (a custom op takes at most three); `cat`'s backward splits their gradient.
+        let out = x.contiguous()?.apply_op3(&self.conv.weight().contiguous()?, &Tensor::cat(&[gamma, beta], 0)?, op)?;
+        let saved = saved.lock().unwrap_or_else(PoisonError::into_inner);
+        let saved = saved.as_ref().ok_or_else(|| candle_core::Error::Msg("VGG layer: the forward kept no statistics".into()))?;
+        self.bn.update_running(&saved.mean, &saved.var, saved.m)?;
+        Ok(out)
+    }
+}
+
+/// What the forward keeps for the backward: the convolution's output and the batch statistics.
+struct Saved {
+    conv_out: Vec<f32>,
+    conv_shape: Shape,
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    /// Values per channel the statistics are over (N·H·W).
+    m: usize,
+    bn: FusedBatchNorm,
+}
+
+/// conv → batch norm (batch statistics) → ReLU → [pool]. Inputs: x (N, C, H, W), w (K, C, kh, kw), γ‖β (2K).
+struct LayerOp {
+    stride: usize,
+    pad: usize,
+    input_grad: bool,
+    relu: bool,
+    pool: bool,
+    saved: Arc<Mutex<Option<Saved>>>,
+}
+
+fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
+        _ => candle_core::bail!("VGG layer: the fused op runs on CPU only"),
+    }
+}
+
+impl CustomOp3 for LayerOp {
+    fn name(&self) -> &'static str {
+        "eigenssl-vgg-layer"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
+        let conv_shape = g.output_shape();
+        let (n, k, oh, ow) = conv_shape.dims4()?;
+        let (x, wt, gb) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        if gb.len() != 2 * k {
+            candle_core::bail!("VGG layer: {k} output channels but {} scales and shifts", gb.len());
+        }
+        let conv_out = conv::forward(x, wt, &g);
+        let s = oh * ow;
+        let (mean, var) = channel_stats(&conv_out, n, k, s);
+        let bn = FusedBatchNorm::from_stats(&mean, &var, self.relu, self.pool);
+        let (y, shape) = bn.forward(&conv_out, &gb[..k], &gb[k..], conv_shape.dims())?;
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Saved { conv_out, conv_shape, mean, var, m: n * s, bn });
+        Ok((CpuStorage::F32(y), shape))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, gb: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let saved = self.saved.lock().unwrap_or_else(PoisonError::into_inner);
+        let saved = saved.as_ref().ok_or_else(|| candle_core::Error::Msg("VGG layer: backward before forward".into()))?;
+        let g = Geom::new(x.dims(), w.dims(), self.stride, self.pad)?;
+        let gb = gb.to_vec1::<f32>()?;
+        let (gamma, beta) = gb.split_at(gb.len() / 2);
+        let grad = grad.contiguous()?;
+        let (yg, yl) = res.storage_and_layout();
+        let (gg, gl) = grad.storage_and_layout();
+        let (dconv, dgamma, dbeta) = saved.bn.backward(&saved.conv_out, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, gamma, beta, saved.conv_shape.dims())?;
+        let (xg, xl) = x.storage_and_layout();
+        let (wg, wl) = w.storage_and_layout();
+        let dev = x.device();
+        let dx = if self.input_grad { Some(Tensor::from_vec(conv::grad_input(&dconv, cpu_slice(&wg, wl)?, &g), x.shape(), dev)?) } else { None };
+        let dw = Tensor::from_vec(conv::grad_weight(cpu_slice(&xg, xl)?, &dconv, &g), w.shape(), dev)?;
+        let dgb = Tensor::from_vec([dgamma, dbeta].concat(), gb.len(), dev)?;
+        Ok((dx, Some(dw), Some(dgb)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssl::init::SeededVarMap;
+    use candle_core::{Device, Var};
+    use candle_nn::Conv2dConfig;
+
+    fn layer(vm: &SeededVarMap, cin: usize, cout: usize, input_grad: bool, pool: bool) -> VggLayer {
+        let vb = vm.var_builder(DType::F32, &Device::Cpu);
+        let cfg = Conv2dConfig { padding: 1, ..Default::default() };
+        let conv = Conv2d::new(cin, cout, 3, cfg, input_grad, vb.pp("conv")).unwrap();
+        VggLayer::new(conv, BatchNorm::new(cout, true, vb.pp("bn")).unwrap(), pool)
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The one-node layer against conv then batch norm (then pool) as separate ops: outputs, running
+    /// statistics and every gradient equal bit for bit, with and without the pool and the input gradient.
+    #[test]
+    fn the_fused_layer_equals_the_separate_ops_bit_for_bit() {
+        for (pool, input_grad, side) in [(true, true, 8), (false, true, 6), (true, false, 4), (false, false, 2)] {
+            let (fused_vars, separate_vars) = (SeededVarMap::new(3), SeededVarMap::new(3));
+            let (fused, separate) = (layer(&fused_vars, 5, 7, input_grad, pool), layer(&separate_vars, 5, 7, input_grad, pool));
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, side, side), &Device::Cpu).unwrap()).unwrap();
+            let out = fused.forward_t(x.as_tensor(), true).unwrap();
+            let conv_out = separate.conv.forward(x.as_tensor()).unwrap();
+            let reference = if pool { separate.bn.forward_pooled_t(&conv_out, true) } else { separate.bn.forward_t(&conv_out, true) }.unwrap();
+            assert_eq!(bits(&out), bits(&reference), "forward, pool {pool}");
+            // A weighted sum, so that each output's gradient differs.
+            let r = Tensor::randn(0f32, 1.0, out.shape(), &Device::Cpu).unwrap();
+            let (ga, gb) = ((out * &r).unwrap().sum_all().unwrap().backward().unwrap(), (reference * &r).unwrap().sum_all().unwrap().backward().unwrap());
+            assert_eq!(ga.get(x.as_tensor()).map(bits), gb.get(x.as_tensor()).map(bits), "input gradient, pool {pool}");
+            assert_eq!(ga.get(x.as_tensor()).is_some(), input_grad);
+            let (vf, vs) = (fused_vars.named_vars(), separate_vars.named_vars());
+            assert_eq!(vf.len(), 5, "conv weight, scale, shift, running mean and variance");
+            for ((name, a), (_, b)) in vf.iter().zip(&vs) {
+                assert_eq!(bits(a.as_tensor()), bits(b.as_tensor()), "{name} after the step's statistics");
+                if !name.contains("running") {
+                    let (da, db) = (ga.get(a.as_tensor()).expect("gradient"), gb.get(b.as_tensor()).expect("gradient"));
+                    assert_eq!(bits(da), bits(db), "gradient of {name}, pool {pool}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eval_mode_is_the_separate_ops_with_running_statistics() {
+        let vm = SeededVarMap::new(1);
+        let l = layer(&vm, 2, 3, true, true);
+        let x = Tensor::randn(0f32, 1.0, (2, 2, 4, 4), &Device::Cpu).unwrap();
+        let reference = l.bn.forward_pooled_t(&l.conv.forward(&x).unwrap(), false).unwrap();
+        assert_eq!(bits(&l.forward_t(&x, false).unwrap()), bits(&reference));
+    }
+}
