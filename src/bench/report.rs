@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::training::{median_round, StepBench, TrainingBench};
+use super::training::{median_round, StepBench, TrainingBench, RATIO_CONFIDENCE};
 use super::BenchReport;
 
 fn mib(bytes: u64) -> String {
@@ -30,9 +30,14 @@ fn training(md: &mut String, t: &TrainingBench) {
     let _ = writeln!(
         md,
         "Machine: {} cores, {}. Each measurement is the median of {} steps after a warm-up, in a fresh process; \
-         {} round(s) alternate ours and PyTorch's, and the ratio is the median round's (all rounds' ratios in \
-         brackets).\n",
-        t.cores, t.simd, t.reps, t.rounds
+         {} round(s) alternate ours and PyTorch's, and the ratio is the median round's, with the {:.0} % confidence \
+         interval of that median from the rounds' order statistics (no interval below 6 rounds) and all rounds' \
+         ratios in brackets.\n",
+        t.cores,
+        t.simd,
+        t.reps,
+        t.rounds,
+        100.0 * RATIO_CONFIDENCE
     );
     let torch = t.steps.iter().flat_map(|c| &c.torch).find_map(|s| s.torch.clone());
     let _ = writeln!(
@@ -52,7 +57,8 @@ fn training(md: &mut String, t: &TrainingBench) {
         let ratio = match (c.ratio(), &c.torch_missing) {
             (Some(r), _) => {
                 let all: Vec<String> = c.ratios().iter().map(|v| format!("{v:.2}")).collect();
-                format!("**{r:.2}×** [{}]", all.join(", "))
+                let ci = c.ratio_interval().map(|(lo, hi)| format!(" ({lo:.2}–{hi:.2})")).unwrap_or_default();
+                format!("**{r:.2}×**{ci} [{}]", all.join(", "))
             }
             (None, Some(why)) => format!("no PyTorch ({why})"),
             (None, None) => "n/a".into(),

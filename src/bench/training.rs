@@ -169,7 +169,16 @@ impl StepComparison {
         r.sort_by(f64::total_cmp);
         r.get(r.len() / 2).copied()
     }
+
+    /// The 95 % confidence interval of that median (distribution-free, from the rounds' order statistics);
+    /// `None` below 6 rounds.
+    pub fn ratio_interval(&self) -> Option<(f64, f64)> {
+        crate::stats::median_interval(&self.ratios(), RATIO_CONFIDENCE)
+    }
 }
+
+/// Confidence of [`StepComparison::ratio_interval`].
+pub const RATIO_CONFIDENCE: f64 = 0.95;
 
 /// The median round's measurement (by img/s).
 pub fn median_round(rounds: &[StepBench]) -> Option<&StepBench> {
@@ -357,4 +366,35 @@ pub fn torch_step(repo: &Path, python: &str, width: f64, batch: usize, reps: usi
         return Err(err.lines().last().unwrap_or("failed").to_string());
     }
     serde_json::from_slice(String::from_utf8_lossy(&out.stdout).trim().as_bytes()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(images_per_s: f64) -> StepBench {
+        let step = Timing { median_s: 256.0 / images_per_s, min_s: 256.0 / images_per_s, reps: 10 };
+        StepBench { width: 0.25, batch: 128, parameters: 1, step, images_per_s, peak_rss: 0, threads: 2, torch: None }
+    }
+
+    /// Round-by-round ratios, their median and its interval: PyTorch at 1000 img/s in every round, ours
+    /// at 500 + 50·i in round i.
+    #[test]
+    fn the_ratio_is_the_median_round_with_an_interval_from_six_rounds() {
+        let rounds = |n: usize| StepComparison {
+            width: 0.25,
+            batch: 128,
+            ours: (0..n).map(|i| measured(500.0 + 50.0 * i as f64)).collect(),
+            torch: (0..n).map(|_| measured(1000.0)).collect(),
+            torch_missing: None,
+        };
+        let five = rounds(5);
+        assert_eq!(five.ratios(), vec![0.5, 0.55, 0.6, 0.65, 0.7]);
+        assert_eq!(five.ratio(), Some(0.6));
+        assert_eq!(five.ratio_interval(), None, "5 rounds cannot give 95 %");
+        // n = 9: [x(2), x(8)].
+        let nine = rounds(9);
+        assert_eq!(nine.ratio(), Some(0.7));
+        assert_eq!(nine.ratio_interval(), Some((0.55, 0.85)));
+    }
 }
