@@ -245,20 +245,47 @@ pub fn evaluate_kept(config: &RunConfig, seed: u64, weights: &std::path::Path, s
     metrics.get(protocol.metric()).copied().ok_or_else(|| Error::Usage(format!("the run's config disables {} (knn_k or linear_epochs is 0)", protocol.metric())))
 }
 
+/// Expected seconds of training steps of a set of runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeEstimate {
+    /// All runs' steps, one after another.
+    pub total_s: f64,
+    /// The longest run's.
+    pub longest_s: f64,
+}
+
+impl TimeEstimate {
+    /// Wall-clock seconds with `at_once` runs at a time: the total shared out, but never less than the
+    /// longest run.
+    ///
+    /// ```
+    /// use eigenssl::engine::TimeEstimate;
+    /// let e = TimeEstimate { total_s: 100.0, longest_s: 40.0 };
+    /// assert_eq!(e.wall_s(1), 100.0);
+    /// assert_eq!(e.wall_s(2), 50.0);
+    /// assert_eq!(e.wall_s(4), 40.0); // the longest run still takes its time
+    /// ```
+    pub fn wall_s(&self, at_once: usize) -> f64 {
+        (self.total_s / at_once.max(1) as f64).max(self.longest_s)
+    }
+}
+
 /// Expected seconds of training steps for `runs` (deep-SSL runs whose data is here, or all of them with
-/// `with_missing_data`; the theory engine takes seconds), from timed steps on the context's device, one
-/// timing per distinct network and batch. `None` when nothing needs it.
-pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext, with_missing_data: bool) -> crate::Result<Option<f64>> {
+/// `with_missing_data`; the theory engine takes seconds), from timed steps on the context's device (on
+/// the calling thread's rayon pool: call it on a run's pool to time what a run gets), one timing per
+/// distinct network and batch. `None` when nothing needs it.
+pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext, with_missing_data: bool) -> crate::Result<Option<TimeEstimate>> {
     let device = ctx.device.open()?;
     let mut cache: Vec<(String, f64)> = Vec::new();
-    let mut total = None;
+    let mut total: Option<TimeEstimate> = None;
     for cfg in runs {
         let RunConfig::Ssl(c) = cfg else { continue };
         // Runs whose data is missing will be recorded as not run in no time.
         if !with_missing_data && dataset(c.dataset, &ctx.data_dir).is_err() {
             continue;
         }
-        let key = format!("{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema);
+        // What a step's cost depends on (a frozen backbone trains only the readout).
+        let key = format!("{}/{}/{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema, c.freeze_backbone, c.dp_per_view);
         let step = match cache.iter().find(|(k, _)| *k == key) {
             Some((_, s)) => *s,
             None => {
@@ -267,8 +294,10 @@ pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext, with_missing_d
                 s
             }
         };
-        let steps = (c.train_images() / c.batch) * c.epochs;
-        *total.get_or_insert(0.0) += step * steps as f64;
+        let run_s = step * ((c.train_images() / c.batch) * c.epochs) as f64;
+        let t = total.get_or_insert(TimeEstimate { total_s: 0.0, longest_s: 0.0 });
+        t.total_s += run_s;
+        t.longest_s = t.longest_s.max(run_s);
     }
     Ok(total)
 }

@@ -144,7 +144,6 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
 /// waiting on another pool would take up further runs meanwhile.
 pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run) -> T + Sync) -> Result<Vec<T>> {
     let jobs = jobs.max(1);
-    let per_run = (num_cpus::get() / jobs).max(1);
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<T>>>> = runs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
@@ -153,11 +152,7 @@ pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run) 
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let (Some(run), Some(slot)) = (runs.get(i), slots.get(i)) else { break };
-                    let result = rayon::ThreadPoolBuilder::new()
-                        .num_threads(per_run)
-                        .build()
-                        .map(|pool| pool.install(|| f(run)))
-                        .map_err(|e| Error::Environment(format!("--jobs {jobs}: cannot start a pool of {per_run} thread(s): {e}")));
+                    let result = in_run_pool(jobs, || f(run));
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
                 }
             });
@@ -167,6 +162,21 @@ pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run) 
         .into_iter()
         .map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner()).unwrap_or_else(|| Err(Error::Environment("a run was never started".into()))))
         .collect()
+}
+
+/// Threads of each run's pool with `jobs` runs at once: the cores shared out, at least one.
+pub(crate) fn threads_per_run(jobs: usize) -> usize {
+    (num_cpus::get() / jobs.max(1)).max(1)
+}
+
+/// `f` on a rayon pool of [`threads_per_run`] threads, as one of `jobs` concurrent runs gets.
+pub(crate) fn in_run_pool<T: Send>(jobs: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let threads = threads_per_run(jobs);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map(|pool| pool.install(f))
+        .map_err(|e| Error::Environment(format!("--jobs {jobs}: cannot start a pool of {threads} thread(s): {e}")))
 }
 
 fn record(report: &mut ExecReport, label: String, a: Attempt) {
@@ -262,6 +272,6 @@ mod tests {
         assert_eq!(peak.load(SeqCst), 2, "runs in flight at once");
         let ids: Vec<String> = runs.iter().map(|r| r.id()).collect();
         assert_eq!(done.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids, "results in the order of the runs");
-        assert!(done.iter().all(|&(_, threads)| threads == (num_cpus::get() / 2).max(1)));
+        assert!(done.iter().all(|&(_, threads)| threads == threads_per_run(2)));
     }
 }

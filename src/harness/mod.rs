@@ -116,14 +116,22 @@ fn announce(
     for (kind, why) in &missing_data {
         say(&format!("{kind}: {why}\n  Its runs will be recorded as not run."));
     }
-    match crate::engine::estimate_seconds(&pending, &opts.engine, dry_run) {
-        Ok(Some(secs)) => say(&format!(
-            "expected time on {}: about {} ({secs:.0} s of training steps) for the {} pending run(s){}, run one \
-             after another (from timed training steps here; data loading, augmentation and evaluation come on top)",
+    // On the CPU, runs share the cores out (`--jobs`): each step is timed on a run's share, and the runs
+    // overlap. On a GPU they share the one device, so they are counted one after another.
+    let on_cpu = opts.engine.device == crate::device::DeviceKind::Cpu;
+    let at_once = if on_cpu { opts.jobs.clamp(1, plan.pending.len().max(1)) } else { 1 };
+    let timed = execute::in_run_pool(at_once, || crate::engine::estimate_seconds(&pending, &opts.engine, dry_run));
+    match timed.and_then(|r| r) {
+        Ok(Some(est)) => say(&format!(
+            "expected time on {}: about {} for the {} pending run(s){}, {} ({:.0} s of training steps); from \
+             training steps timed here on {} thread(s) each, with data loading, augmentation and evaluation on top",
             opts.engine.device,
-            human_duration(secs),
+            human_duration(est.wall_s(at_once)),
             plan.pending.len(),
-            if dry_run && !missing_data.is_empty() { ", those whose data is missing here included" } else { "" }
+            if dry_run && !missing_data.is_empty() { ", those whose data is missing here included" } else { "" },
+            if at_once > 1 { format!("{at_once} at once") } else { "one after another".to_string() },
+            est.total_s,
+            execute::threads_per_run(at_once),
         )),
         Ok(None) => {}
         Err(e) => say(&format!("could not estimate the run time: {e}")),

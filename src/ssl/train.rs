@@ -408,24 +408,34 @@ fn final_metrics(h: &SslHistory, collapsed_since: Option<usize>) -> BTreeMap<Str
 
 
 /// Seconds one training step of `cfg` takes on `device`, extrapolated from timed [`Learner::step`]s on
-/// random images at batches of 16 and 32 (after a warm-up): the step's cost is a part that grows with the
-/// batch plus a fixed part (the DirectPred eigendecompositions), so a line through the two is scaled to
-/// the config's batch. Probing a full-size network on a CPU takes seconds, not minutes. Used to say how
-/// long a sweep will take before it starts.
+/// random images at batches of 16 and 64 (after a warm-up; the median of three at each): the step's cost
+/// is a part that grows with the batch plus a fixed part (the DirectPred eigendecompositions), so a line
+/// through the two is scaled to the config's batch. Single steps at 16 and 32 were too noisy for that: a
+/// 10 % error in their difference became 60 % at batch 128, and two dry runs of the same profile minutes
+/// apart said 48 min and 1 h 57 min. Probing a full-size network on a CPU takes seconds, not minutes. Used
+/// to say how long a sweep will take before it starts.
 pub fn time_step(cfg: &SslConfig, device: &Device) -> candle_core::Result<f64> {
+    const SMALL: usize = 16;
+    const LARGE: usize = 64;
     let side = cfg.image_side();
     let mut learner = Learner::new(cfg, 0, side, 10, 1, device)?;
+    let (x1, x2, labels) = random_batch(LARGE, side, 10, device)?;
+    learner.step(&x1, &x2, &labels, 0)?;
     let mut timed = |batch: usize| -> candle_core::Result<f64> {
         let (x1, x2, labels) = random_batch(batch, side, 10, device)?;
-        let t0 = Instant::now();
-        learner.step(&x1, &x2, &labels, 0)?;
-        device.synchronize()?;
-        Ok(t0.elapsed().as_secs_f64())
+        let mut times = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            learner.step(&x1, &x2, &labels, 0)?;
+            device.synchronize()?;
+            times.push(t0.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[1])
     };
-    timed(16)?;
-    let (small, large) = (timed(16)?, timed(32)?);
-    let per_image = ((large - small) / 16.0).max(0.0);
-    Ok((large + per_image * (cfg.batch as f64 - 32.0)).max(small))
+    let (small, large) = (timed(SMALL)?, timed(LARGE)?);
+    let per_image = ((large - small) / (LARGE - SMALL) as f64).max(0.0);
+    Ok((large + per_image * (cfg.batch as f64 - LARGE as f64)).max(small))
 }
 
 /// A batch of random view pairs and labels, for timing the step.
