@@ -130,10 +130,11 @@ fn dims(d: &[usize]) -> Result<(usize, usize, usize)> {
     Ok((d[0], d[1], d[2..].iter().product()))
 }
 
-fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+/// The contiguous f32 data of a CPU tensor's storage (the fused kernels' inputs).
+pub(super) fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
     match storage {
         Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
-        _ => candle_core::bail!("batch norm: the fused kernel runs on CPU only"),
+        _ => candle_core::bail!("the fused batch-norm kernels run on CPU only"),
     }
 }
 

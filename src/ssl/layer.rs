@@ -8,10 +8,10 @@
 //! kernels in the same order as [`Conv2d`] then [`BatchNorm`], so its values are theirs bit for bit
 //! (`tests` below compare them); in eval mode and on other devices the layer is those ops one after another.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::batchnorm::{channel_stats, BatchNorm, FusedBatchNorm};
+use super::batchnorm::{channel_stats, cpu_slice, BatchNorm, FusedBatchNorm};
 use super::conv::{self, contiguous_f32, Conv2d, Geom};
 
 /// Convolution, then batch norm with ReLU, then (with `pool`) a 2×2 max pool.
@@ -37,11 +37,6 @@ pub struct VggLayer {
 impl VggLayer {
     pub fn new(conv: Conv2d, bn: BatchNorm, pool: bool) -> Self {
         VggLayer { conv, bn, pool }
-    }
-
-    /// Output channels.
-    pub fn channels(&self) -> usize {
-        self.conv.weight().dim(0).unwrap_or(0)
     }
 
     fn fused(&self, x: &Tensor, train: bool) -> bool {
@@ -87,13 +82,6 @@ struct LayerOp {
     relu: bool,
     pool: bool,
     saved: Arc<Mutex<Option<Saved>>>,
-}
-
-fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
-    match storage {
-        Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
-        _ => candle_core::bail!("VGG layer: the fused op runs on CPU only"),
-    }
 }
 
 impl CustomOp3 for LayerOp {
