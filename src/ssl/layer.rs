@@ -58,7 +58,8 @@ impl ModuleT for VggLayer {
         let out = x.contiguous()?.apply_op3(&self.conv.weight().contiguous()?, &Tensor::cat(&[gamma, beta], 0)?, op)?;
         let saved = saved.lock().unwrap_or_else(PoisonError::into_inner);
         let saved = saved.as_ref().ok_or_else(|| candle_core::Error::Msg("VGG layer: the forward kept no statistics".into()))?;
-        self.bn.update_running(&saved.mean, &saved.var, saved.m)?;
+        // The statistics are over N·H·W values per channel.
+        self.bn.update_running(&saved.mean, &saved.var, saved.conv_out.len() / saved.mean.len())?;
         Ok(out)
     }
 }
@@ -66,11 +67,8 @@ impl ModuleT for VggLayer {
 /// What the forward keeps for the backward: the convolution's output and the batch statistics.
 struct Saved {
     conv_out: Vec<f32>,
-    conv_shape: Shape,
     mean: Vec<f64>,
     var: Vec<f64>,
-    /// Values per channel the statistics are over (N·H·W).
-    m: usize,
     bn: FusedBatchNorm,
 }
 
@@ -102,7 +100,7 @@ impl CustomOp3 for LayerOp {
         let (mean, var) = channel_stats(&conv_out, n, k, s);
         let bn = FusedBatchNorm::from_stats(&mean, &var, self.relu, self.pool);
         let (y, shape) = bn.forward(&conv_out, &gb[..k], &gb[k..], conv_shape.dims())?;
-        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Saved { conv_out, conv_shape, mean, var, m: n * s, bn });
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Saved { conv_out, mean, var, bn });
         Ok((CpuStorage::F32(y), shape))
     }
 
@@ -115,7 +113,7 @@ impl CustomOp3 for LayerOp {
         let grad = grad.contiguous()?;
         let (yg, yl) = res.storage_and_layout();
         let (gg, gl) = grad.storage_and_layout();
-        let (dconv, dgamma, dbeta) = saved.bn.backward(&saved.conv_out, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, gamma, beta, saved.conv_shape.dims())?;
+        let (dconv, dgamma, dbeta) = saved.bn.backward(&saved.conv_out, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, gamma, beta, g.output_shape().dims())?;
         let (xg, xl) = x.storage_and_layout();
         let (wg, wl) = w.storage_and_layout();
         let dev = x.device();
