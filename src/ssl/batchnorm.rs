@@ -2,7 +2,9 @@
 //! followed by ReLU and by a 2×2 max pool, with the parameters, variable names and semantics of candle-nn's `BatchNorm`:
 //! the batch's biased variance normalises, the unbiased one enters the running estimate (momentum 0.1,
 //! eps 1e-5, as PyTorch). In training on CPU f32 the forward is one fused pass after the statistics, and
-//! the backward one reduction plus one pass.
+//! the backward one reduction plus one pass; with the pool, each plane's gradient is routed back to the
+//! activations in a plane-sized buffer in both, never stored for the whole batch. BatchNorm1d's rows (one
+//! value per channel and sample) run as passes along the channels, so that they vectorise.
 //!
 //! Why: candle assembles batch norm from about ten generic broadcast ops, each a pass over the
 //! activations into a fresh allocation, and ReLU adds another; at width/4 they cost more of a training
@@ -12,7 +14,6 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Storage, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
-use std::ops::Range;
 
 use super::conv::contiguous_f32;
 use super::pool::{first_max, plane_dims, window_offset, windows, MaxPool2x2};
@@ -142,22 +143,16 @@ pub(super) fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a
 /// the result does not depend on the number of threads.
 const BATCH_CHUNKS: usize = 8;
 
-/// Per channel, the sums over the batch of K terms of each (image, channel) row, which `row` forms from the
-/// row's channel and index range: per row in f32, across rows in f64.
-fn channel_sums<const K: usize>(n: usize, c: usize, s: usize, row: impl Fn(usize, Range<usize>) -> [f32; K] + Sync) -> Vec<[f64; K]> {
+/// Per channel, sums over the batch: `image(i, acc)` adds image i's terms into its chunk's per-channel
+/// accumulators, in f64; the chunks' sums are then added in order.
+fn batch_sums<const K: usize>(n: usize, c: usize, image: impl Fn(usize, &mut [[f64; K]]) + Sync) -> Vec<[f64; K]> {
     let per = n.div_ceil(BATCH_CHUNKS);
     let partial: Vec<Vec<[f64; K]>> = (0..n.div_ceil(per))
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![[0f64; K]; c];
             for img in chunk * per..((chunk + 1) * per).min(n) {
-                for (ch, a) in acc.iter_mut().enumerate() {
-                    let start = (img * c + ch) * s;
-                    let r = row(ch, start..start + s);
-                    for k in 0..K {
-                        a[k] += r[k] as f64;
-                    }
-                }
+                image(img, &mut acc);
             }
             acc
         })
@@ -173,10 +168,46 @@ fn channel_sums<const K: usize>(n: usize, c: usize, s: usize, row: impl Fn(usize
     out
 }
 
+/// Adds one row's f32 sums to its channel's f64 accumulator.
+#[inline(always)]
+fn accumulate<const K: usize>(acc: &mut [f64; K], sums: [f32; K]) {
+    for k in 0..K {
+        acc[k] += sums[k] as f64;
+    }
+}
+
+/// Per channel, the sums over the batch of K terms f(channel, x, y, g) of three equally shaped (N, C, s)
+/// arrays: per (image, channel) row in f32 ([`row_sums`]), across rows in f64.
+fn channel_sums<const K: usize>(
+    (xs, ys, gs): (&[f32], &[f32], &[f32]),
+    (n, c, s): (usize, usize, usize),
+    f: impl Fn(usize, f32, f32, f32) -> [f32; K] + Sync,
+) -> Vec<[f64; K]> {
+    batch_sums(n, c, |img, acc| {
+        let image = img * c * s..(img + 1) * c * s;
+        let (xi, yi, gi) = (&xs[image.clone()], &ys[image.clone()], &gs[image]);
+        if s == 1 {
+            // One value per row (BatchNorm1d): the same sums, as one pass along the channels.
+            for (ch, (a, ((&x, &y), &g))) in acc.iter_mut().zip(xi.iter().zip(yi).zip(gi)).enumerate() {
+                accumulate(a, f(ch, x, y, g));
+            }
+            return;
+        }
+        for (ch, a) in acc.iter_mut().enumerate() {
+            let r = ch * s..(ch + 1) * s;
+            accumulate(a, row_sums(&xi[r.clone()], &yi[r.clone()], &gi[r], |x, y, g| f(ch, x, y, g)));
+        }
+    })
+}
+
 /// Σ f(x, y, g) over three equally long rows, in 16 f32 lanes (so that it vectorises, in a fixed order).
 #[inline(always)]
 fn row_sums<const K: usize>(x: &[f32], y: &[f32], g: &[f32], f: impl Fn(f32, f32, f32) -> [f32; K]) -> [f32; K] {
     let full = x.len() / 16 * 16;
+    if full == 0 {
+        // Rows shorter than the lanes (BatchNorm1d's are one value): the lanes would only add zeros.
+        return tail_sums(x, y, g, [0.0; K], f);
+    }
     let mut lanes = [[0f32; 16]; K];
     for ((xc, yc), gc) in x[..full].chunks_exact(16).zip(y[..full].chunks_exact(16)).zip(g[..full].chunks_exact(16)) {
         for l in 0..16 {
@@ -190,7 +221,13 @@ fn row_sums<const K: usize>(x: &[f32], y: &[f32], g: &[f32], f: impl Fn(f32, f32
     for k in 0..K {
         out[k] = lanes[k].iter().sum();
     }
-    for ((&xv, &yv), &gv) in x[full..].iter().zip(&y[full..]).zip(&g[full..]) {
+    tail_sums(&x[full..], &y[full..], &g[full..], out, f)
+}
+
+/// `out` plus Σ f(x, y, g) over three equally long rows, one term at a time.
+#[inline(always)]
+fn tail_sums<const K: usize>(x: &[f32], y: &[f32], g: &[f32], mut out: [f32; K], f: impl Fn(f32, f32, f32) -> [f32; K]) -> [f32; K] {
+    for ((&xv, &yv), &gv) in x.iter().zip(y).zip(g) {
         let v = f(xv, yv, gv);
         for k in 0..K {
             out[k] += v[k];
@@ -202,11 +239,11 @@ fn row_sums<const K: usize>(x: &[f32], y: &[f32], g: &[f32], f: impl Fn(f32, f32
 /// Per-channel mean and biased variance (two passes, for accuracy) of x (N, C, s positions).
 pub(super) fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64>, Vec<f64>) {
     let m = (n * s) as f64;
-    let mean: Vec<f64> = channel_sums(n, c, s, |_, r| row_sums(&x[r.clone()], &x[r.clone()], &x[r], |v, _, _| [v])).iter().map(|[v]| v / m).collect();
+    let mean: Vec<f64> = channel_sums((x, x, x), (n, c, s), |_, v, _, _| [v]).iter().map(|[v]| v / m).collect();
     let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
-    let var = channel_sums(n, c, s, |ch, r| {
+    let var = channel_sums((x, x, x), (n, c, s), |ch, v, _, _| {
         let mu = mean32[ch];
-        row_sums(&x[r.clone()], &x[r.clone()], &x[r], |v, _, _| [(v - mu) * (v - mu)])
+        [(v - mu) * (v - mu)]
     });
     (mean, var.iter().map(|[v]| v / m).collect())
 }
@@ -247,22 +284,18 @@ impl FusedBatchNorm {
         }
     }
 
-    /// The gradient at the unpooled activations, from the pooled one: each window's to its first maximum
-    /// where ReLU lets it through — what the pool's and ReLU's backward give one after the other.
-    fn route(&self, x: &[f32], gy: &[f32], (scale, shift): (&[f32], &[f32]), h: usize, w: usize) -> Vec<f32> {
-        let c = scale.len();
-        let mut g = vec![0f32; x.len()];
-        g.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(gy.par_chunks(h * w / 4)).enumerate().for_each(|(plane, ((gp, xp), gyp))| {
-            let (a, b) = (scale[plane % c], shift[plane % c]);
-            windows(xp, w, |v, o| {
-                let act = v.map(|t| self.activation(a * t + b));
-                let k = first_max(act);
-                if !(self.relu && act[k] <= 0.0) {
-                    gp[window_offset(o, k, w)] = gyp[o];
-                }
-            })
-        });
-        g
+    /// One plane's gradient at the unpooled activations, from the pooled one, into `g`: each window's to its
+    /// first maximum where ReLU lets it through — what the pool's and ReLU's backward give one after the
+    /// other. `(a, b)` is the plane's channel's affine map.
+    fn route(&self, x: &[f32], gy: &[f32], (a, b): (f32, f32), w: usize, g: &mut [f32]) {
+        g.fill(0.0);
+        windows(x, w, |v, o| {
+            let act = v.map(|t| self.activation(a * t + b));
+            let k = first_max(act);
+            if !(self.relu && act[k] <= 0.0) {
+                g[window_offset(o, k, w)] = gy[o];
+            }
+        })
     }
 
     /// y of x (dims `d`), γ and β.
@@ -286,6 +319,13 @@ impl FusedBatchNorm {
         }
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| {
+            if s == 1 {
+                // One value per channel (BatchNorm1d): one pass along the channels, which vectorises.
+                for ((o, &v), (&a, &b)) in yi.iter_mut().zip(xi).zip(scale.iter().zip(&shift)) {
+                    *o = self.activation(a * v + b);
+                }
+                return;
+            }
             for ch in 0..c {
                 let (a, b) = (scale[ch], shift[ch]);
                 for (o, &v) in yi[ch * s..][..s].iter_mut().zip(&xi[ch * s..][..s]) {
@@ -301,26 +341,28 @@ impl FusedBatchNorm {
     #[allow(clippy::type_complexity)]
     pub(super) fn backward(&self, xs: &[f32], ys: &[f32], gs: &[f32], gamma: &[f32], beta: &[f32], d: &[usize]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let (n, c, s) = dims(d)?;
-        // With the pool, the gradient is first routed back to the activations, ReLU's mask applied there.
-        let routed;
-        let (ys, gs, relu) = if self.pool {
-            let (h, w) = plane_dims(d)?;
-            let (scale, shift) = self.affine(gamma, beta);
-            routed = self.route(xs, gs, (&scale, &shift), h, w);
-            (&routed[..], &routed[..], false)
-        } else {
-            (ys, gs, self.relu)
-        };
+        // With the pool, each plane's gradient is first routed back to the activations (ReLU's mask applied
+        // there), into a plane-sized buffer, once for the sums and again for dx: never stored for the batch.
+        let routing = if self.pool { Some((plane_dims(d)?.1, self.affine(gamma, beta))) } else { None };
+        let relu = self.relu && routing.is_none();
         // ReLU passes the gradient where its output is positive.
         let pass = move |y: f32, g: f32| if relu && y <= 0.0 { 0.0 } else { g };
         // Σ g and Σ g·(x − mean) per channel: dβ, and dγ once scaled by invstd.
-        let sums = channel_sums(n, c, s, |ch, r| {
-            let mu = self.mean[ch];
-            row_sums(&xs[r.clone()], &ys[r.clone()], &gs[r], |x, y, g| {
-                let g = pass(y, g);
-                [g, g * (x - mu)]
-            })
-        });
+        let terms = |ch: usize, x: f32, y: f32, g: f32| {
+            let g = pass(y, g);
+            [g, g * (x - self.mean[ch])]
+        };
+        let sums = match &routing {
+            None => channel_sums((xs, ys, gs), (n, c, s), terms),
+            Some((w, (scale, shift))) => batch_sums(n, c, |img, acc| {
+                let mut routed = vec![0f32; s];
+                for (ch, a) in acc.iter_mut().enumerate() {
+                    let (plane, xp) = (img * c + ch, &xs[(img * c + ch) * s..][..s]);
+                    self.route(xp, &gs[plane * s / 4..][..s / 4], (scale[ch], shift[ch]), *w, &mut routed);
+                    accumulate(a, row_sums(xp, &routed, &routed, |x, y, g| terms(ch, x, y, g)));
+                }
+            }),
+        };
         let m = (n * s) as f32;
         let dbeta: Vec<f32> = sums.iter().map(|[sg, _]| *sg as f32).collect();
         let dgamma: Vec<f32> = sums.iter().zip(&self.invstd).map(|([_, sgx], &is)| *sgx as f32 * is).collect();
@@ -335,9 +377,24 @@ impl FusedBatchNorm {
             .collect();
         let mut dx = vec![0f32; xs.len()];
         dx.par_chunks_mut(c * s).enumerate().for_each(|(img, dxi)| {
+            if s == 1 {
+                let r = img * c..(img + 1) * c;
+                for ((o, &[a, b, d]), (&x, (&y, &g))) in dxi.iter_mut().zip(&coef).zip(xs[r.clone()].iter().zip(ys[r.clone()].iter().zip(&gs[r]))) {
+                    *o = a * pass(y, g) + b * x + d;
+                }
+                return;
+            }
+            let mut routed = vec![0f32; if routing.is_some() { s } else { 0 }];
             for (ch, &[a, b, d]) in coef.iter().enumerate() {
-                let r = (img * c + ch) * s..(img * c + ch + 1) * s;
-                for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r.clone()]).zip(ys[r.clone()].iter().zip(&gs[r])) {
+                let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
+                let (ys, gs) = match &routing {
+                    None => (&ys[r.clone()], &gs[r.clone()]),
+                    Some((w, (scale, shift))) => {
+                        self.route(&xs[r.clone()], &gs[plane * s / 4..][..s / 4], (scale[ch], shift[ch]), *w, &mut routed);
+                        (&routed[..], &routed[..])
+                    }
+                };
+                for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r]).zip(ys.iter().zip(gs)) {
                     *o = a * pass(y, g) + b * x + d;
                 }
             }

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod history;
 pub mod init;
 pub mod layer;
+pub mod linear;
 pub mod loss;
 pub mod optim;
 pub mod pool;

@@ -1,9 +1,10 @@
 //! The projection MLP: Linear → BatchNorm1d → ReLU → Linear (512 → 4096 → 256 in the authors' code).
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 
 use super::batchnorm::BatchNorm;
+use super::linear::Linear;
 
 /// One-hidden-layer projector.
 ///
@@ -25,9 +26,9 @@ pub struct Projector {
 impl Projector {
     pub fn new(in_dim: usize, hidden: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Projector {
-            fc1: linear(in_dim, hidden, vb.pp("fc1"))?,
+            fc1: Linear::new(in_dim, hidden, vb.pp("fc1"))?,
             bn: BatchNorm::new(hidden, true, vb.pp("bn"))?,
-            fc2: linear(hidden, out_dim, vb.pp("fc2"))?,
+            fc2: Linear::new(hidden, out_dim, vb.pp("fc2"))?,
         })
     }
 }

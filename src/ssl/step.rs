@@ -10,7 +10,7 @@
 //! one backward pass through their sum, the optimiser step at the scheduled rate, and the EMA update.
 
 use candle_core::{DType, Device, ModuleT, Tensor, Var};
-use candle_nn::{linear, Linear, Module};
+use candle_nn::Module;
 
 use super::backbone::Features;
 use super::collapse::normalised_std;
@@ -18,6 +18,7 @@ use super::config::{OptimizerKind, SslConfig};
 use super::directpred::DirectPred;
 use super::ema::ema_update;
 use super::init::SeededVarMap;
+use super::linear::Linear;
 use super::loss::symmetric;
 use super::optim::{Optimizer, ParamGroup, Rule};
 use super::projector::Projector;
@@ -111,7 +112,7 @@ impl Learner {
     pub fn new(cfg: &SslConfig, seed: u64, side: usize, classes: usize, steps_per_epoch: usize, device: &Device) -> candle_core::Result<Self> {
         let online_vars = SeededVarMap::with_law(seed, cfg.init);
         let online = Network::new(cfg, side, &online_vars, device)?;
-        let head = linear(online.backbone.out_dim(), classes, online_vars.var_builder(DType::F32, device).pp("classifier"))?;
+        let head = Linear::new(online.backbone.out_dim(), classes, online_vars.var_builder(DType::F32, device).pp("classifier"))?;
         // The target starts equal to the online network: same seed, same names, same init.
         let (target_vars, target) = if cfg.ema && !cfg.freeze_backbone {
             let vm = SeededVarMap::with_law(seed, cfg.init);

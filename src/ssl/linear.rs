@@ -1,0 +1,194 @@
+//! A fully connected layer y = x·wᵀ + b with candle-nn's `Linear` parameters and values, whose CPU f32
+//! training step is one node of candle's graph.
+//!
+//! Why: through candle's ops, the weight's gradient is formed as xᵀ·g and then transposed into place by
+//! candle's strided element-wise add, and the bias gradient by its generic strided reduction; for the
+//! projector's 4096-wide layers those two cost more than the three matrix products. Here the weight
+//! gradient is one GEMM written straight into the weight's layout and the bias gradient one pass over the
+//! rows. The products are the `gemm` crate's, called as candle calls them, and the bias gradient sums the
+//! rows in candle's order, so that values and gradients are candle's bit for bit (`tests` below). Other
+//! devices, dtypes and ranks use candle-nn's layer.
+
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
+
+use super::batchnorm::cpu_slice;
+use super::conv::contiguous_f32;
+
+/// y = x·wᵀ + b for x of shape (batch, in).
+///
+/// ```
+/// use candle_core::{DType, Device, Module, Tensor};
+/// use eigenssl::ssl::{init::SeededVarMap, linear::Linear};
+/// let vm = SeededVarMap::new(0);
+/// let fc = Linear::new(4, 3, vm.var_builder(DType::F32, &Device::Cpu).pp("fc")).unwrap();
+/// let y = fc.forward(&Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap()).unwrap();
+/// assert_eq!(y.dims(), &[2, 3]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Linear {
+    reference: candle_nn::Linear,
+}
+
+impl Linear {
+    /// The layer candle-nn's `linear` builds: variables `weight` (out, in) and `bias` (out), same init.
+    pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Linear { reference: candle_nn::linear(in_dim, out_dim, vb)? })
+    }
+
+    fn fused(&self, x: &Tensor) -> Option<&Tensor> {
+        let (w, b) = (self.reference.weight(), self.reference.bias()?);
+        let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+        (x.rank() == 2 && cpu_f32(x) && cpu_f32(w) && cpu_f32(b)).then_some(b)
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self.fused(x) {
+            Some(b) => x.contiguous()?.apply_op3(&self.reference.weight().contiguous()?, &b.contiguous()?, LinearOp),
+            None => self.reference.forward(x),
+        }
+    }
+}
+
+/// C = A·B for row-major views given by (row stride, column stride); candle's CPU matmul call.
+#[allow(clippy::too_many_arguments)]
+fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): (usize, usize), b: &[f32], (b_rs, b_cs): (usize, usize), c: &mut [f32], (c_rs, c_cs): (usize, usize)) {
+    let span = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
+    assert!(m * n * k == 0 || (a.len() >= span(m, k, a_rs, a_cs) && b.len() >= span(k, n, b_rs, b_cs) && c.len() >= span(m, n, c_rs, c_cs)), "linear: buffer too small");
+    if m * n == 0 {
+        return;
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the assert above bounds every index the strides reach.
+    unsafe {
+        gemm::gemm(
+            m, n, k, c.as_mut_ptr(), c_cs as isize, c_rs as isize, false, a.as_ptr(), a_cs as isize, a_rs as isize, b.as_ptr(), b_cs as isize,
+            b_rs as isize, 0.0f32, 1.0f32, false, false, false, parallelism,
+        );
+    }
+}
+
+/// Inputs: x (batch, in), w (out, in), b (out).
+struct LinearOp;
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "eigenssl-linear"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, contiguous_f32(s3, l3)?);
+        let (&[batch, inp], &[out, inp2], &[out2]) = (l1.dims(), l2.dims(), l3.dims()) else {
+            candle_core::bail!("linear: expected x (batch, in), w (out, in), b (out), got {:?}, {:?}, {:?}", l1.dims(), l2.dims(), l3.dims());
+        };
+        if inp != inp2 || out != out2 {
+            candle_core::bail!("linear: x {:?}, w {:?} and b {:?} do not fit", l1.dims(), l2.dims(), l3.dims());
+        }
+        // x·wᵀ with wᵀ a strided view of w, then the bias added, as candle's matmul and broadcast_add.
+        let mut y = vec![0f32; batch * out];
+        gemm((batch, out, inp), x, (inp, 1), w, (1, inp), &mut y, (out, 1));
+        for row in y.chunks_exact_mut(out.max(1)) {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((batch, out))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let ((batch, inp), out) = (x.dims2()?, b.dims1()?);
+        let (xs, xl) = x.storage_and_layout();
+        let (ws, wl) = w.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let (xv, wv, gv) = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?, cpu_slice(&gs, gl)?);
+        // dx = g·w; dw = (xᵀ·g)ᵀ, the same product written in w's layout; db = Σ rows of g, in order.
+        let mut dx = vec![0f32; batch * inp];
+        gemm((batch, inp, out), gv, (out, 1), wv, (inp, 1), &mut dx, (inp, 1));
+        let mut dw = vec![0f32; out * inp];
+        gemm((inp, out, batch), xv, (1, inp), gv, (out, 1), &mut dw, (1, inp));
+        let mut db = vec![0f32; out];
+        for row in gv.chunks_exact(out.max(1)) {
+            db.iter_mut().zip(row).for_each(|(d, g)| *d += g);
+        }
+        let dev = x.device();
+        Ok((Some(Tensor::from_vec(dx, (batch, inp), dev)?), Some(Tensor::from_vec(dw, (out, inp), dev)?), Some(Tensor::from_vec(db, out, dev)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssl::init::SeededVarMap;
+    use candle_core::{Device, Var};
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// The one-node layer against candle-nn's `Linear` on the same variables: output and the gradients of
+    /// x, w and b equal bit for bit, at the projector's and the readout's shapes and at odd ones.
+    #[test]
+    fn the_fused_layer_equals_candle_nn_bit_for_bit() {
+        for (batch, inp, out) in [(128, 128, 4096), (128, 4096, 256), (64, 512, 10), (3, 5, 7), (1, 2, 1)] {
+            let vm = SeededVarMap::new(5);
+            let fc = Linear::new(inp, out, vm.var_builder(DType::F32, &Device::Cpu).pp("fc")).unwrap();
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, inp), &Device::Cpu).unwrap()).unwrap();
+            let (y, reference) = (fc.forward(x.as_tensor()).unwrap(), fc.reference.forward(x.as_tensor()).unwrap());
+            assert_eq!(bits(&y), bits(&reference), "output, {batch}×{inp}→{out}");
+            // A weighted sum, so that each output's gradient differs.
+            let r = Tensor::randn(0f32, 1.0, y.shape(), &Device::Cpu).unwrap();
+            let ga = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (reference * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let w = fc.reference.weight();
+            let b = fc.reference.bias().expect("bias");
+            for (name, t) in [("x", x.as_tensor()), ("w", w), ("b", b)] {
+                assert_eq!(ga.get(t).map(bits), gb.get(t).map(bits), "gradient of {name}, {batch}×{inp}→{out}");
+                assert!(ga.get(t).is_some(), "gradient of {name}");
+            }
+        }
+    }
+
+    /// Central differences of Σ r·(x·wᵀ + b), formed in f64 by hand, against the op's gradients.
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (batch, inp, out) = (4, 6, 5);
+        let vm = SeededVarMap::new(2);
+        let fc = Linear::new(inp, out, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, inp), &Device::Cpu).unwrap()).unwrap();
+        let r = Tensor::randn(0f32, 1.0, (batch, out), &Device::Cpu).unwrap();
+        let grads = (fc.forward(x.as_tensor()).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+        let (w, b) = (fc.reference.weight(), fc.reference.bias().expect("bias"));
+        let (vals, rs) = ([flat(x.as_tensor()), flat(w), flat(b)], flat(&r));
+        let f = |[x, w, b]: &[Vec<f64>; 3]| -> f64 {
+            let mut total = 0.0;
+            for i in 0..batch {
+                for o in 0..out {
+                    let y = b[o] + (0..inp).map(|k| x[i * inp + k] * w[o * inp + k]).sum::<f64>();
+                    total += rs[i * out + o] * y;
+                }
+            }
+            total
+        };
+        for (which, t) in [x.as_tensor(), w, b].into_iter().enumerate() {
+            let got = flat(grads.get(t).expect("gradient"));
+            for idx in 0..got.len() {
+                let (mut up, mut down) = (vals.clone(), vals.clone());
+                up[which][idx] += 1e-3;
+                down[which][idx] -= 1e-3;
+                let fd = (f(&up) - f(&down)) / 2e-3;
+                assert!((fd - got[idx]).abs() < 1e-4 * (1.0 + fd.abs()), "argument {which}[{idx}]: finite difference {fd} vs {}", got[idx]);
+            }
+        }
+    }
+
+    #[test]
+    fn other_ranks_use_candle_nn() {
+        let vm = SeededVarMap::new(1);
+        let fc = Linear::new(4, 2, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 4), &Device::Cpu).unwrap();
+        assert_eq!(bits(&fc.forward(&x).unwrap()), bits(&fc.reference.forward(&x).unwrap()));
+    }
+}
