@@ -16,7 +16,7 @@ use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 
 use super::conv::contiguous_f32;
-use super::pool::{first_max, plane_dims, window_offset, windows, MaxPool2x2};
+use super::pool::{first_max, map_windows, plane_dims, windows, MaxPool2x2};
 
 const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
 
@@ -288,13 +288,11 @@ impl FusedBatchNorm {
     /// first maximum where ReLU lets it through — what the pool's and ReLU's backward give one after the
     /// other. `(a, b)` is the plane's channel's affine map.
     fn route(&self, x: &[f32], gy: &[f32], (a, b): (f32, f32), w: usize, g: &mut [f32]) {
-        g.fill(0.0);
-        windows(x, w, |v, o| {
+        map_windows(x, w, g, |v, o| {
             let act = v.map(|t| self.activation(a * t + b));
             let k = first_max(act);
-            if !(self.relu && act[k] <= 0.0) {
-                g[window_offset(o, k, w)] = gy[o];
-            }
+            let passes = !(self.relu && act[k] <= 0.0);
+            std::array::from_fn(|i| if passes && i == k { gy[o] } else { 0.0 })
         })
     }
 
