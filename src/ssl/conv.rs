@@ -14,6 +14,8 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+use super::matmul;
+
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Geom {
@@ -252,16 +254,9 @@ fn regroup(src: &[f32], dst: &mut [f32], rows: usize, imgs: usize, p: usize, bac
 /// B (stored n × k) transposed.
 #[allow(clippy::too_many_arguments)]
 fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, acc: bool, c: &mut [f32]) {
-    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
-    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm: buffer too small");
-    // SAFETY: the assert above bounds every index the strides reach.
-    unsafe {
-        gemm::gemm(
-            m, n, k, c.as_mut_ptr(), 1, n as isize, acc, a.as_ptr(), a_cs, a_rs, b.as_ptr(), b_cs, b_rs, 1.0f32, 1.0f32,
-            false, false, false, gemm::Parallelism::None,
-        );
-    }
+    let a_strides = if ta { (1, m) } else { (k, 1) };
+    let b_strides = if tb { (1, k) } else { (n, 1) };
+    matmul::gemm((m, n, k), a, a_strides, b, b_strides, c, (n, 1), acc, false);
 }
 
 /// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous.

@@ -14,6 +14,7 @@ use candle_nn::VarBuilder;
 
 use super::batchnorm::cpu_slice;
 use super::conv::contiguous_f32;
+use super::matmul::gemm;
 
 /// y = x·wᵀ + b for x of shape (batch, in).
 ///
@@ -52,25 +53,6 @@ impl Module for Linear {
     }
 }
 
-/// C = A·B for row-major views given by (row stride, column stride); candle's CPU matmul call.
-#[allow(clippy::too_many_arguments)]
-fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): (usize, usize), b: &[f32], (b_rs, b_cs): (usize, usize), c: &mut [f32], (c_rs, c_cs): (usize, usize)) {
-    let span = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(m * n * k == 0 || (a.len() >= span(m, k, a_rs, a_cs) && b.len() >= span(k, n, b_rs, b_cs) && c.len() >= span(m, n, c_rs, c_cs)), "linear: buffer too small");
-    if m * n == 0 {
-        return;
-    }
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: the assert above bounds every index the strides reach.
-    unsafe {
-        gemm::gemm(
-            m, n, k, c.as_mut_ptr(), c_cs as isize, c_rs as isize, false, a.as_ptr(), a_cs as isize, a_rs as isize, b.as_ptr(), b_cs as isize,
-            b_rs as isize, 0.0f32, 1.0f32, false, false, false, parallelism,
-        );
-    }
-}
-
 /// Inputs: x (batch, in), w (out, in), b (out).
 struct LinearOp;
 
@@ -89,7 +71,7 @@ impl CustomOp3 for LinearOp {
         }
         // x·wᵀ with wᵀ a strided view of w, then the bias added, as candle's matmul and broadcast_add.
         let mut y = vec![0f32; batch * out];
-        gemm((batch, out, inp), x, (inp, 1), w, (1, inp), &mut y, (out, 1));
+        gemm((batch, out, inp), x, (inp, 1), w, (1, inp), &mut y, (out, 1), false, true);
         for row in y.chunks_exact_mut(out.max(1)) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
@@ -105,9 +87,9 @@ impl CustomOp3 for LinearOp {
         let (xv, wv, gv) = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?, cpu_slice(&gs, gl)?);
         // dx = g·w; dw = (xᵀ·g)ᵀ, the same product written in w's layout; db = Σ rows of g, in order.
         let mut dx = vec![0f32; batch * inp];
-        gemm((batch, inp, out), gv, (out, 1), wv, (inp, 1), &mut dx, (inp, 1));
+        gemm((batch, inp, out), gv, (out, 1), wv, (inp, 1), &mut dx, (inp, 1), false, true);
         let mut dw = vec![0f32; out * inp];
-        gemm((inp, out, batch), xv, (1, inp), gv, (out, 1), &mut dw, (1, inp));
+        gemm((inp, out, batch), xv, (1, inp), gv, (out, 1), &mut dw, (1, inp), false, true);
         let mut db = vec![0f32; out];
         for row in gv.chunks_exact(out.max(1)) {
             db.iter_mut().zip(row).for_each(|(d, g)| *d += g);

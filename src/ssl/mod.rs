@@ -15,6 +15,7 @@ pub mod history;
 pub mod init;
 pub mod layer;
 pub mod linear;
+mod matmul;
 pub mod loss;
 pub mod optim;
 pub mod pool;
