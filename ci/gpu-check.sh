@@ -4,28 +4,33 @@
 #      ms/step, img/s, peak GPU memory (ours sampled from nvidia-smi, PyTorch's from its allocator);
 #   2. the `smoke` profile on CUDA against the same runs on the CPU: `eigenssl verify` with a relative
 #      tolerance of 2 % on every stored number (losses, readouts, spectra);
-#   3. one table1 cell (cifar10/simsiam/ema) at full width for 2 epochs (`gpucheck` profile), its time per
-#      epoch; and the expected time of the whole `paper` profile on this GPU: the training steps' time
-#      (`reproduce --dry-run`, from timed steps) scaled by what the measured cell spent per epoch beyond
-#      its steps (data, augmentation, evaluation).
-# Usage: ci/gpu-check.sh [--bin PATH] [--python PY] [--data-dir DIR] [--out DIR]
-#   --bin       the CUDA build (default target/cuda/release/eigenssl, from ci/build-cuda.sh; strip it to
-#               carry it to another machine: `strip -o eigenssl-cuda target/cuda/release/eigenssl`)
-#   --python    a Python with torch built for CUDA (default python3); its CUDA libraries are put on
-#               LD_LIBRARY_PATH for the binary, as ci/build-cuda.sh says
-#   --data-dir  where cifar10-jpeg.tar.gz (or another CIFAR-10 layout) is (default data)
-#   --out       where the log, the records and gpu-check.json go (default results/gpu-check)
-# Exit: 0 checked (the log says what passed); 2 bad usage, no binary or no torch with CUDA; 3 no NVIDIA GPU
-# here (nothing run, nothing written).
+#   3. the expected time of one table1 cell (cifar10/simsiam/ema, full width, 2 epochs: `gpucheck`
+#      profile) and of the whole `paper` profile from training steps timed on this GPU
+#      (`reproduce --dry-run`); then that cell run for real, its time per epoch; and the paper profile's
+#      expected time scaled by what the measured cell spent per epoch beyond its steps (data,
+#      augmentation, evaluation).
+# Each section runs under a time limit; one that fails is recorded (sections.jsonl, the summary) and the
+# check goes on, so that a broken part still leaves the others' measurements.
+# Usage: ci/gpu-check.sh [--bin PATH] [--python PY] [--data-dir DIR] [--out DIR] [--cell-limit SECONDS]
+#   --bin         the CUDA build (default target/cuda/release/eigenssl, from ci/build-cuda.sh; strip it to
+#                 carry it to another machine: `strip -o eigenssl-cuda target/cuda/release/eigenssl`)
+#   --python      a Python with torch built for CUDA (default python3); its CUDA libraries are put on
+#                 LD_LIBRARY_PATH for the binary, as ci/build-cuda.sh says
+#   --data-dir    where cifar10-jpeg.tar.gz (or another CIFAR-10 layout) is (default data)
+#   --out         where the log, the records and gpu-check.json go (default results/gpu-check)
+#   --cell-limit  seconds the 2-epoch cell may take before it is stopped (default 600)
+# Exit: 0 checked (the log and the summary say which sections passed); 2 bad usage, no binary, a binary
+# that does not start, or no torch with CUDA; 3 no NVIDIA GPU here (nothing run, nothing written).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/cuda/release/eigenssl PY=python3 DATA=data OUT=results/gpu-check
+BIN=target/cuda/release/eigenssl PY=python3 DATA=data OUT=results/gpu-check CELL_LIMIT=600
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN="$2"; shift 2 ;;
     --python) PY="$2"; shift 2 ;;
     --data-dir) DATA="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --cell-limit) CELL_LIMIT="$2"; shift 2 ;;
     *) echo "gpu-check: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -39,43 +44,75 @@ fi
   || { echo "gpu-check: $PY has no torch that sees the GPU (pip install torch)" >&2; exit 2; }
 LIBS=$("$PY" -c 'import os, nvidia; print(":".join(os.path.join(p, "cu13", "lib") for p in nvidia.__path__))' 2> /dev/null || true)
 export LD_LIBRARY_PATH="${LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-"$BIN" list > /dev/null || { echo "gpu-check: $BIN does not start (its CUDA libraries: $LIBS)" >&2; exit 2; }
+"$BIN" list > /dev/null || {
+  echo "gpu-check: $BIN does not start (CUDA libraries looked for in: $LIBS; not found: $(ldd "$BIN" | grep 'not found' | awk '{print $1}' | xargs))" >&2
+  exit 2
+}
 
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 echo "gpu-check $(date -u +%FT%TZ): GPU $GPU; binary $BIN ($("$BIN" --version)); torch $("$PY" -c 'import torch; print(torch.__version__)')"
+set +e
+: > "$OUT/sections.jsonl"
 
-# Peak GPU memory (MiB) used while a command runs, above what was used before it: sampled every 50 ms.
+# One section of the check: runs the command, records its exit code and seconds in sections.jsonl, and
+# goes on when it fails, so that one broken part still leaves the others' measurements.
+section() {
+  local name=$1 t0=$SECONDS rc
+  shift
+  echo "== $name"
+  "$@"
+  rc=$?
+  echo "{\"section\": \"$name\", \"exit\": $rc, \"seconds\": $((SECONDS - t0))}" >> "$OUT/sections.jsonl"
+  [ "$rc" -eq 0 ] || echo "gpu-check: section '$name' failed with exit $rc$([ "$rc" -eq 124 ] && echo ' (over its time limit)')"
+}
+
+# Peak GPU memory (MiB) used while a command runs, above what was used before it, sampled every 50 ms,
+# written to FILE as JSON with the width.
 peak_mib() {
-  local base samples pid
+  local file=$1 width=$2 base samples pid rc
+  shift 2
   base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
   samples=$(mktemp)
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 50 > "$samples" &
   pid=$!
   "$@"
-  kill "$pid" 2> /dev/null; wait "$pid" 2> /dev/null || true
-  echo $(( $(sort -n "$samples" | tail -1) - base )) > "$OUT/.peak"
+  rc=$?
+  kill "$pid" 2> /dev/null; wait "$pid" 2> /dev/null
+  echo "{\"width\": $width, \"gpu_peak_mib\": $(( $(sort -n "$samples" | tail -1) - base ))}" > "$file"
   rm -f "$samples"
+  return $rc
 }
 
-echo "== 1. training step, batch 2x256, ours beside PyTorch's on the same GPU"
-for w in 0.25 1; do
-  peak_mib "$BIN" bench-step --device cuda --width "$w" --batch 256 --reps 20 > "$OUT/step-ours-$w.json"
-  echo "{\"width\": $w, \"gpu_peak_mib\": $(cat "$OUT/.peak")}" > "$OUT/step-ours-$w.mem.json"
-  "$PY" bench/torch_reference.py --device cuda --width "$w" --batch 256 --reps 20 > "$OUT/step-torch-$w.json"
-done
+step_pair() {
+  local w=$1 rc=0
+  peak_mib "$OUT/step-ours-$w.mem.json" "$w" \
+    timeout 240 "$BIN" bench-step --device cuda --width "$w" --batch 256 --reps 20 > "$OUT/step-ours-$w.json" || rc=$?
+  timeout 240 "$PY" bench/torch_reference.py --device cuda --width "$w" --batch 256 --reps 20 > "$OUT/step-torch-$w.json" || rc=$?
+  return $rc
+}
 
-echo "== 2. smoke profile: CUDA against CPU (relative tolerance 2 %)"
-"$BIN" reproduce table1 --profile smoke --seeds 0 --device cpu --out "$OUT/smoke" > /dev/null
-set +e
-"$BIN" verify table1 --profile smoke --device cuda --out "$OUT/smoke" --rtol 0.02 | tee "$OUT/smoke-verify.txt"
-SMOKE=${PIPESTATUS[0]}
-set -e
+smoke() {
+  timeout 300 "$BIN" reproduce table1 --profile smoke --seeds 0 --device cpu --out "$OUT/smoke" > /dev/null || return $?
+  timeout 300 "$BIN" verify table1 --profile smoke --device cuda --out "$OUT/smoke" --rtol 0.02 > "$OUT/smoke-verify.txt" 2>&1
+  local rc=$?
+  cat "$OUT/smoke-verify.txt"
+  return $rc
+}
 
-echo "== 3. one table1 cell at full width, 2 epochs, and the paper profile's expected time"
-"$BIN" reproduce table1 --profile gpucheck --device cuda --data-dir "$DATA" --out "$OUT/cell" --dry-run 2>&1 | tee "$OUT/cell-plan.txt"
-"$BIN" reproduce table1 --profile gpucheck --device cuda --data-dir "$DATA" --out "$OUT/cell" --force
-"$BIN" reproduce table1 --profile paper --device cuda --data-dir "$DATA" --out "$OUT/plan" --dry-run 2>&1 | tee "$OUT/paper-plan.txt"
+plan() {
+  timeout 300 "$BIN" reproduce table1 --profile "$1" --device cuda --data-dir "$DATA" --out "$OUT/$2" --dry-run > "$OUT/$1-plan.txt" 2>&1
+  local rc=$?
+  cat "$OUT/$1-plan.txt"
+  return $rc
+}
 
-python3 ci/gpu_check_summary.py "$OUT" "$GPU" "$SMOKE"
-rm -f "$OUT/.peak"
+section "1. training step, width/4, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 0.25
+section "1. training step, full width, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 1
+section "2. smoke profile: CUDA against CPU (relative tolerance 2 %)" smoke
+section "3a. expected time of the one-cell run (steps timed on this GPU)" plan gpucheck cell
+section "3b. expected time of the whole paper profile (steps timed on this GPU)" plan paper plan
+section "3c. one table1 cell at full width, 2 epochs" \
+  timeout "$CELL_LIMIT" "$BIN" reproduce table1 --profile gpucheck --device cuda --data-dir "$DATA" --out "$OUT/cell" --force
+
+python3 ci/gpu_check_summary.py "$OUT" "$GPU"

@@ -64,6 +64,13 @@ fn names_a_missing_binary_torch_or_bad_argument() {
     assert!(stderr(&o).contains("has no torch that sees the GPU"), "{}", stderr(&o));
 }
 
+/// sections.jsonl as the check writes it when every section passed.
+const SECTIONS_PASSED: &str = concat!(
+    "{\"section\": \"1. training step, width/4\", \"exit\": 0, \"seconds\": 30}\n",
+    "{\"section\": \"1. training step, full width\", \"exit\": 0, \"seconds\": 40}\n",
+    "{\"section\": \"2. smoke profile\", \"exit\": 0, \"seconds\": 20}\n",
+);
+
 fn run_ok(cmd: &mut Command) -> Output {
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{:?}: {}", cmd, stderr(&o));
@@ -105,10 +112,11 @@ fn summary_computes_ratios_and_the_paper_estimate_from_the_checks_outputs() {
         let secs = text.split(" s of training steps)").next().and_then(|s| s.rsplit('(').next()).and_then(|s| s.parse::<f64>().ok());
         secs.unwrap_or_else(|| panic!("no expected time in the dry run's output: {text}"))
     };
-    let (cell_steps, paper_steps) = (plan("smoke", "cell-plan.txt"), plan("paper", "paper-plan.txt"));
+    let (cell_steps, paper_steps) = (plan("smoke", "gpucheck-plan.txt"), plan("paper", "paper-plan.txt"));
     assert!(!out.join("plan").exists(), "a dry run writes nothing");
+    std::fs::write(out.join("sections.jsonl"), SECTIONS_PASSED).unwrap();
 
-    let o = run_ok(Command::new("python3").arg(repo().join("ci/gpu_check_summary.py")).arg(out).arg("TEST GPU").arg("0"));
+    let o = run_ok(Command::new("python3").arg(repo().join("ci/gpu_check_summary.py")).arg(out).arg("TEST GPU"));
     let text = String::from_utf8_lossy(&o.stdout);
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("gpu-check.json")).unwrap()).unwrap();
     for row in summary["steps"].as_array().unwrap() {
@@ -131,4 +139,36 @@ fn summary_computes_ratios_and_the_paper_estimate_from_the_checks_outputs() {
     let got = summary["paper_profile"]["expected_s"].as_f64().unwrap();
     assert!((got - expected).abs() <= 1e-9 * expected, "expected time {got}, computed here {expected}");
     assert!(text.contains("expected time of the whole paper profile on this GPU"), "{text}");
+}
+
+/// A section that failed (here: PyTorch's full-width step, the smoke comparison and the cell) leaves its
+/// part of the summary marked as failed, and the summary still reports what the other sections measured.
+#[test]
+fn summary_reports_failed_sections_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let ours = run_ok(Command::new(BIN).current_dir(repo()).args(["bench-step", "--width", "0.0625", "--batch", "8", "--reps", "1"]));
+    for w in ["0.25", "1"] {
+        std::fs::write(out.join(format!("step-ours-{w}.json")), &ours.stdout).unwrap();
+        std::fs::write(out.join(format!("step-ours-{w}.mem.json")), format!("{{\"width\": {w}, \"gpu_peak_mib\": 99}}")).unwrap();
+    }
+    std::fs::write(out.join("step-torch-0.25.json"), &ours.stdout).unwrap();
+    std::fs::write(
+        out.join("sections.jsonl"),
+        "{\"section\": \"1. training step, width/4\", \"exit\": 0, \"seconds\": 30}\n\
+         {\"section\": \"1. training step, full width\", \"exit\": 124, \"seconds\": 240}\n\
+         {\"section\": \"2. smoke profile\", \"exit\": 1, \"seconds\": 20}\n",
+    )
+    .unwrap();
+    let o = run_ok(Command::new("python3").arg(repo().join("ci/gpu_check_summary.py")).arg(out).arg("TEST GPU"));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("gpu-check.json")).unwrap()).unwrap();
+    let steps = summary["steps"].as_array().unwrap();
+    assert!((steps[0]["ratio"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{}", steps[0]);
+    assert!(steps[1].get("ratio").is_none() && steps[1]["ours_ms"].as_f64().is_some(), "{}", steps[1]);
+    assert!(text.contains("| width 1.0 | ") && text.contains("| failed | failed | failed | failed |"), "{text}");
+    assert!(summary["smoke_cuda_vs_cpu"].as_str().unwrap().starts_with("CHANGED or failed (exit 1"), "{summary}");
+    assert_eq!(summary["cell"]["status"], "missing");
+    assert!(summary.get("paper_profile").is_none(), "{summary}");
+    assert!(text.contains("| 1. training step, full width | 124 | 240 |"), "{text}");
 }
