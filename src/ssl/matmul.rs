@@ -1,6 +1,8 @@
 //! Row-major f32 matrix products on strided views, through the `gemm` crate (the one candle's CPU matmul
 //! calls): the one place the convolution and the linear layer call it from.
 
+use std::sync::OnceLock;
+
 /// (row stride, column stride) of a matrix view, in elements.
 pub(super) type Strides = (usize, usize);
 
@@ -14,8 +16,8 @@ pub(super) fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): St
     let span = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
     assert!(k == 0 || (a.len() >= span(m, k, a_rs, a_cs) && b.len() >= span(k, n, b_rs, b_cs)), "gemm: operand too small");
     assert!(c.len() >= span(m, n, c_rs, c_cs), "gemm: destination too small");
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = if parallel && threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let threads = if parallel { gemm_threads() } else { 1 };
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above bound every index the strides reach.
     unsafe {
         gemm::gemm(
@@ -23,4 +25,12 @@ pub(super) fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): St
             b_rs as isize, 1.0f32, 1.0f32, false, false, false, parallelism,
         );
     }
+}
+
+/// The thread count candle gives its own GEMMs (`candle_core::utils::get_num_threads`), read once: without
+/// RAYON_NUM_THREADS set, candle 0.11 counts physical cores by reading and parsing /proc/cpuinfo on every
+/// call, which at one call per GEMM was ~1 800 reads (~26 µs each) per width/4 training step.
+fn gemm_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
 }
