@@ -92,19 +92,23 @@ step_pair() {
   return $rc
 }
 
-smoke() {
-  timeout 300 "$BIN" reproduce table1 --profile smoke --seeds 0 --device cpu --out "$OUT/smoke" > /dev/null || return $?
-  timeout 300 "$BIN" verify table1 --profile smoke --device cuda --out "$OUT/smoke" --rtol 0.02 > "$OUT/smoke-verify.txt" 2>&1
-  local rc=$?
-  cat "$OUT/smoke-verify.txt"
+# Runs a command with its output into FILE, then shows FILE; returns the command's exit code.
+logged() {
+  local file=$1 rc
+  shift
+  "$@" > "$file" 2>&1
+  rc=$?
+  cat "$file"
   return $rc
 }
 
+smoke() {
+  timeout 300 "$BIN" reproduce table1 --profile smoke --seeds 0 --device cpu --out "$OUT/smoke" > /dev/null || return $?
+  logged "$OUT/smoke-verify.txt" timeout 300 "$BIN" verify table1 --profile smoke --device cuda --out "$OUT/smoke" --rtol 0.02
+}
+
 plan() {
-  timeout 300 "$BIN" reproduce table1 --profile "$1" --device cuda --data-dir "$DATA" --out "$OUT/$2" --dry-run > "$OUT/$1-plan.txt" 2>&1
-  local rc=$?
-  cat "$OUT/$1-plan.txt"
-  return $rc
+  logged "$OUT/$1-plan.txt" timeout 300 "$BIN" reproduce table1 --profile "$1" --device cuda --data-dir "$DATA" --out "$OUT/$2" --dry-run
 }
 
 section "1. training step, width/4, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 0.25

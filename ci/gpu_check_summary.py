@@ -5,7 +5,7 @@ the other parts are still computed. Standard library only. Tested on CPU outputs
 
 Usage: python3 ci/gpu_check_summary.py OUT "GPU description"
 """
-import glob, json, os, re, sys
+import glob, json, re, sys
 
 out, gpu = sys.argv[1], sys.argv[2]
 sections = [json.loads(line) for line in open(f"{out}/sections.jsonl") if line.strip()]
