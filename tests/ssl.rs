@@ -233,19 +233,67 @@ fn resnet18_has_torchvisions_parameter_count_and_both_stems_work() {
     assert_eq!(small.forward_t(&x, true).unwrap().dims(), &[2, 64]);
 }
 
-/// The im2col convolution against candle's conv2d: forward values, both gradients against candle's
-/// autograd of a random projection of the output where candle's own backward works (candle 0.11.1's
-/// conv2d backward fails with a shape mismatch for some strided shapes whose size is not a multiple of
-/// the stride), and against central finite differences on every case.
-#[test]
-fn im2col_conv_matches_candles_conv2d_values_and_gradients() {
+/// One convolution case of eigenssl's `Conv2d` against candle's conv2d: forward values (relative to the
+/// output's scale, within `tol`), both gradients against candle's autograd of a random projection of the
+/// output where candle's own backward works (candle 0.11.1's conv2d backward fails with a shape mismatch
+/// for some strided shapes whose size is not a multiple of the stride), and against central finite
+/// differences. Returns whether candle's backward was compared.
+#[allow(clippy::too_many_arguments)]
+fn conv_matches_candle(case: u64, n: usize, cin: usize, cout: usize, k: usize, stride: usize, pad: usize, (h, w): (usize, usize), tol: f32) -> bool {
     use candle_core::{DType, Device, Module, Tensor, Var};
     use eigenssl::ssl::{conv::Conv2d, init::SeededVarMap};
-    use rand::{Rng, SeedableRng};
     let max_diff = |a: &Tensor, b: &Tensor| -> f32 {
         let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-3);
         (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
     };
+    let what = format!("case {case} (n {n} c {cin}→{cout} k {k} s {stride} p {pad} {h}×{w})");
+    let vm = SeededVarMap::new(case);
+    let cfg = candle_nn::Conv2dConfig { padding: pad, stride, ..Default::default() };
+    let conv = Conv2d::new(cin, cout, k, cfg, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, cin, h, w), &Device::Cpu).unwrap()).unwrap();
+    let ours = conv.forward(x.as_tensor()).unwrap();
+    let theirs = x.as_tensor().conv2d(conv.weight(), pad, stride, 1, 1).unwrap();
+    assert_eq!(ours.dims(), theirs.dims(), "{what}");
+    let forward_diff = max_diff(&ours, &theirs);
+    assert!(forward_diff < tol, "{what}: forward differs by {forward_diff} of the output's scale");
+    let r = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu).unwrap();
+    let g = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+    let wv = vm.named_vars().into_iter().find(|(name, _)| name.ends_with("weight")).unwrap().1;
+    let (gx, gw) = (g.get(x.as_tensor()).unwrap(), g.get(wv.as_tensor()).unwrap());
+    let mut compared = false;
+    if let Ok(gt) = (theirs * &r).unwrap().sum_all().unwrap().backward() {
+        let (dx, dw) = (max_diff(gx, gt.get(x.as_tensor()).unwrap()), max_diff(gw, gt.get(wv.as_tensor()).unwrap()));
+        assert!(dx < 10.0 * tol, "{what}: input gradient differs by {dx}");
+        assert!(dw < 10.0 * tol, "{what}: weight gradient differs by {dw}");
+        compared = true;
+    }
+    // Central differences of sum(conv(x) · r) for a few entries of x and of the weight.
+    let f = |xv: &[f32], wvals: &[f32]| -> f64 {
+        let xt = Tensor::from_vec(xv.to_vec(), (n, cin, h, w), &Device::Cpu).unwrap();
+        let wt = Tensor::from_vec(wvals.to_vec(), (cout, cin, k, k), &Device::Cpu).unwrap();
+        let y = xt.conv2d(&wt, pad, stride, 1, 1).unwrap();
+        (y * &r).unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+    };
+    let xs = x.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let ws = wv.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (gxs, gws) = (gx.flatten_all().unwrap().to_vec1::<f32>().unwrap(), gw.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    for (which, vals, grads) in [("x", &xs, &gxs), ("w", &ws, &gws)] {
+        for idx in [0, vals.len() / 2, vals.len() - 1] {
+            let (mut up, mut down) = (vals.clone(), vals.clone());
+            up[idx] += 1e-2;
+            down[idx] -= 1e-2;
+            let fd = if which == "x" { (f(&up, &ws) - f(&down, &ws)) / 2e-2 } else { (f(&xs, &up) - f(&xs, &down)) / 2e-2 };
+            let got = grads[idx] as f64;
+            assert!((fd - got).abs() < 1e-2 * (1.0 + fd.abs()), "{what}: d/d{which}[{idx}] finite difference {fd} vs {got}");
+        }
+    }
+    compared
+}
+
+/// The im2col convolution (any kernel, stride and padding; few channels) against candle's conv2d.
+#[test]
+fn im2col_conv_matches_candles_conv2d_values_and_gradients() {
+    use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut compared_with_candle = 0;
     for case in 0..16 {
@@ -254,46 +302,26 @@ fn im2col_conv_matches_candles_conv2d_values_and_gradients() {
         let k = [1, 3, 5][rng.random_range(0..3)];
         let (stride, pad) = (rng.random_range(1..3), rng.random_range(0..3));
         let (h, w) = (rng.random_range(k..12), rng.random_range(k..12));
-        let what = format!("case {case} (n {n} c {cin}→{cout} k {k} s {stride} p {pad} {h}×{w})");
-        let vm = SeededVarMap::new(case);
-        let cfg = candle_nn::Conv2dConfig { padding: pad, stride, ..Default::default() };
-        let conv = Conv2d::new(cin, cout, k, cfg, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
-        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, cin, h, w), &Device::Cpu).unwrap()).unwrap();
-        let ours = conv.forward(x.as_tensor()).unwrap();
-        let theirs = x.as_tensor().conv2d(conv.weight(), pad, stride, 1, 1).unwrap();
-        assert_eq!(ours.dims(), theirs.dims(), "{what}");
-        assert!(max_diff(&ours, &theirs) < 1e-5, "{what}: forward");
-        let r = Tensor::randn(0f32, 1.0, ours.dims(), &Device::Cpu).unwrap();
-        let g = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
-        let wv = vm.named_vars().into_iter().find(|(name, _)| name.ends_with("weight")).unwrap().1;
-        let (gx, gw) = (g.get(x.as_tensor()).unwrap(), g.get(wv.as_tensor()).unwrap());
-        if let Ok(gt) = (theirs * &r).unwrap().sum_all().unwrap().backward() {
-            assert!(max_diff(gx, gt.get(x.as_tensor()).unwrap()) < 1e-4, "{what}: input gradient");
-            assert!(max_diff(gw, gt.get(wv.as_tensor()).unwrap()) < 1e-4, "{what}: weight gradient");
-            compared_with_candle += 1;
-        }
-        // Central differences of sum(conv(x) · r) for a few entries of x and of the weight.
-        let f = |xv: &[f32], wvals: &[f32]| -> f64 {
-            let xt = Tensor::from_vec(xv.to_vec(), (n, cin, h, w), &Device::Cpu).unwrap();
-            let wt = Tensor::from_vec(wvals.to_vec(), (cout, cin, k, k), &Device::Cpu).unwrap();
-            let y = xt.conv2d(&wt, pad, stride, 1, 1).unwrap();
-            (y * &r).unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
-        };
-        let xs = x.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let ws = wv.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let (gxs, gws) = (gx.flatten_all().unwrap().to_vec1::<f32>().unwrap(), gw.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-        for (which, vals, grads) in [("x", &xs, &gxs), ("w", &ws, &gws)] {
-            for idx in [0, vals.len() / 2, vals.len() - 1] {
-                let (mut up, mut down) = (vals.clone(), vals.clone());
-                up[idx] += 1e-2;
-                down[idx] -= 1e-2;
-                let fd = if which == "x" { (f(&up, &ws) - f(&down, &ws)) / 2e-2 } else { (f(&xs, &up) - f(&xs, &down)) / 2e-2 };
-                let got = grads[idx] as f64;
-                assert!((fd - got).abs() < 1e-2 * (1.0 + fd.abs()), "{what}: d/d{which}[{idx}] finite difference {fd} vs {got}");
-            }
-        }
+        compared_with_candle += conv_matches_candle(case, n, cin, cout, k, stride, pad, (h, w), 1e-5) as usize;
     }
     assert!(compared_with_candle >= 8, "candle's backward worked on only {compared_with_candle} of 16 cases");
+}
+
+/// The Winograd convolution (3×3, stride 1, padding 1, at least 8 input channels) against candle's
+/// conv2d: F(4×4, 3×3) on maps of 4 and more, F(2×2, 3×3) on smaller ones, sides that are not multiples
+/// of the tile, and batches cut into several chunks (the 24×24 case: 36 tiles per image, 14 images per
+/// chunk).
+#[test]
+fn winograd_conv_matches_candles_conv2d_values_and_gradients() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut sides = vec![(2, 2), (3, 3), (2, 5), (4, 4), (5, 7), (8, 8), (6, 6), (24, 24)];
+    sides.extend((0..4).map(|_| (rng.random_range(2..13), rng.random_range(2..13))));
+    for (case, side) in sides.into_iter().enumerate() {
+        let n = if side.0 == 24 { 30 } else { rng.random_range(1..40) };
+        let (cin, cout) = (rng.random_range(8..24), rng.random_range(1..20));
+        assert!(conv_matches_candle(100 + case as u64, n, cin, cout, 3, 1, 1, side, 2e-5), "candle's backward failed at stride 1");
+    }
 }
 
 #[test]

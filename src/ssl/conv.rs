@@ -14,22 +14,22 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-use super::matmul;
+use super::{matmul, winograd};
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Geom {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad: usize,
-    oh: usize,
-    ow: usize,
+    pub(super) n: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) k: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) oh: usize,
+    pub(super) ow: usize,
 }
 
 impl Geom {
@@ -261,6 +261,9 @@ fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, 
 
 /// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous.
 pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::forward(x, wt, g);
+    }
     let (ckk, p, group) = (g.ckk(), g.p(), g.group());
     let mut y = vec![0f32; g.n * g.k * p];
     y.par_chunks_mut(group * g.k * p).enumerate().for_each(|(gi, yg)| {
@@ -281,6 +284,9 @@ pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
 /// dx of a batch from its output gradient gy (N, K, OH, OW) and w: per group of images, cols = wᵀ·gy,
 /// then col2im.
 pub(super) fn grad_input(gy: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::backward(&[], gy, wt, g, true, false).0.unwrap_or_default();
+    }
     let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
     let mut dx = vec![0f32; g.n * img];
     dx.par_chunks_mut(group * img).enumerate().for_each(|(gi, dxg)| {
@@ -299,6 +305,9 @@ pub(super) fn grad_input(gy: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
 
 /// dw from x and gy: Σ over groups of images of gy·colsᵀ, in a fixed number of chunks summed in order.
 pub(super) fn grad_weight(x: &[f32], gy: &[f32], g: &Geom) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::backward(x, gy, &[], g, false, true).1.unwrap_or_default();
+    }
     let (ckk, p, group) = (g.ckk(), g.p(), g.group());
     let groups = g.n.div_ceil(group);
     let per = groups.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
@@ -323,6 +332,15 @@ pub(super) fn grad_weight(x: &[f32], gy: &[f32], g: &Geom) -> Vec<f32> {
         dw.iter_mut().zip(part).for_each(|(d, v)| *d += v);
     }
     dw
+}
+
+/// The input gradient (with `input_grad`) and the weight gradient of a batch, from x, w and gy.
+pub(super) fn backward(x: &[f32], gy: &[f32], wt: &[f32], g: &Geom, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>) {
+    if winograd::applies(g) {
+        let (dx, dw) = winograd::backward(x, gy, wt, g, input_grad, true);
+        return (dx, dw.unwrap_or_default());
+    }
+    (input_grad.then(|| grad_input(gy, wt, g)), grad_weight(x, gy, g))
 }
 
 /// Forward: y = conv(x, w). Inputs: x (N, C, H, W), w (K, C, kh, kw).

@@ -117,8 +117,9 @@ impl CustomOp3 for LayerOp {
         let (xg, xl) = x.storage_and_layout();
         let (wg, wl) = w.storage_and_layout();
         let dev = x.device();
-        let dx = if self.input_grad { Some(Tensor::from_vec(conv::grad_input(&dconv, cpu_slice(&wg, wl)?, &g), x.shape(), dev)?) } else { None };
-        let dw = Tensor::from_vec(conv::grad_weight(cpu_slice(&xg, xl)?, &dconv, &g), w.shape(), dev)?;
+        let (dx, dw) = conv::backward(cpu_slice(&xg, xl)?, &dconv, cpu_slice(&wg, wl)?, &g, self.input_grad);
+        let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), dev)).transpose()?;
+        let dw = Tensor::from_vec(dw, w.shape(), dev)?;
         let dgb = Tensor::from_vec([dgamma, dbeta].concat(), gb.len(), dev)?;
         Ok((dx, Some(dw), Some(dgb)))
     }
@@ -146,10 +147,11 @@ mod tests {
     /// statistics and every gradient equal bit for bit, with and without the pool and the input gradient.
     #[test]
     fn the_fused_layer_equals_the_separate_ops_bit_for_bit() {
-        for (pool, input_grad, side) in [(true, true, 8), (false, true, 6), (true, false, 4), (false, false, 2)] {
+        // 5 input channels go through im2col, 9 through Winograd (F(4×4) at 8 and 4, F(2×2) at 2).
+        for (pool, input_grad, side, cin) in [(true, true, 8, 5), (false, true, 6, 5), (true, false, 4, 5), (false, false, 2, 5), (true, true, 8, 9), (false, true, 4, 9), (true, false, 2, 9)] {
             let (fused_vars, separate_vars) = (SeededVarMap::new(3), SeededVarMap::new(3));
-            let (fused, separate) = (layer(&fused_vars, 5, 7, input_grad, pool), layer(&separate_vars, 5, 7, input_grad, pool));
-            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, 5, side, side), &Device::Cpu).unwrap()).unwrap();
+            let (fused, separate) = (layer(&fused_vars, cin, 7, input_grad, pool), layer(&separate_vars, cin, 7, input_grad, pool));
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, cin, side, side), &Device::Cpu).unwrap()).unwrap();
             let out = fused.forward_t(x.as_tensor(), true).unwrap();
             let conv_out = separate.conv.forward(x.as_tensor()).unwrap();
             let reference = if pool { separate.bn.forward_pooled_t(&conv_out, true) } else { separate.bn.forward_t(&conv_out, true) }.unwrap();

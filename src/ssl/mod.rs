@@ -25,8 +25,9 @@ pub mod schedule;
 pub mod step;
 pub mod train;
 pub mod weights;
+mod winograd;
 
 /// Bumped whenever this engine's results change for the same config, so that its stored runs are not
 /// reused (part of each run's spec hash; the theory engine has its own).
-pub const ENGINE_VERSION: u32 = 1;
+pub const ENGINE_VERSION: u32 = 2;
 

@@ -1,0 +1,520 @@
+//! Winograd's minimal filtering F(m×m, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+//! Networks", CVPR 2016) for the 3×3 convolutions at stride 1 and padding 1 — every VGG layer after the
+//! first — on CPU f32: the forward, the input gradient and the weight gradient.
+//!
+//! Why: with im2col each output costs 9·C multiply-adds in a GEMM, and the GEMMs were half of a full-width
+//! training step. F(4×4, 3×3) computes a 4×4 block of outputs from a 6×6 block of input with 36·C
+//! multiply-adds instead of 144·C; F(2×2, 3×3), for maps under 4×4, a 2×2 block from 4×4 with 16·C instead
+//! of 36·C. The transforms are small fixed matrices applied to 16 tiles at once (one AVX-512 register per
+//! tile element); what is left is one GEMM per point of the transformed tile. All three passes use them:
+//!
+//! - forward: Y = Aᵀ [Σ_c U ⊙ V] A, with U = G w Gᵀ (per filter) and V = Bᵀ d B (per input tile d);
+//! - backward: S = A dY Aᵀ (per output-gradient tile), then dU = Σ_tiles S ⊙ V and dw = Gᵀ dU G, and
+//!   dV = Σ_k S ⊙ U and dd = B dV Bᵀ, added into the overlapping input tiles.
+//!
+//! The values are the convolution's up to rounding: they differ from im2col's in the last bits (the tests
+//! bound the difference relative to the output's scale). Every sum runs in an order fixed by the shapes
+//! alone (images go through in chunks of a fixed number of tiles), so results do not depend on the thread
+//! count.
+
+use rayon::prelude::*;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::{Mutex, PoisonError};
+
+use super::conv::Geom;
+use super::matmul;
+
+/// Tiles transformed at once.
+const LANES: usize = 16;
+/// The batch goes through in chunks of about this many tiles: the GEMMs' column count.
+const CHUNK_TILES: usize = 512;
+/// Convolutions with fewer input channels (the first layer, on RGB images) stay with im2col, whose GEMM
+/// has depth 9·C where Winograd's would have depth C.
+const MIN_CHANNELS: usize = 8;
+
+type Lanes = [f32; LANES];
+
+/// Whether [`forward`] and [`backward`] compute this convolution.
+pub(super) fn applies(g: &Geom) -> bool {
+    (g.kh, g.kw, g.stride, g.pad) == (3, 3, 1, 1) && g.c >= MIN_CHANNELS && g.h.min(g.w) >= 2
+}
+
+/// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, 3, 3), both contiguous; `applies(g)`.
+pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+    if g.h.min(g.w) >= 4 {
+        Plan::new(&F4, g).forward(x, wt)
+    } else {
+        Plan::new(&F2, g).forward(x, wt)
+    }
+}
+
+/// The input gradient (when `input_grad`) and the weight gradient, from x, w and the output gradient gy;
+/// the output gradient's transform is shared by the two.
+pub(super) fn backward(x: &[f32], gy: &[f32], wt: &[f32], g: &Geom, input_grad: bool, weight_grad: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    if g.h.min(g.w) >= 4 {
+        Plan::new(&F4, g).backward(x, gy, wt, input_grad, weight_grad)
+    } else {
+        Plan::new(&F2, g).backward(x, gy, wt, input_grad, weight_grad)
+    }
+}
+
+/// F(M×M, 3×3) as its three matrices and their transposes; A = M + 2 is the input tile's side.
+struct Algorithm<const M: usize, const A: usize> {
+    bt: [[f32; A]; A],
+    b: [[f32; A]; A],
+    g: [[f32; 3]; A],
+    gt: [[f32; A]; 3],
+    at: [[f32; A]; M],
+    a: [[f32; M]; A],
+}
+
+const fn transpose<const R: usize, const S: usize>(m: [[f32; S]; R]) -> [[f32; R]; S] {
+    let mut t = [[0.0; R]; S];
+    let mut i = 0;
+    while i < R {
+        let mut j = 0;
+        while j < S {
+            t[j][i] = m[i][j];
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+}
+
+impl<const M: usize, const A: usize> Algorithm<M, A> {
+    const fn new(bt: [[f32; A]; A], g: [[f32; 3]; A], at: [[f32; A]; M]) -> Self {
+        Algorithm { bt, b: transpose(bt), g, gt: transpose(g), at, a: transpose(at) }
+    }
+}
+
+/// F(2×2, 3×3), interpolation points 0, ±1.
+const F2: Algorithm<2, 4> = Algorithm::new(
+    [[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]],
+    [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]],
+    [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]],
+);
+
+/// F(4×4, 3×3), interpolation points 0, ±1, ±2.
+const F4: Algorithm<4, 6> = Algorithm::new(
+    [
+        [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+        [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+        [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+        [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+        [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+        [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+    ],
+    [
+        [1.0 / 4.0, 0.0, 0.0],
+        [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+        [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+        [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+        [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+        [0.0, 0.0, 1.0],
+    ],
+    [[1.0, 1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, -2.0, 0.0], [0.0, 1.0, 1.0, 4.0, 4.0, 0.0], [0.0, 1.0, -1.0, 8.0, -8.0, 1.0]],
+);
+
+/// L·X·Lᵀ in every lane, for X of S×S and L of R×S. The matrices are constants, so after inlining the
+/// zero entries cost nothing.
+#[inline(always)]
+fn sandwich<const R: usize, const S: usize>(l: &[[f32; S]; R], x: &[[Lanes; S]; S]) -> [[Lanes; R]; R] {
+    let mut lx = [[[0f32; LANES]; S]; R];
+    for r in 0..R {
+        for s in 0..S {
+            let c = l[r][s];
+            if c == 0.0 {
+                continue;
+            }
+            for q in 0..S {
+                for v in 0..LANES {
+                    lx[r][q][v] += c * x[s][q][v];
+                }
+            }
+        }
+    }
+    let mut y = [[[0f32; LANES]; R]; R];
+    for r in 0..R {
+        for q in 0..R {
+            for s in 0..S {
+                let c = l[q][s];
+                if c == 0.0 {
+                    continue;
+                }
+                for v in 0..LANES {
+                    y[r][q][v] += c * lx[r][s][v];
+                }
+            }
+        }
+    }
+    y
+}
+
+/// One buffer that parallel tasks write at disjoint indices (each task its own channel of every image).
+struct Disjoint<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _buf: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: tasks only write through `write`, whose callers guarantee disjoint indices.
+unsafe impl Sync for Disjoint<'_> {}
+
+impl<'a> Disjoint<'a> {
+    fn new(buf: &'a mut [f32]) -> Self {
+        Disjoint { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
+    }
+
+    /// SAFETY: while this buffer lives, no two tasks write the same index.
+    unsafe fn write(&self, i: usize, v: f32) {
+        assert!(i < self.len, "winograd: write out of bounds");
+        // SAFETY: in bounds (asserted); no other task writes index i (the caller's guarantee).
+        unsafe { *self.ptr.add(i) = v }
+    }
+}
+
+/// Intermediate buffers kept between calls, so that the transforms' tens of MB are not zeroed afresh
+/// (memset and page faults were a fifth of a full-width step). Each caller overwrites every element it
+/// reads. The kept memory is bounded by the largest layer's needs (a few buffers of its transformed
+/// filters or tiles).
+static KEPT: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// A buffer of at least `len` elements from [`KEPT`] (contents undefined), returned there when dropped.
+struct Scratch(Vec<f32>, usize);
+
+impl Scratch {
+    fn take(len: usize) -> Self {
+        let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        // The smallest that is large enough, else the largest (grown).
+        let fits = (0..kept.len()).filter(|&i| kept[i].len() >= len).min_by_key(|&i| kept[i].len());
+        let pick = fits.or_else(|| (0..kept.len()).max_by_key(|&i| kept[i].len()));
+        let mut v = pick.map(|i| kept.swap_remove(i)).unwrap_or_default();
+        drop(kept);
+        if v.len() < len {
+            v.resize(len, 0.0);
+        }
+        Scratch(v, len)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        KEPT.lock().unwrap_or_else(PoisonError::into_inner).push(std::mem::take(&mut self.0));
+    }
+}
+
+impl Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0[..self.1]
+    }
+}
+
+impl DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0[..self.1]
+    }
+}
+
+/// How a batch is cut into tiles: M×M output tiles, `th` × `tw` per image, `images` per chunk.
+struct Plan<'a, const M: usize, const A: usize> {
+    alg: &'static Algorithm<M, A>,
+    g: &'a Geom,
+    tw: usize,
+    per_image: usize,
+    images: usize,
+    /// Sides of a zero-bordered input plane that every tile reads inside: (th·M + 2) × (tw·M + 2).
+    hp: usize,
+    wp: usize,
+}
+
+impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
+    fn new(alg: &'static Algorithm<M, A>, g: &'a Geom) -> Self {
+        let (th, tw) = (g.h.div_ceil(M), g.w.div_ceil(M));
+        let per_image = th * tw;
+        let images = (CHUNK_TILES / per_image).clamp(1, g.n.max(1));
+        Plan { alg, g, tw, per_image, images, hp: th * M + 2, wp: tw * M + 2 }
+    }
+
+    /// Columns of a chunk's transformed tiles: its tiles, rounded up to whole groups of lanes (the extra
+    /// columns are zero).
+    fn columns(&self, imgs: usize) -> usize {
+        (imgs * self.per_image).next_multiple_of(LANES)
+    }
+
+    /// (first image, images) of each chunk, in order.
+    fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.g.n).step_by(self.images).map(|first| (first, self.images.min(self.g.n - first)))
+    }
+
+    /// (image within the chunk, tile row, tile column) of a chunk's tile t.
+    fn locate(&self, t: usize) -> (usize, usize, usize) {
+        let (i, r) = (t / self.per_image, t % self.per_image);
+        (i, r / self.tw, r % self.tw)
+    }
+
+    /// U = G w Gᵀ of every filter, laid out [k][ξ][c] (ξ the point of the transformed tile).
+    fn filters(&self, wt: &[f32]) -> Scratch {
+        let (k, c) = (self.g.k, self.g.c);
+        let mut u = Scratch::take(k * A * A * c);
+        u.par_chunks_mut(A * A * c).enumerate().for_each(|(kk, uk)| {
+            for c0 in (0..c).step_by(LANES) {
+                let n = LANES.min(c - c0);
+                let mut w = [[[0f32; LANES]; 3]; 3];
+                for l in 0..n {
+                    let f = &wt[(kk * c + c0 + l) * 9..][..9];
+                    for i in 0..3 {
+                        for j in 0..3 {
+                            w[i][j][l] = f[i * 3 + j];
+                        }
+                    }
+                }
+                let ut = sandwich(&self.alg.g, &w);
+                for a in 0..A {
+                    for b in 0..A {
+                        uk[(a * A + b) * c + c0..][..n].copy_from_slice(&ut[a][b][..n]);
+                    }
+                }
+            }
+        });
+        u
+    }
+
+    /// dw = Gᵀ dU G from dU laid out [ξ][k][c].
+    fn filter_grads(&self, du: &[f32]) -> Vec<f32> {
+        let (k, c) = (self.g.k, self.g.c);
+        let mut dw = vec![0f32; k * c * 9];
+        dw.par_chunks_mut(c * 9).enumerate().for_each(|(kk, dwk)| {
+            for c0 in (0..c).step_by(LANES) {
+                let n = LANES.min(c - c0);
+                let mut x = [[[0f32; LANES]; A]; A];
+                for a in 0..A {
+                    for b in 0..A {
+                        x[a][b][..n].copy_from_slice(&du[((a * A + b) * k + kk) * c + c0..][..n]);
+                    }
+                }
+                let w = sandwich(&self.alg.gt, &x);
+                for l in 0..n {
+                    for i in 0..3 {
+                        for j in 0..3 {
+                            dwk[(c0 + l) * 9 + i * 3 + j] = w[i][j][l];
+                        }
+                    }
+                }
+            }
+        });
+        dw
+    }
+
+    /// V = Bᵀ d B of every input tile of images first..first + imgs, laid out [c][ξ][column].
+    fn inputs(&self, x: &[f32], first: usize, imgs: usize, v: &mut [f32]) {
+        let g = self.g;
+        let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
+        v[..g.c * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each_init(
+            // Zero-bordered planes of the chunk's images; only their interiors are ever written.
+            || vec![0f32; imgs * self.hp * self.wp],
+            |pad, (c, vc)| {
+                for i in 0..imgs {
+                    let src = &x[((first + i) * g.c + c) * plane..][..plane];
+                    for y in 0..g.h {
+                        pad[(i * self.hp + y + 1) * self.wp + 1..][..g.w].copy_from_slice(&src[y * g.w..][..g.w]);
+                    }
+                }
+                for t0 in (0..cols).step_by(LANES) {
+                    let mut d = [[[0f32; LANES]; A]; A];
+                    for l in 0..LANES.min(tiles.saturating_sub(t0)) {
+                        let (i, ty, tx) = self.locate(t0 + l);
+                        let base = (i * self.hp + ty * M) * self.wp + tx * M;
+                        for a in 0..A {
+                            for b in 0..A {
+                                d[a][b][l] = pad[base + a * self.wp + b];
+                            }
+                        }
+                    }
+                    let vt = sandwich(&self.alg.bt, &d);
+                    for a in 0..A {
+                        for b in 0..A {
+                            vc[(a * A + b) * cols + t0..][..LANES].copy_from_slice(&vt[a][b]);
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    /// S = A dY Aᵀ of every output-gradient tile of images first..first + imgs, laid out [k][ξ][column].
+    fn output_grads(&self, gy: &[f32], first: usize, imgs: usize, s: &mut [f32]) {
+        let g = self.g;
+        let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
+        s[..g.k * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each(|(k, sk)| {
+            for t0 in (0..cols).step_by(LANES) {
+                let mut dy = [[[0f32; LANES]; M]; M];
+                for l in 0..LANES.min(tiles.saturating_sub(t0)) {
+                    let (i, ty, tx) = self.locate(t0 + l);
+                    let src = &gy[((first + i) * g.k + k) * plane..][..plane];
+                    for (a, row) in dy.iter_mut().enumerate().take(g.h.saturating_sub(ty * M)) {
+                        for (b, v) in row.iter_mut().enumerate().take(g.w.saturating_sub(tx * M)) {
+                            v[l] = src[(ty * M + a) * g.w + tx * M + b];
+                        }
+                    }
+                }
+                let st = sandwich(&self.alg.a, &dy);
+                for a in 0..A {
+                    for b in 0..A {
+                        sk[(a * A + b) * cols + t0..][..LANES].copy_from_slice(&st[a][b]);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The outputs Aᵀ M A of a chunk's products M (laid out [ξ][k][column]) into y, the chunk's images.
+    fn outputs(&self, mm: &[f32], imgs: usize, y: &mut [f32]) {
+        let g = self.g;
+        let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
+        let out = Disjoint::new(y);
+        (0..g.k).into_par_iter().for_each(|k| {
+            for t0 in (0..cols).step_by(LANES) {
+                let mut m = [[[0f32; LANES]; A]; A];
+                for a in 0..A {
+                    for b in 0..A {
+                        m[a][b].copy_from_slice(&mm[((a * A + b) * g.k + k) * cols + t0..][..LANES]);
+                    }
+                }
+                let yt = sandwich(&self.alg.at, &m);
+                for l in 0..LANES.min(tiles.saturating_sub(t0)) {
+                    let (i, ty, tx) = self.locate(t0 + l);
+                    for (a, row) in yt.iter().enumerate().take(g.h.saturating_sub(ty * M)) {
+                        for (b, v) in row.iter().enumerate().take(g.w.saturating_sub(tx * M)) {
+                            // SAFETY: this task alone writes channel k.
+                            unsafe { out.write(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M + b, v[l]) };
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// dx of a chunk's images from their transformed gradients Z (laid out [ξ][c][column]): each tile's
+    /// B Z Bᵀ added into a zero-bordered plane, tiles in order, whose interior is dx.
+    fn input_grads(&self, z: &[f32], imgs: usize, dx: &mut [f32]) {
+        let g = self.g;
+        let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
+        let out = Disjoint::new(dx);
+        (0..g.c).into_par_iter().for_each_init(
+            || vec![0f32; imgs * self.hp * self.wp],
+            |pad, c| {
+                pad.fill(0.0);
+                for t0 in (0..cols).step_by(LANES) {
+                    let mut zt = [[[0f32; LANES]; A]; A];
+                    for a in 0..A {
+                        for b in 0..A {
+                            zt[a][b].copy_from_slice(&z[((a * A + b) * g.c + c) * cols + t0..][..LANES]);
+                        }
+                    }
+                    let dd = sandwich(&self.alg.b, &zt);
+                    for l in 0..LANES.min(tiles.saturating_sub(t0)) {
+                        let (i, ty, tx) = self.locate(t0 + l);
+                        let base = (i * self.hp + ty * M) * self.wp + tx * M;
+                        for a in 0..A {
+                            for b in 0..A {
+                                pad[base + a * self.wp + b] += dd[a][b][l];
+                            }
+                        }
+                    }
+                }
+                for i in 0..imgs {
+                    for y in 0..g.h {
+                        for x in 0..g.w {
+                            // SAFETY: this task alone writes channel c.
+                            unsafe { out.write(((i * g.c + c) * g.h + y) * g.w + x, pad[(i * self.hp + y + 1) * self.wp + x + 1]) };
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    fn forward(&self, x: &[f32], wt: &[f32]) -> Vec<f32> {
+        let g = self.g;
+        let u = self.filters(wt);
+        let img = g.k * g.h * g.w;
+        let mut y = vec![0f32; g.n * img];
+        let most = self.columns(self.images);
+        let (mut v, mut mm) = (Scratch::take(g.c * A * A * most), Scratch::take(A * A * g.k * most));
+        for (first, imgs) in self.chunks() {
+            let cols = self.columns(imgs);
+            self.inputs(x, first, imgs, &mut v);
+            // One GEMM per point ξ: M_ξ (K × cols) = U_ξ (K × C) · V_ξ (C × cols).
+            mm[..A * A * g.k * cols].par_chunks_mut(g.k * cols).enumerate().for_each(|(xi, m)| {
+                matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (A * A * cols, 1), m, (cols, 1), false, false);
+            });
+            self.outputs(&mm, imgs, &mut y[first * img..][..imgs * img]);
+        }
+        y
+    }
+
+    fn backward(&self, x: &[f32], gy: &[f32], wt: &[f32], input_grad: bool, weight_grad: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+        let g = self.g;
+        let (k, c) = (g.k, g.c);
+        let u = if input_grad { self.filters(wt) } else { Scratch::take(0) };
+        let img = c * g.h * g.w;
+        let mut dx = input_grad.then(|| vec![0f32; g.n * img]);
+        let mut du = Scratch::take(if weight_grad { A * A * k * c } else { 0 });
+        let most = self.columns(self.images);
+        let mut s = Scratch::take(k * A * A * most);
+        let mut v = Scratch::take(if weight_grad { c * A * A * most } else { 0 });
+        let mut z = Scratch::take(if input_grad { A * A * c * most } else { 0 });
+        for (chunk, (first, imgs)) in self.chunks().enumerate() {
+            let cols = self.columns(imgs);
+            self.output_grads(gy, first, imgs, &mut s);
+            if weight_grad {
+                self.inputs(x, first, imgs, &mut v);
+            }
+            // Per point ξ: dU_ξ (K × C) += S_ξ (K × cols) · V_ξᵀ, chunks summed in order; Z_ξ (C × cols) = U_ξᵀ · S_ξ.
+            let mut du_parts: Vec<Option<&mut [f32]>> = du.chunks_mut(k * c).map(Some).collect();
+            let mut z_parts: Vec<Option<&mut [f32]>> = z[..if input_grad { A * A * c * cols } else { 0 }].chunks_mut(c * cols).map(Some).collect();
+            du_parts.resize_with(A * A, || None);
+            z_parts.resize_with(A * A, || None);
+            du_parts.into_par_iter().zip(z_parts).enumerate().for_each(|(xi, (du_xi, z_xi))| {
+                let s_xi = &s[xi * cols..];
+                if let Some(du_xi) = du_xi {
+                    matmul::gemm((k, c, cols), s_xi, (A * A * cols, 1), &v[xi * cols..], (1, A * A * cols), du_xi, (c, 1), chunk > 0, false);
+                }
+                if let Some(z_xi) = z_xi {
+                    matmul::gemm((c, cols, k), &u[xi * c..], (1, A * A * c), s_xi, (A * A * cols, 1), z_xi, (cols, 1), false, false);
+                }
+            });
+            if let Some(dx) = dx.as_mut() {
+                self.input_grads(&z, imgs, &mut dx[first * img..][..imgs * img]);
+            }
+        }
+        (dx, weight_grad.then(|| self.filter_grads(&du)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each algorithm is a 1-D correlation: Aᵀ[(G g) ⊙ (Bᵀ d)] = (Σ_j d[i + j] g[j])_i.
+    fn correlates<const M: usize, const A: usize>(alg: &Algorithm<M, A>) {
+        let d: Vec<f32> = (0..A).map(|i| (i as f32 * 0.37 - 0.8).sin()).collect();
+        let f = [0.3f32, -1.1, 0.7];
+        let gf: Vec<f32> = (0..A).map(|r| (0..3).map(|j| alg.g[r][j] * f[j]).sum()).collect();
+        let bd: Vec<f32> = (0..A).map(|r| (0..A).map(|j| alg.bt[r][j] * d[j]).sum()).collect();
+        for i in 0..M {
+            let winograd: f32 = (0..A).map(|r| alg.at[i][r] * gf[r] * bd[r]).sum();
+            let direct: f32 = (0..3).map(|j| d[i + j] * f[j]).sum();
+            assert!((winograd - direct).abs() < 1e-5, "F({M},3) output {i}: {winograd} vs {direct}");
+        }
+    }
+
+    #[test]
+    fn both_algorithms_compute_a_correlation() {
+        correlates(&F2);
+        correlates(&F4);
+    }
+}
