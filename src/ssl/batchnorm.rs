@@ -16,6 +16,7 @@ use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 
 use super::conv::contiguous_f32;
+use super::simd;
 use super::pool::{first_max, map_windows, plane_dims, windows, MaxPool2x2};
 
 const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
@@ -149,13 +150,13 @@ fn batch_sums<const K: usize>(n: usize, c: usize, image: impl Fn(usize, &mut [[f
     let per = n.div_ceil(BATCH_CHUNKS);
     let partial: Vec<Vec<[f64; K]>> = (0..n.div_ceil(per))
         .into_par_iter()
-        .map(|chunk| {
+        .map(|chunk| simd::wide(#[inline(always)] || {
             let mut acc = vec![[0f64; K]; c];
             for img in chunk * per..((chunk + 1) * per).min(n) {
                 image(img, &mut acc);
             }
             acc
-        })
+        }))
         .collect();
     let mut out = vec![[0f64; K]; c];
     for part in &partial {
@@ -292,7 +293,7 @@ impl FusedBatchNorm {
     /// other. `(a, b)` is the plane's channel's affine map.
     fn route(&self, x: &[f32], gy: &[f32], (a, b): (f32, f32), w: usize, g: &mut [f32]) {
         if w % (2 * ROUTE_BLOCK) == 0 {
-            return self.route_blocks(x, gy, (a, b), w, g);
+            return simd::wide(#[inline(always)] || self.route_blocks(x, gy, (a, b), w, g));
         }
         map_windows(x, w, g, |v, o| {
             let act = v.map(|t| self.activation(a * t + b));
@@ -306,6 +307,7 @@ impl FusedBatchNorm {
     /// values, computed for a block of windows at once (de-interleaved into one array per window
     /// position), so that the activations, the comparisons and the selections vectorise; window by
     /// window it was a seventh of a width/4 step.
+    #[inline(always)]
     fn route_blocks(&self, x: &[f32], gy: &[f32], (a, b): (f32, f32), w: usize, g: &mut [f32]) {
         const B: usize = ROUTE_BLOCK;
         for ((rows, out_rows), grads) in x.chunks_exact(2 * w).zip(g.chunks_exact_mut(2 * w)).zip(gy.chunks_exact(w / 2)) {
@@ -347,17 +349,17 @@ impl FusedBatchNorm {
         if self.pool {
             let (h, w) = plane_dims(d)?;
             let mut y = vec![0f32; x.len() / 4];
-            y.par_chunks_mut(s / 4).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (yp, xp))| {
+            y.par_chunks_mut(s / 4).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (yp, xp))| simd::wide(#[inline(always)] || {
                 let (a, b) = (scale[plane % c], shift[plane % c]);
                 windows(xp, w, |v, o| {
                     let act = v.map(|t| self.activation(a * t + b));
                     yp[o] = act[first_max(act)];
                 })
-            });
+            }));
             return Ok((y, Shape::from((d[0], c, h / 2, w / 2))));
         }
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| {
+        y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| simd::wide(#[inline(always)] || {
             if s == 1 {
                 // One value per channel (BatchNorm1d): one pass along the channels, which vectorises.
                 for ((o, &v), (&a, &b)) in yi.iter_mut().zip(xi).zip(scale.iter().zip(&shift)) {
@@ -371,7 +373,7 @@ impl FusedBatchNorm {
                     *o = self.activation(a * v + b);
                 }
             }
-        });
+        }));
         Ok((y, Shape::from(d)))
     }
 
@@ -415,7 +417,7 @@ impl FusedBatchNorm {
             })
             .collect();
         let mut dx = vec![0f32; xs.len()];
-        dx.par_chunks_mut(c * s).enumerate().for_each(|(img, dxi)| {
+        dx.par_chunks_mut(c * s).enumerate().for_each(|(img, dxi)| simd::wide(#[inline(always)] || {
             if s == 1 {
                 let r = img * c..(img + 1) * c;
                 for ((o, &[a, b, d]), (&x, (&y, &g))) in dxi.iter_mut().zip(&coef).zip(xs[r.clone()].iter().zip(ys[r.clone()].iter().zip(&gs[r]))) {
@@ -437,7 +439,7 @@ impl FusedBatchNorm {
                     *o = a * pass(y, g) + b * x + d;
                 }
             }
-        });
+        }));
         Ok((dx, dgamma, dbeta))
     }
 }

@@ -173,6 +173,28 @@ mod tests {
         }
     }
 
+    /// The layer's kernels give the same bits with AVX-512 and on baseline x86-64 (`simd::wide`): the
+    /// output and every gradient, through im2col and Winograd, with the pool's blocked routing.
+    #[test]
+    fn the_kernels_give_the_same_bits_with_and_without_avx512() {
+        let run = |cin: usize, side: usize| {
+            let vm = SeededVarMap::new(5);
+            let l = layer(&vm, cin, 9, true, true);
+            let len = 4 * cin * side * side;
+            let values: Vec<f32> = (0..len).map(|i| (i as f32 * 0.7).sin() + (i as f32 * 0.013).cos()).collect();
+            let x = Var::from_tensor(&Tensor::from_vec(values, (4, cin, side, side), &Device::Cpu).unwrap()).unwrap();
+            let out = l.forward_t(x.as_tensor(), true).unwrap();
+            let r = Tensor::ones(out.shape(), DType::F32, &Device::Cpu).unwrap().cumsum(3).unwrap();
+            let grads = (&out * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let mut all = vec![bits(&out), bits(grads.get(x.as_tensor()).unwrap())];
+            all.extend(vm.named_vars().iter().filter_map(|(_, v)| grads.get(v.as_tensor()).map(bits)));
+            all
+        };
+        for (cin, side) in [(3, 32), (12, 16), (12, 4)] {
+            assert_eq!(run(cin, side), crate::ssl::simd::tests::on_baseline(|| run(cin, side)), "{cin} channels, {side}×{side}");
+        }
+    }
+
     #[test]
     fn eval_mode_is_the_separate_ops_with_running_statistics() {
         let vm = SeededVarMap::new(1);

@@ -22,6 +22,7 @@ pub mod pool;
 pub mod projector;
 pub mod resnet;
 pub mod schedule;
+mod simd;
 pub mod step;
 pub mod train;
 pub mod weights;

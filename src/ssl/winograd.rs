@@ -23,7 +23,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
 use super::conv::Geom;
-use super::matmul;
+use super::{matmul, simd};
 
 /// Tiles transformed at once.
 const LANES: usize = 16;
@@ -259,7 +259,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn filters(&self, wt: &[f32]) -> Scratch {
         let (k, c) = (self.g.k, self.g.c);
         let mut u = Scratch::take(k * A * A * c);
-        u.par_chunks_mut(A * A * c).enumerate().for_each(|(kk, uk)| {
+        u.par_chunks_mut(A * A * c).enumerate().for_each(|(kk, uk)| simd::wide(#[inline(always)] || {
             for c0 in (0..c).step_by(LANES) {
                 let n = LANES.min(c - c0);
                 let mut w = [[[0f32; LANES]; 3]; 3];
@@ -278,7 +278,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     }
                 }
             }
-        });
+        }));
         u
     }
 
@@ -286,7 +286,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn filter_grads(&self, du: &[f32]) -> Vec<f32> {
         let (k, c) = (self.g.k, self.g.c);
         let mut dw = vec![0f32; k * c * 9];
-        dw.par_chunks_mut(c * 9).enumerate().for_each(|(kk, dwk)| {
+        dw.par_chunks_mut(c * 9).enumerate().for_each(|(kk, dwk)| simd::wide(#[inline(always)] || {
             for c0 in (0..c).step_by(LANES) {
                 let n = LANES.min(c - c0);
                 let mut x = [[[0f32; LANES]; A]; A];
@@ -304,7 +304,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     }
                 }
             }
-        });
+        }));
         dw
     }
 
@@ -315,7 +315,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         v[..g.c * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each_init(
             // Zero-bordered planes of the chunk's images; only their interiors are ever written.
             || vec![0f32; imgs * self.hp * self.wp],
-            |pad, (c, vc)| {
+            |pad, (c, vc)| simd::wide(#[inline(always)] || {
                 for i in 0..imgs {
                     let src = &x[((first + i) * g.c + c) * plane..][..plane];
                     for y in 0..g.h {
@@ -340,7 +340,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                         }
                     }
                 }
-            },
+            }),
         );
     }
 
@@ -348,7 +348,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn output_grads(&self, gy: &[f32], first: usize, imgs: usize, s: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
-        s[..g.k * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each(|(k, sk)| {
+        s[..g.k * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each(|(k, sk)| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let mut dy = [[[0f32; LANES]; M]; M];
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
@@ -367,7 +367,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     }
                 }
             }
-        });
+        }));
     }
 
     /// The outputs Aᵀ M A of a chunk's products M (laid out [ξ][k][column]) into y, the chunk's images.
@@ -375,7 +375,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
         let out = Disjoint::new(y);
-        (0..g.k).into_par_iter().for_each(|k| {
+        (0..g.k).into_par_iter().for_each(|k| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let mut m = [[[0f32; LANES]; A]; A];
                 for a in 0..A {
@@ -394,7 +394,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     }
                 }
             }
-        });
+        }));
     }
 
     /// dx of a chunk's images from their transformed gradients Z (laid out [ξ][c][column]): each tile's
@@ -405,7 +405,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let out = Disjoint::new(dx);
         (0..g.c).into_par_iter().for_each_init(
             || vec![0f32; imgs * self.hp * self.wp],
-            |pad, c| {
+            |pad, c| simd::wide(#[inline(always)] || {
                 pad.fill(0.0);
                 for t0 in (0..cols).step_by(LANES) {
                     let mut zt = [[[0f32; LANES]; A]; A];
@@ -433,7 +433,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                         }
                     }
                 }
-            },
+            }),
         );
     }
 

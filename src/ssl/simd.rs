@@ -1,0 +1,51 @@
+//! Our own element-wise kernels (batch norm, pool routing, Winograd transforms) are written lane-wise so
+//! that they vectorise, but a portable build targets baseline x86-64 (SSE2): 4 lanes per instruction.
+//! [`wide`] runs a kernel compiled with AVX-512 where the CPU has it, chosen at run time as the `gemm`
+//! crate chooses its kernels, so that one binary serves every x86-64 machine.
+//!
+//! The values do not depend on the choice: the kernels' operations and their order are fixed by the code
+//! (Rust never contracts a multiply and an add into an FMA, and these kernels reassociate nothing), so
+//! the wider instructions compute the same IEEE results.
+
+/// `f()`, with AVX-512 enabled for the code inlined into it where the CPU supports it.
+#[inline(always)]
+pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") && !tests::baseline() {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { avx512(f) };
+    }
+    f()
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set by tests that compare the kernels on both paths. Tests run concurrently, so other tests may
+    /// take the baseline path meanwhile: harmless, as the values do not depend on it.
+    static BASELINE: AtomicBool = AtomicBool::new(false);
+
+    pub(crate) fn baseline() -> bool {
+        BASELINE.load(Ordering::Relaxed)
+    }
+
+    /// `f()` with [`super::wide`] on the baseline path.
+    pub(crate) fn on_baseline<R>(f: impl FnOnce() -> R) -> R {
+        BASELINE.store(true, Ordering::Relaxed);
+        let r = f();
+        BASELINE.store(false, Ordering::Relaxed);
+        r
+    }
+}
+
+#[cfg(not(test))]
+mod tests {
+    pub(super) fn baseline() -> bool {
+        false
+    }
+}
