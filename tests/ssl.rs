@@ -308,9 +308,8 @@ fn im2col_conv_matches_candles_conv2d_values_and_gradients() {
 }
 
 /// The Winograd convolution (3×3, stride 1, padding 1, at least 8 input channels) against candle's
-/// conv2d: F(4×4, 3×3) on maps of 4 and more, F(2×2, 3×3) on smaller ones, sides that are not multiples
-/// of the tile, and batches cut into several chunks (the 24×24 case: 36 tiles per image, 14 images per
-/// chunk).
+/// conv2d: F(2×2, 3×3) on sides that are and are not multiples of the tile, and batches cut into several
+/// chunks (the 24×24 case: 144 tiles per image, 3 images per chunk).
 #[test]
 fn winograd_conv_matches_candles_conv2d_values_and_gradients() {
     use rand::{Rng, SeedableRng};

@@ -147,7 +147,7 @@ mod tests {
     /// statistics and every gradient equal bit for bit, with and without the pool and the input gradient.
     #[test]
     fn the_fused_layer_equals_the_separate_ops_bit_for_bit() {
-        // 5 input channels go through im2col, 9 through Winograd (F(4×4) at 8 and 4, F(2×2) at 2).
+        // 5 input channels go through im2col, 9 through Winograd.
         for (pool, input_grad, side, cin) in [(true, true, 8, 5), (false, true, 6, 5), (true, false, 4, 5), (false, false, 2, 5), (true, true, 8, 9), (false, true, 4, 9), (true, false, 2, 9)] {
             let (fused_vars, separate_vars) = (SeededVarMap::new(3), SeededVarMap::new(3));
             let (fused, separate) = (layer(&fused_vars, cin, 7, input_grad, pool), layer(&separate_vars, cin, 7, input_grad, pool));
