@@ -127,6 +127,30 @@ fn sandwich<const R: usize, const S: usize>(l: &[[f32; S]; R], x: &[[Lanes; S]; 
     y
 }
 
+/// Row `row` of a transformed tile batch laid out [ξ][row][column] (`rows` rows, `cols` columns), 16
+/// columns from `t0`: one tile per lane.
+#[inline(always)]
+fn load_tiles<const A: usize>(src: &[f32], rows: usize, row: usize, cols: usize, t0: usize) -> [[Lanes; A]; A] {
+    let mut t = [[[0f32; LANES]; A]; A];
+    for a in 0..A {
+        for b in 0..A {
+            t[a][b].copy_from_slice(&src[((a * A + b) * rows + row) * cols + t0..][..LANES]);
+        }
+    }
+    t
+}
+
+/// Stores 16 transformed tiles into one row's part of a [row][ξ][column] layout (`dst` starts at the
+/// row's first element), from column `t0`.
+#[inline(always)]
+fn store_tiles<const A: usize>(dst: &mut [f32], cols: usize, t0: usize, tiles: &[[Lanes; A]; A]) {
+    for a in 0..A {
+        for b in 0..A {
+            dst[(a * A + b) * cols + t0..][..LANES].copy_from_slice(&tiles[a][b]);
+        }
+    }
+}
+
 /// One buffer that parallel tasks write at disjoint indices (each task its own channel of every image).
 struct Disjoint<'a> {
     ptr: *mut f32,
@@ -308,12 +332,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                             }
                         }
                     }
-                    let vt = sandwich(&self.alg.bt, &d);
-                    for a in 0..A {
-                        for b in 0..A {
-                            vc[(a * A + b) * cols + t0..][..LANES].copy_from_slice(&vt[a][b]);
-                        }
-                    }
+                    store_tiles(vc, cols, t0, &sandwich(&self.alg.bt, &d));
                 }
             }),
         );
@@ -335,12 +354,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                         }
                     }
                 }
-                let st = sandwich(&self.alg.a, &dy);
-                for a in 0..A {
-                    for b in 0..A {
-                        sk[(a * A + b) * cols + t0..][..LANES].copy_from_slice(&st[a][b]);
-                    }
-                }
+                store_tiles(sk, cols, t0, &sandwich(&self.alg.a, &dy));
             }
         }));
     }
@@ -352,13 +366,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let out = Disjoint::new(y);
         (0..g.k).into_par_iter().for_each(|k| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
-                let mut m = [[[0f32; LANES]; A]; A];
-                for a in 0..A {
-                    for b in 0..A {
-                        m[a][b].copy_from_slice(&mm[((a * A + b) * g.k + k) * cols + t0..][..LANES]);
-                    }
-                }
-                let yt = sandwich(&self.alg.at, &m);
+                let yt = sandwich(&self.alg.at, &load_tiles(mm, g.k, k, cols, t0));
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                     let (i, ty, tx) = self.locate(t0 + l);
                     for (a, row) in yt.iter().enumerate().take(g.h.saturating_sub(ty * M)) {
@@ -383,13 +391,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
             |pad, c| simd::wide(#[inline(always)] || {
                 pad.fill(0.0);
                 for t0 in (0..cols).step_by(LANES) {
-                    let mut zt = [[[0f32; LANES]; A]; A];
-                    for a in 0..A {
-                        for b in 0..A {
-                            zt[a][b].copy_from_slice(&z[((a * A + b) * g.c + c) * cols + t0..][..LANES]);
-                        }
-                    }
-                    let dd = sandwich(&self.alg.b, &zt);
+                    let dd = sandwich(&self.alg.b, &load_tiles(z, g.c, c, cols, t0));
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                         let (i, ty, tx) = self.locate(t0 + l);
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
