@@ -464,7 +464,8 @@ fn batch_norm_with_the_pool_fused_equals_batch_norm_then_pool_exactly() {
     use candle_core::{DType, Device, ModuleT, Tensor, Var};
     use eigenssl::ssl::{batchnorm::BatchNorm, init::SeededVarMap};
     let dev = Device::Cpu;
-    for (case, (shape, relu)) in [((5, 3, 8, 6), true), ((2, 17, 4, 4), true), ((3, 4, 2, 10), false)].into_iter().enumerate() {
+    // Widths of 16 and 32 take the pool routing's blocked path (8 windows at a time), the others the per-window one.
+    for (case, (shape, relu)) in [((5, 3, 8, 6), true), ((2, 17, 4, 4), true), ((3, 4, 2, 10), false), ((3, 5, 6, 16), true), ((2, 3, 4, 32), false)].into_iter().enumerate() {
         // Two copies of one layer (same seed): one fused with the pool, one followed by MaxPool2x2.
         let (vm_a, vm_b) = (SeededVarMap::new(case as u64), SeededVarMap::new(case as u64));
         let fused = BatchNorm::new(shape.1, relu, vm_a.var_builder(DType::F32, &dev)).unwrap();
