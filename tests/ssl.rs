@@ -267,12 +267,14 @@ fn conv_matches_candle(case: u64, n: usize, cin: usize, cout: usize, k: usize, s
         assert!(dw < 10.0 * tol, "{what}: weight gradient differs by {dw}");
         compared = true;
     }
-    // Central differences of sum(conv(x) · r) for a few entries of x and of the weight.
+    // Central differences of sum(conv(x) · r) for a few entries of x and of the weight, summed in f64: an
+    // f32 sum over the largest case's 240 000 outputs rounds by more than the difference's tolerance.
+    let r64 = r.to_dtype(DType::F64).unwrap();
     let f = |xv: &[f32], wvals: &[f32]| -> f64 {
         let xt = Tensor::from_vec(xv.to_vec(), (n, cin, h, w), &Device::Cpu).unwrap();
         let wt = Tensor::from_vec(wvals.to_vec(), (cout, cin, k, k), &Device::Cpu).unwrap();
-        let y = xt.conv2d(&wt, pad, stride, 1, 1).unwrap();
-        (y * &r).unwrap().sum_all().unwrap().to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+        let y = xt.conv2d(&wt, pad, stride, 1, 1).unwrap().to_dtype(DType::F64).unwrap();
+        (y * &r64).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
     };
     let xs = x.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let ws = wv.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
