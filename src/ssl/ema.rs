@@ -2,6 +2,8 @@
 
 use candle_core::{Result, Var};
 
+use super::inplace;
+
 /// θ_target ← τ θ_target + (1 − τ) θ_online, parameters only (batch-norm running statistics are not
 /// averaged, as in solo-learn's `momentum.py`). Pairs must be in the same order and shape.
 pub fn ema_update(target: &[Var], online: &[Var], tau: f64) -> Result<()> {
@@ -9,8 +11,12 @@ pub fn ema_update(target: &[Var], online: &[Var], tau: f64) -> Result<()> {
         candle_core::bail!("EMA: {} target vars, {} online", target.len(), online.len());
     }
     for (t, o) in target.iter().zip(online) {
-        let next = ((t.as_tensor() * tau)? + (o.as_tensor() * (1.0 - tau))?)?;
-        t.set(&next)?;
+        if t.shape() == o.shape() && inplace::applies(&[t.as_tensor(), o.as_tensor()]) {
+            t.inplace_op2(o.as_tensor(), &inplace::Average::new(tau))?;
+        } else {
+            let next = ((t.as_tensor() * tau)? + (o.as_tensor() * (1.0 - tau))?)?;
+            t.set(&next)?;
+        }
     }
     Ok(())
 }

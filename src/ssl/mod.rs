@@ -12,6 +12,7 @@ pub mod directpred;
 pub mod ema;
 pub mod eval;
 pub mod history;
+mod inplace;
 pub mod init;
 pub mod layer;
 pub mod linear;

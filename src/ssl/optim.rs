@@ -6,6 +6,8 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
+use super::inplace;
+
 /// A set of parameters sharing a learning-rate scale and a weight decay.
 #[derive(Debug, Clone)]
 pub struct ParamGroup {
@@ -60,6 +62,14 @@ fn lars_norms(group: &ParamGroup, grads: &GradStore) -> Result<Vec<Option<(f64, 
     Ok(scaled.into_iter().map(|s| if s { read.next().zip(read.next()) } else { None }).collect())
 }
 
+/// `buf ← buf·μ + (g + w·λ)·r`, then `w ← w − buf·lr`, in place: the expression of [`Optimizer::step`]
+/// with the same f32 operations (see [`inplace`]).
+fn momentum_in_place(buf: &Tensor, g: &Tensor, w: &Tensor, decay: Option<f64>, ratio: Option<f64>, momentum: Option<f64>, lr: f64) -> Result<()> {
+    let f32_of = |x: Option<f64>| x.map(|x| x as f32);
+    buf.inplace_op3(g, w, &inplace::MomentumBuffer { decay: f32_of(decay), ratio: f32_of(ratio), momentum: f32_of(momentum) })?;
+    w.inplace_op2(buf, &inplace::Descend { lr: lr as f32 })
+}
+
 impl Optimizer {
     pub fn new(rule: Rule, momentum: f64, groups: Vec<ParamGroup>) -> Self {
         let buffers = groups.iter().map(|g| vec![None; g.vars.len()]).collect();
@@ -78,34 +88,50 @@ impl Optimizer {
             for (i, (var, buf)) in group.vars.iter().zip(bufs.iter_mut()).enumerate() {
                 let Some(g) = grads.get(var) else { continue };
                 let w = var.as_tensor();
-                let d = match self.rule {
-                    Rule::Sgd => {
-                        if wd != 0.0 {
-                            (g + (w * wd)?)?
-                        } else {
-                            g.clone()
-                        }
-                    }
+                // Decay and trust ratio of this parameter's direction d = (g + w·λ)·r.
+                let (decay, ratio) = match self.rule {
+                    Rule::Sgd => ((wd != 0.0).then_some(wd), None),
                     Rule::Lars { eta, clip } => match norms.get(i).copied().flatten() {
                         Some((wn, gn)) if wn != 0.0 && gn != 0.0 => {
                             let mut r = eta * wn / (gn + wd * wn + 1e-8);
                             if clip {
                                 r = (r / glr).min(1.0);
                             }
-                            ((g + (w * wd)?)? * r)?
+                            (Some(wd), Some(r))
                         }
                         // Vectors (biases, batch norm) and zero tensors: plain momentum SGD.
-                        _ => g.clone(),
+                        _ => (None, None),
                     },
                 };
-                let next = match buf.take() {
-                    Some(b) if self.momentum != 0.0 => ((b * self.momentum)? + d)?,
-                    _ => d,
-                };
-                var.set(&(w - (&next * glr)?)?)?;
-                // Detached: the buffer is built from the variable itself, and a tracked buffer would keep
-                // every earlier step's graph (and memory) alive.
-                *buf = Some(next.detach());
+                let momentum = (self.momentum != 0.0 && buf.is_some()).then_some(self.momentum);
+                *buf = Some(match buf.take() {
+                    Some(b) if inplace::applies(&[&b, g, w]) => {
+                        momentum_in_place(&b, g, w, decay, ratio, momentum, glr)?;
+                        b
+                    }
+                    None if inplace::applies(&[g, w]) => {
+                        let b = g.zeros_like()?;
+                        momentum_in_place(&b, g, w, decay, ratio, None, glr)?;
+                        b
+                    }
+                    b => {
+                        let mut d = g.clone();
+                        if let Some(decay) = decay {
+                            d = (d + (w * decay)?)?;
+                        }
+                        if let Some(ratio) = ratio {
+                            d = (d * ratio)?;
+                        }
+                        let next = match (b, momentum) {
+                            (Some(b), Some(m)) => ((b * m)? + d)?,
+                            _ => d,
+                        };
+                        var.set(&(w - (&next * glr)?)?)?;
+                        // Detached: the buffer is built from the variable itself, and a tracked buffer
+                        // would keep every earlier step's graph (and memory) alive.
+                        next.detach()
+                    }
+                });
             }
         }
         Ok(())
@@ -119,5 +145,67 @@ impl Optimizer {
     /// Restores momentum buffers saved by [`Optimizer::buffers`].
     pub fn set_buffers(&mut self, buffers: Vec<Vec<Option<Tensor>>>) {
         self.buffers = buffers;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::{Optimizer, ParamGroup, Rule};
+    use crate::ssl::ema::ema_update;
+    use crate::ssl::inplace::tests::on_expressions;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    /// Three steps of every rule on a matrix larger than one parallel chunk, a small matrix, a vector
+    /// and an all-zero matrix, then EMA updates: parameters, momentum buffers and targets as bits.
+    fn train(rule: Rule, momentum: f64, weight_decay: f64) -> Vec<Vec<u32>> {
+        let cpu = Device::Cpu;
+        let shapes: [&[usize]; 4] = [&[3 * crate::ssl::inplace::CHUNK / 64 + 7, 64], &[5, 3], &[11], &[2, 2]];
+        let vars: Vec<Var> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let n: usize = s.iter().product();
+                // Deterministic values of both signs and many magnitudes; the last matrix all zeros.
+                let values = (0..n).map(|j| if i == 3 { 0.0 } else { ((j * 7 + i) as f32 * 0.37).sin() * 1.7 }).collect();
+                Var::from_vec(values, *s, &cpu).unwrap()
+            })
+            .collect();
+        let targets: Vec<Var> = vars.iter().map(|v| Var::from_tensor(&(v.as_tensor() * 0.5).unwrap()).unwrap()).collect();
+        let group = ParamGroup { vars: vars.clone(), base_lr: 0.3, weight_decay };
+        let mut opt = Optimizer::new(rule, momentum, vec![group]);
+        for step in 0..3 {
+            // L = Σ sin(w): gradients cos(w) of both signs.
+            let loss = vars
+                .iter()
+                .map(|v| v.as_tensor().sin().unwrap().sum_all().unwrap())
+                .reduce(|a, b| (a + b).unwrap())
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            opt.step(&grads, |base| base * (1.0 - 0.1 * step as f64)).unwrap();
+            ema_update(&targets, &vars, 0.99 - 0.01 * step as f64).unwrap();
+        }
+        let buffers = opt.buffers().iter().flatten().flatten().map(bits);
+        vars.iter().chain(&targets).map(|v| bits(v.as_tensor())).chain(buffers).collect()
+    }
+
+    #[test]
+    fn in_place_updates_give_the_bits_of_the_expressions() {
+        for (rule, momentum, decay) in [
+            (Rule::Sgd, 0.9, 1e-4),
+            (Rule::Sgd, 0.9, 0.0),
+            (Rule::Sgd, 0.0, 5e-4),
+            (Rule::Lars { eta: 0.02, clip: true }, 0.9, 1e-5),
+            (Rule::Lars { eta: 0.02, clip: false }, 0.9, 0.0),
+        ] {
+            let in_place = train(rule, momentum, decay);
+            let expressions = on_expressions(|| train(rule, momentum, decay));
+            assert_eq!(in_place.len(), 4 + 4 + 4);
+            assert!(in_place == expressions, "{rule:?}, momentum {momentum}, decay {decay}");
+        }
     }
 }
