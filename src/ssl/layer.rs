@@ -173,10 +173,11 @@ mod tests {
         }
     }
 
-    /// The layer's kernels give the same bits with AVX-512 and on baseline x86-64 (`simd::wide`): the
-    /// output and every gradient, through im2col and Winograd, with the pool's blocked routing.
+    /// The layer's kernels give the same bits with the widest instructions the CPU has (AVX-512 or AVX2,
+    /// `simd::wide`) and on baseline x86-64: the output and every gradient, through im2col and Winograd,
+    /// with the pool's blocked routing.
     #[test]
-    fn the_kernels_give_the_same_bits_with_and_without_avx512() {
+    fn the_kernels_give_the_same_bits_with_and_without_wide_instructions() {
         let run = |cin: usize, side: usize| {
             let vm = SeededVarMap::new(5);
             let l = layer(&vm, cin, 9, true, true);

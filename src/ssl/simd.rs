@@ -1,23 +1,34 @@
 //! Our own element-wise kernels (batch norm, pool routing, Winograd transforms) are written lane-wise so
 //! that they vectorise, but a portable build targets baseline x86-64 (SSE2): 4 lanes per instruction.
-//! [`wide`] runs a kernel compiled with AVX-512 where the CPU has it, chosen at run time as the `gemm`
-//! crate chooses its kernels, so that one binary serves every x86-64 machine.
+//! [`wide`] runs a kernel compiled with AVX-512 (16 lanes) where the CPU has it, else with AVX2 (8
+//! lanes), chosen at run time as the `gemm` crate chooses its kernels, so that one binary serves every
+//! x86-64 machine.
 //!
 //! The values do not depend on the choice: the kernels' operations and their order are fixed by the code
 //! (Rust never contracts a multiply and an add into an FMA, and these kernels reassociate nothing), so
 //! the wider instructions compute the same IEEE results.
 
-/// `f()`, with AVX-512 enabled for the code inlined into it where the CPU supports it.
+/// `f()`, with AVX-512 or else AVX2 enabled for the code inlined into it where the CPU supports it.
 #[inline(always)]
 pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && !tests::baseline() {
-        #[target_feature(enable = "avx512f")]
-        fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
+    if !tests::baseline() {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            #[target_feature(enable = "avx512f")]
+            fn avx512<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: the CPU has AVX-512F (checked above).
+            return unsafe { avx512(f) };
         }
-        // SAFETY: the CPU has AVX-512F (checked above).
-        return unsafe { avx512(f) };
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[target_feature(enable = "avx2")]
+            fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: the CPU has AVX2 (checked above).
+            return unsafe { avx2(f) };
+        }
     }
     f()
 }
