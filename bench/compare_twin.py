@@ -51,12 +51,15 @@ def main():
     ours, twin = load(sys.argv[1], sys.argv[2])
     lines = ["| cell | eigenssl top-1 | per seed | collapsed | PR of C | twin top-1 | per seed | collapsed | PR of C | Welch p |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for cell in sorted(set(ours) | set(twin)):
+    for cell in sorted(twin):
         a, sa, pa, ca, pra = summary(ours.get(cell, []))
         b, sb, pb, cb, prb = summary(twin.get(cell, []))
         p = stats.ttest_ind(a, b, equal_var=False).pvalue if len(a) > 1 and len(b) > 1 else float("nan")
         lines.append(f"| `{cell}` | {sa} | {pa} | {ca}/{len(ours.get(cell, []))} | {pra} | {sb} | {pb} | {cb}/{len(twin.get(cell, []))} | {prb} | {p:.2f} |")
     text = "\n".join(lines) + "\n"
+    untwinned = sorted(set(ours) - set(twin))
+    if untwinned:
+        text += "\nNot run by the twin: " + ", ".join(f"`{c}`" for c in untwinned) + ".\n"
     print(text)
     Path(sys.argv[2], "comparison.md").write_text(
         "# eigenssl beside the PyTorch twin of the authors' code\n\n"
