@@ -24,7 +24,7 @@ PIL images; one JSON per run in OUT (readout top-1 and the participation ratio o
 eigenssl's collapse criterion: std of the l2-normalised embeddings times sqrt(D) below 0.1).
 
 Usage: python3 bench/torch_twin.py fixtures tests/fixtures/parity
-       python3 bench/torch_twin.py cells /tmp/cpu-subset.safetensors results/table1/cpu-twin
+       python3 bench/torch_twin.py cells /tmp/cpu-subset.safetensors results/table1/cpu-twin [CELL ...] [--seeds 4,5,6,7]
 """
 import json
 import math
@@ -440,7 +440,12 @@ def main():
         for c in cells:
             run_fixture(c.parent)
     elif len(sys.argv) >= 4 and sys.argv[1] == "cells":
-        run_cells(Path(sys.argv[2]), Path(sys.argv[3]), [0, 1, 2, 3], sys.argv[4:])
+        args, seeds = sys.argv[4:], [0, 1, 2, 3]
+        if "--seeds" in args:  # more seeds than the profile's four, e.g. --seeds 4,5,6,7
+            i = args.index("--seeds")
+            seeds = [int(s) for s in args[i + 1].split(",")]
+            del args[i:i + 2]
+        run_cells(Path(sys.argv[2]), Path(sys.argv[3]), seeds, args)
     else:
         raise SystemExit(__doc__)
 
