@@ -14,10 +14,11 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Storage, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
+use std::sync::{Mutex, PoisonError};
 
 use super::conv::contiguous_f32;
 use super::simd;
-use super::pool::{first_max, map_windows, plane_dims, windows, MaxPool2x2};
+use super::pool::{first_max, plane_dims, windows, MaxPool2x2};
 
 const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
 
@@ -256,10 +257,10 @@ pub(super) struct FusedBatchNorm {
     relu: bool,
     /// 2×2 max pool after it.
     pool: bool,
+    /// With the pool: which element (0..4, row-major) of each window the forward passed on, for the
+    /// backward to route the gradient to without recomputing the activations.
+    argmax: Mutex<Vec<u8>>,
 }
-
-/// Windows per block in [`FusedBatchNorm::route_blocks`].
-const ROUTE_BLOCK: usize = 8;
 
 impl FusedBatchNorm {
     /// The op for a batch with these statistics (per channel mean and biased variance).
@@ -269,6 +270,7 @@ impl FusedBatchNorm {
             invstd: var.iter().map(|&v| (1.0 / (v + CONFIG.eps).sqrt()) as f32).collect(),
             relu,
             pool,
+            argmax: Mutex::new(Vec::new()),
         }
     }
 
@@ -288,53 +290,19 @@ impl FusedBatchNorm {
         }
     }
 
-    /// One plane's gradient at the unpooled activations, from the pooled one, into `g`: each window's to its
-    /// first maximum where ReLU lets it through — what the pool's and ReLU's backward give one after the
-    /// other. `(a, b)` is the plane's channel's affine map.
-    fn route(&self, x: &[f32], gy: &[f32], (a, b): (f32, f32), w: usize, g: &mut [f32]) {
-        if w % (2 * ROUTE_BLOCK) == 0 {
-            return simd::wide(#[inline(always)] || self.route_blocks(x, gy, (a, b), w, g));
-        }
-        map_windows(x, w, g, |v, o| {
-            let act = v.map(|t| self.activation(a * t + b));
-            let k = first_max(act);
-            let passes = !(self.relu && act[k] <= 0.0);
-            std::array::from_fn(|i| if passes && i == k { gy[o] } else { 0.0 })
-        })
-    }
-
-    /// [`Self::route`] for planes whose rows hold whole blocks of [`ROUTE_BLOCK`] windows: the same
-    /// values, computed for a block of windows at once (de-interleaved into one array per window
-    /// position), so that the activations, the comparisons and the selections vectorise; window by
-    /// window it was a seventh of a width/4 step.
+    /// One plane's gradient at the unpooled activations, from the pooled one `gy`, into `g`: each window's
+    /// to the maximum the forward chose (`argmax`) where ReLU let it through (`y`, the pooled output, is
+    /// positive) — what the pool's and ReLU's backward give one after the other.
     #[inline(always)]
-    fn route_blocks(&self, x: &[f32], gy: &[f32], (a, b): (f32, f32), w: usize, g: &mut [f32]) {
-        const B: usize = ROUTE_BLOCK;
-        for ((rows, out_rows), grads) in x.chunks_exact(2 * w).zip(g.chunks_exact_mut(2 * w)).zip(gy.chunks_exact(w / 2)) {
-            let (top, bottom) = rows.split_at(w);
-            let (out_top, out_bottom) = out_rows.split_at_mut(w);
-            let blocks = top.chunks_exact(2 * B).zip(bottom.chunks_exact(2 * B)).zip(out_top.chunks_exact_mut(2 * B).zip(out_bottom.chunks_exact_mut(2 * B)));
-            for (((t, bt), (ot, ob)), gv) in blocks.zip(grads.chunks_exact(B)) {
-                // v[k][j]: element k (row-major) of window j, activated.
-                let v: [[f32; B]; 4] = std::array::from_fn(|k| {
-                    let row = if k < 2 { t } else { bt };
-                    std::array::from_fn(|j| self.activation(a * row[2 * j + k % 2] + b))
-                });
-                let (mut best, mut max) = ([0u8; B], v[0]);
-                for (k, vk) in v.iter().enumerate().skip(1) {
-                    for j in 0..B {
-                        let wins = vk[j] > max[j];
-                        best[j] = if wins { k as u8 } else { best[j] };
-                        max[j] = if wins { vk[j] } else { max[j] };
-                    }
-                }
-                for j in 0..B {
-                    let gj = if self.relu && max[j] <= 0.0 { 0.0 } else { gv[j] };
-                    ot[2 * j] = if best[j] == 0 { gj } else { 0.0 };
-                    ot[2 * j + 1] = if best[j] == 1 { gj } else { 0.0 };
-                    ob[2 * j] = if best[j] == 2 { gj } else { 0.0 };
-                    ob[2 * j + 1] = if best[j] == 3 { gj } else { 0.0 };
-                }
+    fn route(&self, argmax: &[u8], y: &[f32], gy: &[f32], w: usize, g: &mut [f32]) {
+        for (((rows, k), y), gy) in g.chunks_exact_mut(2 * w).zip(argmax.chunks_exact(w / 2)).zip(y.chunks_exact(w / 2)).zip(gy.chunks_exact(w / 2)) {
+            let (top, bottom) = rows.split_at_mut(w);
+            for j in 0..w / 2 {
+                let v = if self.relu && y[j] <= 0.0 { 0.0 } else { gy[j] };
+                top[2 * j] = if k[j] == 0 { v } else { 0.0 };
+                top[2 * j + 1] = if k[j] == 1 { v } else { 0.0 };
+                bottom[2 * j] = if k[j] == 2 { v } else { 0.0 };
+                bottom[2 * j + 1] = if k[j] == 3 { v } else { 0.0 };
             }
         }
     }
@@ -349,13 +317,18 @@ impl FusedBatchNorm {
         if self.pool {
             let (h, w) = plane_dims(d)?;
             let mut y = vec![0f32; x.len() / 4];
-            y.par_chunks_mut(s / 4).zip(x.par_chunks(s)).enumerate().for_each(|(plane, (yp, xp))| simd::wide(#[inline(always)] || {
-                let (a, b) = (scale[plane % c], shift[plane % c]);
-                windows(xp, w, |v, o| {
-                    let act = v.map(|t| self.activation(a * t + b));
-                    yp[o] = act[first_max(act)];
+            let mut argmax = vec![0u8; x.len() / 4];
+            y.par_chunks_mut(s / 4).zip(argmax.par_chunks_mut(s / 4)).zip(x.par_chunks(s)).enumerate().for_each(|(plane, ((yp, kp), xp))| {
+                simd::wide(#[inline(always)] || {
+                    let (a, b) = (scale[plane % c], shift[plane % c]);
+                    windows(xp, w, |v, o| {
+                        let act = v.map(|t| self.activation(a * t + b));
+                        let k = first_max(act);
+                        (yp[o], kp[o]) = (act[k], k as u8);
+                    })
                 })
-            }));
+            });
+            *self.argmax.lock().unwrap_or_else(PoisonError::into_inner) = argmax;
             return Ok((y, Shape::from((d[0], c, h / 2, w / 2))));
         }
         let mut y = vec![0f32; x.len()];
@@ -378,13 +351,21 @@ impl FusedBatchNorm {
     }
 
 
-    /// (dx, dγ, dβ) from x (dims `d`), the op's output y, its gradient, γ and β.
+    /// (dx, dγ, dβ) from x (dims `d`), the op's output y, its gradient and γ.
     #[allow(clippy::type_complexity)]
-    pub(super) fn backward(&self, xs: &[f32], ys: &[f32], gs: &[f32], gamma: &[f32], beta: &[f32], d: &[usize]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    pub(super) fn backward(&self, xs: &[f32], ys: &[f32], gs: &[f32], gamma: &[f32], d: &[usize]) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let (n, c, s) = dims(d)?;
         // With the pool, each plane's gradient is first routed back to the activations (ReLU's mask applied
         // there), into a plane-sized buffer, once for the sums and again for dx: never stored for the batch.
-        let routing = if self.pool { Some((plane_dims(d)?.1, self.affine(gamma, beta))) } else { None };
+        let argmax = self.argmax.lock().unwrap_or_else(PoisonError::into_inner);
+        let routing = if self.pool {
+            if argmax.len() * 4 != xs.len() {
+                candle_core::bail!("batch norm: the pooled backward ran without its forward");
+            }
+            Some(plane_dims(d)?.1)
+        } else {
+            None
+        };
         let relu = self.relu && routing.is_none();
         // ReLU passes the gradient where its output is positive.
         let pass = move |y: f32, g: f32| if relu && y <= 0.0 { 0.0 } else { g };
@@ -395,11 +376,12 @@ impl FusedBatchNorm {
         };
         let sums = match &routing {
             None => channel_sums((xs, ys, gs), (n, c, s), terms),
-            Some((w, (scale, shift))) => batch_sums(n, c, |img, acc| {
+            Some(w) => batch_sums(n, c, |img, acc| {
                 let mut routed = vec![0f32; s];
                 for (ch, a) in acc.iter_mut().enumerate() {
                     let (plane, xp) = (img * c + ch, &xs[(img * c + ch) * s..][..s]);
-                    self.route(xp, &gs[plane * s / 4..][..s / 4], (scale[ch], shift[ch]), *w, &mut routed);
+                    let pooled = plane * s / 4..(plane + 1) * s / 4;
+                    self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, &mut routed);
                     accumulate(a, row_sums(xp, &routed, &routed, |x, y, g| terms(ch, x, y, g)));
                 }
             }),
@@ -430,8 +412,9 @@ impl FusedBatchNorm {
                 let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
                 let (ys, gs) = match &routing {
                     None => (&ys[r.clone()], &gs[r.clone()]),
-                    Some((w, (scale, shift))) => {
-                        self.route(&xs[r.clone()], &gs[plane * s / 4..][..s / 4], (scale[ch], shift[ch]), *w, &mut routed);
+                    Some(w) => {
+                        let pooled = plane * s / 4..(plane + 1) * s / 4;
+                        self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, &mut routed);
                         (&routed[..], &routed[..])
                     }
                 };
@@ -454,13 +437,13 @@ impl CustomOp3 for FusedBatchNorm {
         Ok((CpuStorage::F32(y), shape))
     }
 
-    fn bwd(&self, x: &Tensor, gamma: &Tensor, beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let (gamma, beta) = (gamma.to_vec1::<f32>()?, beta.to_vec1::<f32>()?);
+        let gamma = gamma.to_vec1::<f32>()?;
         let (xg, xl) = x.storage_and_layout();
         let (yg, yl) = res.storage_and_layout();
         let (gg, gl) = grad.storage_and_layout();
-        let (dx, dgamma, dbeta) = self.backward(cpu_slice(&xg, xl)?, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, &gamma, &beta, x.dims())?;
+        let (dx, dgamma, dbeta) = self.backward(cpu_slice(&xg, xl)?, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, &gamma, x.dims())?;
         let (dev, c) = (x.device(), gamma.len());
         Ok((Some(Tensor::from_vec(dx, x.shape(), dev)?), Some(Tensor::from_vec(dgamma, c, dev)?), Some(Tensor::from_vec(dbeta, c, dev)?)))
     }

@@ -109,11 +109,11 @@ impl CustomOp3 for LayerOp {
         let saved = saved.as_ref().ok_or_else(|| candle_core::Error::Msg("VGG layer: backward before forward".into()))?;
         let g = Geom::new(x.dims(), w.dims(), self.stride, self.pad)?;
         let gb = gb.to_vec1::<f32>()?;
-        let (gamma, beta) = gb.split_at(gb.len() / 2);
+        let gamma = &gb[..gb.len() / 2];
         let grad = grad.contiguous()?;
         let (yg, yl) = res.storage_and_layout();
         let (gg, gl) = grad.storage_and_layout();
-        let (dconv, dgamma, dbeta) = saved.bn.backward(&saved.conv_out, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, gamma, beta, g.output_shape().dims())?;
+        let (dconv, dgamma, dbeta) = saved.bn.backward(&saved.conv_out, cpu_slice(&yg, yl)?, cpu_slice(&gg, gl)?, gamma, g.output_shape().dims())?;
         let (xg, xl) = x.storage_and_layout();
         let (wg, wl) = w.storage_and_layout();
         let dev = x.device();

@@ -50,21 +50,6 @@ pub(super) fn first_max(v: [f32; 4]) -> usize {
     best
 }
 
-/// For every 2×2 window of one (H × W) plane, writes the four values `f(window values, output index)`
-/// returns to the window's positions in `out` (another H × W plane).
-#[inline(always)]
-pub(super) fn map_windows(plane: &[f32], w: usize, out: &mut [f32], mut f: impl FnMut([f32; 4], usize) -> [f32; 4]) {
-    for (i, (rows, out_rows)) in plane.chunks_exact(2 * w).zip(out.chunks_exact_mut(2 * w)).enumerate() {
-        let (top, bottom) = rows.split_at(w);
-        let (out_top, out_bottom) = out_rows.split_at_mut(w);
-        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2)).zip(out_top.chunks_exact_mut(2).zip(out_bottom.chunks_exact_mut(2)));
-        for (j, ((t, b), (ot, ob))) in windows.enumerate() {
-            let r = f([t[0], t[1], b[0], b[1]], i * (w / 2) + j);
-            (ot[0], ot[1], ob[0], ob[1]) = (r[0], r[1], r[2], r[3]);
-        }
-    }
-}
-
 /// Calls `f(window values, output index)` for every 2×2 window of one (H × W) plane, row pair by row pair.
 #[inline(always)]
 pub(super) fn windows(plane: &[f32], w: usize, mut f: impl FnMut([f32; 4], usize)) {
