@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::{matmul, winograd};
+pub(super) use winograd::TransformedInput;
 
 /// Shapes of one convolution.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -259,10 +260,11 @@ fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, 
     matmul::gemm((m, n, k), a, a_strides, b, b_strides, c, (n, 1), acc, false);
 }
 
-/// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous.
-pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
+/// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous; with `keep`,
+/// also what the forward computed that [`backward`] can reuse (Winograd's transformed input tiles).
+pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom, keep: bool) -> (Vec<f32>, Option<TransformedInput>) {
     if winograd::applies(g) {
-        return winograd::forward(x, wt, g);
+        return winograd::forward(x, wt, g, keep);
     }
     let (ckk, p, group) = (g.ckk(), g.p(), g.group());
     let mut y = vec![0f32; g.n * g.k * p];
@@ -278,14 +280,14 @@ pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
             }
         })
     });
-    y
+    (y, None)
 }
 
 /// dx of a batch from its output gradient gy (N, K, OH, OW) and w: per group of images, cols = wᵀ·gy,
 /// then col2im.
 pub(super) fn grad_input(gy: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
     if winograd::applies(g) {
-        return winograd::backward(&[], gy, wt, g, true, false).0.unwrap_or_default();
+        return winograd::backward(&[], gy, wt, g, (true, false), None).0.unwrap_or_default();
     }
     let (ckk, p, img, group) = (g.ckk(), g.p(), g.c * g.h * g.w, g.group());
     let mut dx = vec![0f32; g.n * img];
@@ -306,7 +308,7 @@ pub(super) fn grad_input(gy: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
 /// dw from x and gy: Σ over groups of images of gy·colsᵀ, in a fixed number of chunks summed in order.
 pub(super) fn grad_weight(x: &[f32], gy: &[f32], g: &Geom) -> Vec<f32> {
     if winograd::applies(g) {
-        return winograd::backward(x, gy, &[], g, false, true).1.unwrap_or_default();
+        return winograd::backward(x, gy, &[], g, (false, true), None).1.unwrap_or_default();
     }
     let (ckk, p, group) = (g.ckk(), g.p(), g.group());
     let groups = g.n.div_ceil(group);
@@ -334,10 +336,11 @@ pub(super) fn grad_weight(x: &[f32], gy: &[f32], g: &Geom) -> Vec<f32> {
     dw
 }
 
-/// The input gradient (with `input_grad`) and the weight gradient of a batch, from x, w and gy.
-pub(super) fn backward(x: &[f32], gy: &[f32], wt: &[f32], g: &Geom, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>) {
+/// The input gradient (with `input_grad`) and the weight gradient of a batch, from x, w, gy and what the
+/// forward kept.
+pub(super) fn backward(x: &[f32], gy: &[f32], wt: &[f32], g: &Geom, input_grad: bool, kept: Option<&TransformedInput>) -> (Option<Vec<f32>>, Vec<f32>) {
     if winograd::applies(g) {
-        let (dx, dw) = winograd::backward(x, gy, wt, g, input_grad, true);
+        let (dx, dw) = winograd::backward(x, gy, wt, g, (input_grad, true), kept);
         return (dx, dw.unwrap_or_default());
     }
     (input_grad.then(|| grad_input(gy, wt, g)), grad_weight(x, gy, g))
@@ -358,7 +361,7 @@ impl CustomOp2 for ConvForward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = Geom::new(l1.dims(), l2.dims(), self.stride, self.pad)?;
-        let y = forward(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, &g);
+        let (y, _) = forward(contiguous_f32(s1, l1)?, contiguous_f32(s2, l2)?, &g, false);
         Ok((CpuStorage::F32(y), g.output_shape()))
     }
 

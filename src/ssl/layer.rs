@@ -64,9 +64,11 @@ impl ModuleT for VggLayer {
     }
 }
 
-/// What the forward keeps for the backward: the convolution's output and the batch statistics.
+/// What the forward keeps for the backward: the convolution's output, what the convolution can reuse,
+/// and the batch statistics.
 struct Saved {
     conv_out: Vec<f32>,
+    tiles: Option<conv::TransformedInput>,
     mean: Vec<f64>,
     var: Vec<f64>,
     bn: FusedBatchNorm,
@@ -95,12 +97,12 @@ impl CustomOp3 for LayerOp {
         if gb.len() != 2 * k {
             candle_core::bail!("VGG layer: {k} output channels but {} scales and shifts", gb.len());
         }
-        let conv_out = conv::forward(x, wt, &g);
+        let (conv_out, tiles) = conv::forward(x, wt, &g, true);
         let s = oh * ow;
         let (mean, var) = channel_stats(&conv_out, n, k, s);
         let bn = FusedBatchNorm::from_stats(&mean, &var, self.relu, self.pool);
         let (y, shape) = bn.forward(&conv_out, &gb[..k], &gb[k..], conv_shape.dims())?;
-        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Saved { conv_out, mean, var, bn });
+        *self.saved.lock().unwrap_or_else(PoisonError::into_inner) = Some(Saved { conv_out, tiles, mean, var, bn });
         Ok((CpuStorage::F32(y), shape))
     }
 
@@ -117,7 +119,7 @@ impl CustomOp3 for LayerOp {
         let (xg, xl) = x.storage_and_layout();
         let (wg, wl) = w.storage_and_layout();
         let dev = x.device();
-        let (dx, dw) = conv::backward(cpu_slice(&xg, xl)?, &dconv, cpu_slice(&wg, wl)?, &g, self.input_grad);
+        let (dx, dw) = conv::backward(cpu_slice(&xg, xl)?, &dconv, cpu_slice(&wg, wl)?, &g, self.input_grad, saved.tiles.as_ref());
         let dx = dx.map(|dx| Tensor::from_vec(dx, x.shape(), dev)).transpose()?;
         let dw = Tensor::from_vec(dw, w.shape(), dev)?;
         let dgb = Tensor::from_vec([dgamma, dbeta].concat(), gb.len(), dev)?;

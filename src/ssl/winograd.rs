@@ -45,14 +45,32 @@ pub(super) fn applies(g: &Geom) -> bool {
 }
 
 /// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, 3, 3), both contiguous; `applies(g)`.
-pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
-    Plan::new(&F2, g).forward(x, wt)
+/// With `keep`, also the transformed input tiles, for [`backward`]'s weight gradient.
+pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom, keep: bool) -> (Vec<f32>, Option<TransformedInput>) {
+    Plan::new(&F2, g).forward(x, wt, keep)
 }
 
 /// The input gradient (when `input_grad`) and the weight gradient, from x, w and the output gradient gy;
-/// the output gradient's transform is shared by the two.
-pub(super) fn backward(x: &[f32], gy: &[f32], wt: &[f32], g: &Geom, input_grad: bool, weight_grad: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    Plan::new(&F2, g).backward(x, gy, wt, input_grad, weight_grad)
+/// the output gradient's transform is shared by the two. The weight gradient reads x's transformed tiles
+/// from `kept` where the forward kept them (they are the same values), else transforms x again.
+pub(super) fn backward(
+    x: &[f32],
+    gy: &[f32],
+    wt: &[f32],
+    g: &Geom,
+    (input_grad, weight_grad): (bool, bool),
+    kept: Option<&TransformedInput>,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    Plan::new(&F2, g).backward(x, gy, wt, (input_grad, weight_grad), kept)
+}
+
+/// The transformed input tiles V of a whole batch as [`forward`] computed them, chunk after chunk (each
+/// laid out as the chunk's GEMMs read it). Transforming the saved input again in the backward was about
+/// a seventh of a width/4 step — the input had long left the caches; keeping them costs four times the
+/// layer input's memory until the backward.
+pub(super) struct TransformedInput {
+    tiles: Scratch,
+    geom: Geom,
 }
 
 /// F(M×M, 3×3) as its three matrices and their transposes; A = M + 2 is the input tile's side.
@@ -248,10 +266,11 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         (0..self.g.n).step_by(self.images).map(|first| (first, self.images.min(self.g.n - first)))
     }
 
-    /// (image within the chunk, tile row, tile column) of a chunk's tile t.
-    fn locate(&self, t: usize) -> (usize, usize, usize) {
-        let (i, r) = (t / self.per_image, t % self.per_image);
-        (i, r / self.tw, r % self.tw)
+    /// (image within the chunk, tile row, tile column) of each tile of a chunk of `imgs` images: looked
+    /// up per lane by the transforms, where two integer divisions per tile, lane and channel were a
+    /// large part of their time.
+    fn positions(&self, imgs: usize) -> Vec<(usize, usize, usize)> {
+        (0..imgs).flat_map(|i| (0..self.per_image).map(move |r| (i, r / self.tw, r % self.tw))).collect()
     }
 
     /// U = G w Gᵀ of every filter, laid out [k][ξ][c] (ξ the point of the transformed tile).
@@ -311,6 +330,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn inputs(&self, x: &[f32], first: usize, imgs: usize, v: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
+        let at = self.positions(imgs);
         v[..g.c * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each_init(
             // Zero-bordered planes of the chunk's images; only their interiors are ever written.
             || vec![0f32; imgs * self.hp * self.wp],
@@ -324,7 +344,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 for t0 in (0..cols).step_by(LANES) {
                     let mut d = [[[0f32; LANES]; A]; A];
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                        let (i, ty, tx) = self.locate(t0 + l);
+                        let (i, ty, tx) = at[t0 + l];
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
                         for a in 0..A {
                             for b in 0..A {
@@ -342,11 +362,12 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn output_grads(&self, gy: &[f32], first: usize, imgs: usize, s: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
+        let at = self.positions(imgs);
         s[..g.k * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each(|(k, sk)| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let mut dy = [[[0f32; LANES]; M]; M];
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                    let (i, ty, tx) = self.locate(t0 + l);
+                    let (i, ty, tx) = at[t0 + l];
                     let src = &gy[((first + i) * g.k + k) * plane..][..plane];
                     for (a, row) in dy.iter_mut().enumerate().take(g.h.saturating_sub(ty * M)) {
                         for (b, v) in row.iter_mut().enumerate().take(g.w.saturating_sub(tx * M)) {
@@ -363,12 +384,13 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn outputs(&self, mm: &[f32], imgs: usize, y: &mut [f32]) {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
+        let at = self.positions(imgs);
         let out = Disjoint::new(y);
         (0..g.k).into_par_iter().for_each(|k| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let yt = sandwich(&self.alg.at, &load_tiles(mm, g.k, k, cols, t0));
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                    let (i, ty, tx) = self.locate(t0 + l);
+                    let (i, ty, tx) = at[t0 + l];
                     for (a, row) in yt.iter().enumerate().take(g.h.saturating_sub(ty * M)) {
                         for (b, v) in row.iter().enumerate().take(g.w.saturating_sub(tx * M)) {
                             // SAFETY: this task alone writes channel k.
@@ -385,6 +407,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn input_grads(&self, z: &[f32], imgs: usize, dx: &mut [f32]) {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
+        let at = self.positions(imgs);
         let out = Disjoint::new(dx);
         (0..g.c).into_par_iter().for_each_init(
             || vec![0f32; imgs * self.hp * self.wp],
@@ -393,7 +416,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 for t0 in (0..cols).step_by(LANES) {
                     let dd = sandwich(&self.alg.b, &load_tiles(z, g.c, c, cols, t0));
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                        let (i, ty, tx) = self.locate(t0 + l);
+                        let (i, ty, tx) = at[t0 + l];
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
                         for a in 0..A {
                             for b in 0..A {
@@ -414,27 +437,37 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         );
     }
 
-    fn forward(&self, x: &[f32], wt: &[f32]) -> Vec<f32> {
+    /// Elements of one chunk's transformed input tiles (the last chunk may use fewer).
+    fn chunk_tiles(&self) -> usize {
+        self.g.c * A * A * self.columns(self.images)
+    }
+
+    fn forward(&self, x: &[f32], wt: &[f32], keep: bool) -> (Vec<f32>, Option<TransformedInput>) {
         let g = self.g;
         let u = self.filters(wt);
         let img = g.k * g.h * g.w;
         let mut y = vec![0f32; g.n * img];
         let most = self.columns(self.images);
-        let (mut v, mut mm) = (Scratch::take(g.c * A * A * most), Scratch::take(A * A * g.k * most));
-        for (first, imgs) in self.chunks() {
+        let per_chunk = self.chunk_tiles();
+        let mut v = Scratch::take(if keep { per_chunk * self.chunks().count() } else { per_chunk });
+        let mut mm = Scratch::take(A * A * g.k * most);
+        for (chunk, (first, imgs)) in self.chunks().enumerate() {
             let cols = self.columns(imgs);
-            self.inputs(x, first, imgs, &mut v);
+            let v = if keep { &mut v[chunk * per_chunk..][..per_chunk] } else { &mut v[..] };
+            self.inputs(x, first, imgs, v);
             // One GEMM per point ξ: M_ξ (K × cols) = U_ξ (K × C) · V_ξ (C × cols).
             mm[..A * A * g.k * cols].par_chunks_mut(g.k * cols).enumerate().for_each(|(xi, m)| {
                 matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (A * A * cols, 1), m, (cols, 1), false, false);
             });
             self.outputs(&mm, imgs, &mut y[first * img..][..imgs * img]);
         }
-        y
+        (y, keep.then(|| TransformedInput { tiles: v, geom: *g }))
     }
 
-    fn backward(&self, x: &[f32], gy: &[f32], wt: &[f32], input_grad: bool, weight_grad: bool) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    fn backward(&self, x: &[f32], gy: &[f32], wt: &[f32], (input_grad, weight_grad): (bool, bool), kept: Option<&TransformedInput>) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
         let g = self.g;
+        let kept = kept.filter(|k| k.geom == *g && weight_grad).map(|k| &k.tiles[..]);
+        let per_chunk = self.chunk_tiles();
         let (k, c) = (g.k, g.c);
         let u = if input_grad { self.filters(wt) } else { Scratch::take(0) };
         let img = c * g.h * g.w;
@@ -442,14 +475,19 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let mut du = Scratch::take(if weight_grad { A * A * k * c } else { 0 });
         let most = self.columns(self.images);
         let mut s = Scratch::take(k * A * A * most);
-        let mut v = Scratch::take(if weight_grad { c * A * A * most } else { 0 });
+        let mut fresh = Scratch::take(if weight_grad && kept.is_none() { per_chunk } else { 0 });
         let mut z = Scratch::take(if input_grad { A * A * c * most } else { 0 });
         for (chunk, (first, imgs)) in self.chunks().enumerate() {
             let cols = self.columns(imgs);
             self.output_grads(gy, first, imgs, &mut s);
-            if weight_grad {
-                self.inputs(x, first, imgs, &mut v);
-            }
+            let v: &[f32] = match kept {
+                Some(tiles) => &tiles[chunk * per_chunk..][..per_chunk],
+                None if weight_grad => {
+                    self.inputs(x, first, imgs, &mut fresh);
+                    &fresh
+                }
+                None => &[],
+            };
             // Per point ξ: dU_ξ (K × C) += S_ξ (K × cols) · V_ξᵀ, chunks summed in order; Z_ξ (C × cols) = U_ξᵀ · S_ξ.
             let mut du_parts: Vec<Option<&mut [f32]>> = du.chunks_mut(k * c).map(Some).collect();
             let mut z_parts: Vec<Option<&mut [f32]>> = z[..if input_grad { A * A * c * cols } else { 0 }].chunks_mut(c * cols).map(Some).collect();
