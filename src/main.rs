@@ -262,6 +262,7 @@ enum Command {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    park_idle_candle_workers();
     die_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     match run(cli) {
@@ -721,6 +722,17 @@ fn die_quietly_on_a_closed_pipe() {
     // SAFETY: restores the default action of one signal before any thread starts; no handler is installed.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// candle 0.11's element-wise ops run on its own worker threads besides rayon's, and those spin for
+/// 25 000 rounds after every op before they sleep: on a 2-core machine the spinning took a core from the
+/// convolution kernels that run next (width/4 step ~195 → ~183 ms here). Told not to spin, they sleep at
+/// once; a value the user sets is kept. Must run before candle starts its pool (the first op).
+fn park_idle_candle_workers() {
+    const SPIN_LIMIT: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(SPIN_LIMIT).is_none() {
+        std::env::set_var(SPIN_LIMIT, "0");
     }
 }
 

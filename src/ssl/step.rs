@@ -159,6 +159,13 @@ impl Learner {
 
     /// Trains on one batch of view pairs (`x1`, `x2`: N×3×H×W, `labels`: N) at global step `t`.
     pub fn step(&mut self, x1: &Tensor, x2: &Tensor, labels: &Tensor, t: usize) -> candle_core::Result<Step> {
+        // On one of rayon's worker threads, so that the kernels' hundreds of parallel loops per step fork
+        // and join within the pool, instead of handing each over from this thread and sleeping until it
+        // is done (two wake-ups per loop).
+        rayon::scope(|_| self.step_in_pool(x1, x2, labels, t))
+    }
+
+    fn step_in_pool(&mut self, x1: &Tensor, x2: &Tensor, labels: &Tensor, t: usize) -> candle_core::Result<Step> {
         let xs = [x1, x2];
         let mut feats = Vec::with_capacity(2);
         let mut zs = Vec::with_capacity(2);
