@@ -185,7 +185,7 @@ fn channel_sums<const K: usize>(
     (n, c, s): (usize, usize, usize),
     f: impl Fn(usize, f32, f32, f32) -> [f32; K] + Sync,
 ) -> Vec<[f64; K]> {
-    batch_sums(n, c, |img, acc| {
+    batch_sums(n, c, #[inline(always)] |img, acc| {
         let image = img * c * s..(img + 1) * c * s;
         let (xi, yi, gi) = (&xs[image.clone()], &ys[image.clone()], &gs[image]);
         if s == 1 {
@@ -376,7 +376,7 @@ impl FusedBatchNorm {
         };
         let sums = match &routing {
             None => channel_sums((xs, ys, gs), (n, c, s), terms),
-            Some(w) => batch_sums(n, c, |img, acc| {
+            Some(w) => batch_sums(n, c, #[inline(always)] |img, acc| {
                 let mut routed = vec![0f32; s];
                 for (ch, a) in acc.iter_mut().enumerate() {
                     let (plane, xp) = (img * c + ch, &xs[(img * c + ch) * s..][..s]);
