@@ -184,11 +184,12 @@ impl<'a> Disjoint<'a> {
         Disjoint { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
     }
 
-    /// SAFETY: while this buffer lives, no two tasks write the same index.
-    unsafe fn write(&self, i: usize, v: f32) {
-        assert!(i < self.len, "winograd: write out of bounds");
-        // SAFETY: in bounds (asserted); no other task writes index i (the caller's guarantee).
-        unsafe { *self.ptr.add(i) = v }
+    /// Writes `values` from index `i` on. SAFETY: while this buffer lives, no two tasks write the same index.
+    unsafe fn write_row(&self, i: usize, values: &[f32]) {
+        assert!(i + values.len() <= self.len, "winograd: write out of bounds");
+        // SAFETY: in bounds (asserted); no other task writes these indices (the caller's guarantee), and
+        // `values` is not part of this buffer (tasks only read other buffers).
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(i), values.len()) }
     }
 }
 
@@ -273,6 +274,12 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         (0..imgs).flat_map(|i| (0..self.per_image).map(move |r| (i, r / self.tw, r % self.tw))).collect()
     }
 
+    /// Rows and columns of the output tile (ty, tx) inside the plane: M × M but at odd edges.
+    #[inline(always)]
+    fn extent(&self, ty: usize, tx: usize) -> (usize, usize) {
+        (M.min(self.g.h - ty * M), M.min(self.g.w - tx * M))
+    }
+
     /// U = G w Gᵀ of every filter, laid out [k][ξ][c] (ξ the point of the transformed tile).
     fn filters(&self, wt: &[f32]) -> Scratch {
         let (k, c) = (self.g.k, self.g.c);
@@ -346,9 +353,10 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                         let (i, ty, tx) = at[t0 + l];
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
-                        for a in 0..A {
-                            for b in 0..A {
-                                d[a][b][l] = pad[base + a * self.wp + b];
+                        for (a, da) in d.iter_mut().enumerate() {
+                            let row = &pad[base + a * self.wp..][..A];
+                            for (dab, &v) in da.iter_mut().zip(row) {
+                                dab[l] = v;
                             }
                         }
                     }
@@ -369,9 +377,11 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                     let (i, ty, tx) = at[t0 + l];
                     let src = &gy[((first + i) * g.k + k) * plane..][..plane];
-                    for (a, row) in dy.iter_mut().enumerate().take(g.h.saturating_sub(ty * M)) {
-                        for (b, v) in row.iter_mut().enumerate().take(g.w.saturating_sub(tx * M)) {
-                            v[l] = src[(ty * M + a) * g.w + tx * M + b];
+                    let (rows, width) = self.extent(ty, tx);
+                    for (a, row) in dy.iter_mut().enumerate().take(rows) {
+                        let src_row = &src[(ty * M + a) * g.w + tx * M..][..width];
+                        for (v, &s) in row.iter_mut().zip(src_row) {
+                            v[l] = s;
                         }
                     }
                 }
@@ -391,11 +401,11 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 let yt = sandwich(&self.alg.at, &load_tiles(mm, g.k, k, cols, t0));
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                     let (i, ty, tx) = at[t0 + l];
-                    for (a, row) in yt.iter().enumerate().take(g.h.saturating_sub(ty * M)) {
-                        for (b, v) in row.iter().enumerate().take(g.w.saturating_sub(tx * M)) {
-                            // SAFETY: this task alone writes channel k.
-                            unsafe { out.write(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M + b, v[l]) };
-                        }
+                    let (rows, width) = self.extent(ty, tx);
+                    for (a, row) in yt.iter().enumerate().take(rows) {
+                        let values: [f32; M] = std::array::from_fn(|b| row[b][l]);
+                        // SAFETY: this task alone writes channel k.
+                        unsafe { out.write_row(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M, &values[..width]) };
                     }
                 }
             }
@@ -418,19 +428,18 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                         let (i, ty, tx) = at[t0 + l];
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
-                        for a in 0..A {
-                            for b in 0..A {
-                                pad[base + a * self.wp + b] += dd[a][b][l];
+                        for (a, dda) in dd.iter().enumerate() {
+                            let row = &mut pad[base + a * self.wp..][..A];
+                            for (p, v) in row.iter_mut().zip(dda) {
+                                *p += v[l];
                             }
                         }
                     }
                 }
                 for i in 0..imgs {
                     for y in 0..g.h {
-                        for x in 0..g.w {
-                            // SAFETY: this task alone writes channel c.
-                            unsafe { out.write(((i * g.c + c) * g.h + y) * g.w + x, pad[(i * self.hp + y + 1) * self.wp + x + 1]) };
-                        }
+                        // SAFETY: this task alone writes channel c.
+                        unsafe { out.write_row(((i * g.c + c) * g.h + y) * g.w, &pad[(i * self.hp + y + 1) * self.wp + 1..][..g.w]) };
                     }
                 }
             }),
