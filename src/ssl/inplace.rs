@@ -8,6 +8,7 @@
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 use rayon::prelude::*;
+use super::simd;
 
 /// Elements per parallel task: large enough that thread hand-offs stay negligible.
 pub(super) const CHUNK: usize = 1 << 15;
@@ -65,7 +66,7 @@ impl candle_core::InplaceOp3 for MomentumBuffer {
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<()> {
         let (buf, g, w) = (slice_mut(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let Self { decay, ratio, momentum } = *self;
-        buf.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(w.par_chunks(CHUNK)).for_each(|((buf, g), w)| {
+        buf.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(w.par_chunks(CHUNK)).for_each(|((buf, g), w)| simd::wide(#[inline(always)] || {
             for ((b, &g), &w) in buf.iter_mut().zip(g).zip(w) {
                 let mut d = g;
                 if let Some(decay) = decay {
@@ -79,7 +80,7 @@ impl candle_core::InplaceOp3 for MomentumBuffer {
                     None => d,
                 };
             }
-        });
+        }));
         Ok(())
     }
 }
@@ -99,11 +100,11 @@ impl candle_core::InplaceOp2 for Descend {
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
         let (w, buf) = (slice_mut(s1, l1)?, slice(s2, l2)?);
         let lr = self.lr;
-        w.par_chunks_mut(CHUNK).zip(buf.par_chunks(CHUNK)).for_each(|(w, buf)| {
+        w.par_chunks_mut(CHUNK).zip(buf.par_chunks(CHUNK)).for_each(|(w, buf)| simd::wide(#[inline(always)] || {
             for (w, &b) in w.iter_mut().zip(buf) {
                 *w = *w - affine(b, lr);
             }
-        });
+        }));
         Ok(())
     }
 }
@@ -130,11 +131,11 @@ impl candle_core::InplaceOp2 for Average {
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
         let (t, o) = (slice_mut(s1, l1)?, slice(s2, l2)?);
         let Self { keep, take } = *self;
-        t.par_chunks_mut(CHUNK).zip(o.par_chunks(CHUNK)).for_each(|(t, o)| {
+        t.par_chunks_mut(CHUNK).zip(o.par_chunks(CHUNK)).for_each(|(t, o)| simd::wide(#[inline(always)] || {
             for (t, &o) in t.iter_mut().zip(o) {
                 *t = affine(*t, keep) + affine(o, take);
             }
-        });
+        }));
         Ok(())
     }
 }

@@ -403,7 +403,10 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     let (i, ty, tx) = at[t0 + l];
                     let (rows, width) = self.extent(ty, tx);
                     for (a, row) in yt.iter().enumerate().take(rows) {
-                        let values: [f32; M] = std::array::from_fn(|b| row[b][l]);
+                        let mut values = [0f32; M];
+                        for (v, r) in values.iter_mut().zip(row) {
+                            *v = r[l];
+                        }
                         // SAFETY: this task alone writes channel k.
                         unsafe { out.write_row(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M, &values[..width]) };
                     }
