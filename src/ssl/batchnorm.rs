@@ -321,7 +321,12 @@ impl FusedBatchNorm {
                 let col = 2 * (j0 + j);
                 (v[0][j], v[1][j], v[2][j], v[3][j]) = (top[col], top[col + 1], bottom[col], bottom[col + 1]);
             }
-            let act = v.map(|row| row.map(|t| self.activation(a * t + b)));
+            let mut act = [[0f32; B]; 4];
+            for (act_row, row) in act.iter_mut().zip(&v) {
+                for (o, &t) in act_row.iter_mut().zip(row) {
+                    *o = self.activation(a * t + b);
+                }
+            }
             let (mut best, mut max) = ([0u8; B], act[0]);
             for (e, row) in act.iter().enumerate().skip(1) {
                 for j in 0..B {
