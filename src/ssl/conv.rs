@@ -83,7 +83,7 @@ impl Geom {
 /// Copies a row of a feature map: fixed-size moves for VGG's small widths, where a `memcpy` call per
 /// row of 2 to 16 floats cost more than the copy.
 #[inline(always)]
-fn copy_row(dst: &mut [f32], src: &[f32]) {
+pub(super) fn copy_row(dst: &mut [f32], src: &[f32]) {
     macro_rules! fixed {
         ($($n:literal)*) => {
             match dst.len() {

@@ -26,7 +26,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
-use super::conv::Geom;
+use super::conv::{self, Geom};
 use super::{matmul, simd};
 
 /// Tiles transformed at once.
@@ -187,9 +187,11 @@ impl<'a> Disjoint<'a> {
     /// Writes `values` from index `i` on. SAFETY: while this buffer lives, no two tasks write the same index.
     unsafe fn write_row(&self, i: usize, values: &[f32]) {
         assert!(i + values.len() <= self.len, "winograd: write out of bounds");
-        // SAFETY: in bounds (asserted); no other task writes these indices (the caller's guarantee), and
-        // `values` is not part of this buffer (tasks only read other buffers).
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(i), values.len()) }
+        // SAFETY: in bounds (asserted); no other task writes or reads these indices while this buffer
+        // lives (the caller's guarantee), and `values` is not part of it (tasks only read other buffers).
+        let row = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i), values.len()) };
+        // Fixed-size moves: a `memcpy` call per row of 2 floats was 3.5 % of a width/4 step.
+        conv::copy_row(row, values);
     }
 }
 
