@@ -66,7 +66,7 @@ pub(super) fn backward(
 
 /// The transformed input tiles V of a whole batch as [`forward`] computed them, chunk after chunk (each
 /// laid out as the chunk's GEMMs read it). Transforming the saved input again in the backward was about
-/// a seventh of a width/4 step — the input had long left the caches; keeping them costs four times the
+/// 7 % of a width/4 step (timed inside the step) — the input had long left the caches; keeping them costs four times the
 /// layer input's memory until the backward.
 pub(super) struct TransformedInput {
     tiles: Scratch,
@@ -242,9 +242,12 @@ impl DerefMut for Scratch {
 struct Plan<'a, const M: usize, const A: usize> {
     alg: &'static Algorithm<M, A>,
     g: &'a Geom,
-    tw: usize,
     per_image: usize,
     images: usize,
+    /// (image within the chunk, tile row, tile column) of each tile of a full chunk (a shorter last
+    /// chunk uses its start): looked up per lane by the transforms, where two integer divisions per tile,
+    /// lane and channel were a large part of their time.
+    at: Vec<(usize, usize, usize)>,
     /// Sides of a zero-bordered input plane that every tile reads inside: (th·M + 2) × (tw·M + 2).
     hp: usize,
     wp: usize,
@@ -255,7 +258,8 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let (th, tw) = (g.h.div_ceil(M), g.w.div_ceil(M));
         let per_image = th * tw;
         let images = (CHUNK_TILES / per_image).clamp(1, g.n.max(1));
-        Plan { alg, g, tw, per_image, images, hp: th * M + 2, wp: tw * M + 2 }
+        let at = (0..images).flat_map(|i| (0..per_image).map(move |r| (i, r / tw, r % tw))).collect();
+        Plan { alg, g, per_image, images, at, hp: th * M + 2, wp: tw * M + 2 }
     }
 
     /// Columns of a chunk's transformed tiles: its tiles, rounded up to whole groups of lanes (the extra
@@ -267,13 +271,6 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     /// (first image, images) of each chunk, in order.
     fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         (0..self.g.n).step_by(self.images).map(|first| (first, self.images.min(self.g.n - first)))
-    }
-
-    /// (image within the chunk, tile row, tile column) of each tile of a chunk of `imgs` images: looked
-    /// up per lane by the transforms, where two integer divisions per tile, lane and channel were a
-    /// large part of their time.
-    fn positions(&self, imgs: usize) -> Vec<(usize, usize, usize)> {
-        (0..imgs).flat_map(|i| (0..self.per_image).map(move |r| (i, r / self.tw, r % self.tw))).collect()
     }
 
     /// Rows and columns of the output tile (ty, tx) inside the plane: M × M but at odd edges.
@@ -339,7 +336,6 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn inputs(&self, x: &[f32], first: usize, imgs: usize, v: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
-        let at = self.positions(imgs);
         v[..g.c * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each_init(
             // Zero-bordered planes of the chunk's images; only their interiors are ever written.
             || vec![0f32; imgs * self.hp * self.wp],
@@ -353,7 +349,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 for t0 in (0..cols).step_by(LANES) {
                     let mut d = [[[0f32; LANES]; A]; A];
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                        let (i, ty, tx) = at[t0 + l];
+                        let (i, ty, tx) = self.at[t0 + l];
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
                         for (a, da) in d.iter_mut().enumerate() {
                             let row = &pad[base + a * self.wp..][..A];
@@ -372,12 +368,11 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn output_grads(&self, gy: &[f32], first: usize, imgs: usize, s: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
-        let at = self.positions(imgs);
         s[..g.k * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each(|(k, sk)| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let mut dy = [[[0f32; LANES]; M]; M];
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                    let (i, ty, tx) = at[t0 + l];
+                    let (i, ty, tx) = self.at[t0 + l];
                     let src = &gy[((first + i) * g.k + k) * plane..][..plane];
                     let (rows, width) = self.extent(ty, tx);
                     for (a, row) in dy.iter_mut().enumerate().take(rows) {
@@ -396,13 +391,12 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn outputs(&self, mm: &[f32], imgs: usize, y: &mut [f32]) {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
-        let at = self.positions(imgs);
         let out = Disjoint::new(y);
         (0..g.k).into_par_iter().for_each(|k| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let yt = sandwich(&self.alg.at, &load_tiles(mm, g.k, k, cols, t0));
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                    let (i, ty, tx) = at[t0 + l];
+                    let (i, ty, tx) = self.at[t0 + l];
                     let (rows, width) = self.extent(ty, tx);
                     for (a, row) in yt.iter().enumerate().take(rows) {
                         let mut values = [0f32; M];
@@ -422,7 +416,6 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn input_grads(&self, z: &[f32], imgs: usize, dx: &mut [f32]) {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
-        let at = self.positions(imgs);
         let out = Disjoint::new(dx);
         (0..g.c).into_par_iter().for_each_init(
             || vec![0f32; imgs * self.hp * self.wp],
@@ -431,7 +424,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 for t0 in (0..cols).step_by(LANES) {
                     let dd = sandwich(&self.alg.b, &load_tiles(z, g.c, c, cols, t0));
                     for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                        let (i, ty, tx) = at[t0 + l];
+                        let (i, ty, tx) = self.at[t0 + l];
                         let base = (i * self.hp + ty * M) * self.wp + tx * M;
                         for (a, dda) in dd.iter().enumerate() {
                             let row = &mut pad[base + a * self.wp..][..A];
