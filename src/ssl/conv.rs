@@ -1,6 +1,6 @@
 //! A 2-D convolution (no bias, square kernel) whose CPU forward and backward are im2col / col2im plus
-//! single-threaded f32 GEMMs (the `gemm` crate candle uses, with its AVX-512 kernels), parallel over
-//! groups of images.
+//! single-threaded f32 GEMMs (the `gemm` crate candle uses, with its AVX-512 kernels; the weight gradient's
+//! our [`matmul::gemm_nt`]), parallel over groups of images.
 //!
 //! Why: in candle 0.11.1 on CPU the input gradient of `conv2d` goes through `conv_transpose2d`, a direct
 //! loop several times slower than the forward, and the gradient of the network's input image is computed
@@ -251,13 +251,10 @@ fn regroup(src: &[f32], dst: &mut [f32], rows: usize, imgs: usize, p: usize, bac
     }
 }
 
-/// C (m × n) = op(A)·op(B) (+ C with `acc`), row-major, single-threaded; `ta`/`tb` read A (stored k × m) /
-/// B (stored n × k) transposed.
-#[allow(clippy::too_many_arguments)]
-fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], tb: bool, acc: bool, c: &mut [f32]) {
+/// C (m × n) = op(A)·B, row-major, single-threaded; `ta` reads A (stored k × m) transposed.
+fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], c: &mut [f32]) {
     let a_strides = if ta { (1, m) } else { (k, 1) };
-    let b_strides = if tb { (1, k) } else { (n, 1) };
-    matmul::gemm((m, n, k), a, a_strides, b, b_strides, c, (n, 1), acc, false);
+    matmul::gemm((m, n, k), a, a_strides, b, (n, 1), c, (n, 1), false, false);
 }
 
 /// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous; with `keep`,
@@ -273,9 +270,9 @@ pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom, keep: bool) -> (Vec<f32>,
             let imgs = yg.len() / (g.k * p);
             group_im2col(x, g, gi * group, imgs, cols);
             if imgs == 1 {
-                gemm(g.k, ckk, p, wt, false, cols, false, false, yg);
+                gemm(g.k, ckk, p, wt, false, cols, yg);
             } else {
-                gemm(g.k, ckk, imgs * p, wt, false, cols, false, false, out);
+                gemm(g.k, ckk, imgs * p, wt, false, cols, out);
                 regroup(out, yg, g.k, imgs, p, true);
             }
         })
@@ -295,7 +292,7 @@ pub(super) fn grad_input(gy: &[f32], wt: &[f32], g: &Geom) -> Vec<f32> {
         with_scratch(ckk * group * p, g.k * group * p, |cols, buf| {
             let imgs = dxg.len() / img;
             let gyg = grouped(&gy[gi * group * g.k * p..][..imgs * g.k * p], g, imgs, buf);
-            gemm(ckk, g.k, imgs * p, wt, true, gyg, false, false, cols);
+            gemm(ckk, g.k, imgs * p, wt, true, gyg, cols);
             let mut plane = plane_buffer(g);
             for i in 0..imgs {
                 col2im(&cols[i * p..], g, &mut dxg[i * img..][..img], imgs * p, &mut plane);
@@ -323,7 +320,7 @@ pub(super) fn grad_weight(x: &[f32], gy: &[f32], g: &Geom) -> Vec<f32> {
                     let imgs = group.min(g.n - first);
                     group_im2col(x, g, first, imgs, cols);
                     let gyg = grouped(&gy[first * g.k * p..][..imgs * g.k * p], g, imgs, buf);
-                    gemm(g.k, imgs * p, ckk, gyg, false, cols, true, gi > chunk * per, &mut acc);
+                    matmul::gemm_nt((g.k, ckk, imgs * p), gyg, imgs * p, cols, imgs * p, &mut acc, ckk, gi > chunk * per);
                 }
             });
             acc

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use crate::linalg::spectrum;
+use crate::linalg::spectrum_fast;
 
 /// Predictor state: the correlation estimate and its settings.
 #[derive(Debug, Clone)]
@@ -99,7 +99,7 @@ impl DirectPred {
     /// W_P of the correlation `c` (row-major f32) and c's spectrum (descending).
     fn mapped(&self, c: &DMatrix<f64>) -> (Vec<f32>, Vec<f64>) {
         let d = c.nrows();
-        let s = spectrum(c);
+        let s = spectrum_fast(c);
         let max = s.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let scale = if max > 0.0 && max.is_finite() { 1.0 / max } else { 0.0 };
         let mapped: Vec<f64> = s.values.iter().map(|&v| (v.max(0.0) * scale + self.eps).powf(self.alpha)).collect();

@@ -1,7 +1,11 @@
-//! Row-major f32 matrix products on strided views, through the `gemm` crate (the one candle's CPU matmul
-//! calls): the one place the convolution and the linear layer call it from.
+//! Row-major f32 matrix products on strided views: [`gemm`] through the `gemm` crate (the one candle's CPU
+//! matmul calls), the one place the convolution and the linear layer call it from; and [`gemm_nt`], our own
+//! kernel for the products whose operands both run along the summed index (weight gradients), which the
+//! `gemm` crate would first copy element by element into its packed layout.
 
 use std::sync::OnceLock;
+
+use super::simd;
 
 /// (row stride, column stride) of a matrix view, in elements.
 pub(super) type Strides = (usize, usize);
@@ -33,4 +37,125 @@ pub(super) fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): St
 fn gemm_threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(candle_core::utils::get_num_threads)
+}
+
+/// Rows and columns of C one [`gemm_nt`] block computes: 16 accumulators of 16 lanes, with the 8 rows'
+/// loads, fit AVX-512's 32 registers.
+const BLOCK: usize = 4;
+/// Lanes of one accumulator.
+const LANES: usize = 16;
+
+/// C (m × n) = A (m × k) · Bᵀ, B stored n × k, plus C where `accumulate`: row i of A and row j of B are
+/// `k` contiguous values `a_rs` / `b_rs` apart, rows of C `c_rs` apart. Runs on this thread.
+///
+/// Each C value is the sum of 16 lane partial sums (fused multiply-adds along k, lane l taking every 16th
+/// term), added in a fixed tree: the order depends on nothing but k, so every instruction set gives the
+/// same bits.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_nt((m, n, k): (usize, usize, usize), a: &[f32], a_rs: usize, b: &[f32], b_rs: usize, c: &mut [f32], c_rs: usize, accumulate: bool) {
+    if m * n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * a_rs + k && b.len() >= (n - 1) * b_rs + k, "gemm_nt: operand too small");
+    assert!(c.len() >= (m - 1) * c_rs + n, "gemm_nt: destination too small");
+    simd::wide(#[inline(always)] || {
+        for i0 in (0..m).step_by(BLOCK) {
+            // Rows past the edge repeat the last row; their sums are not stored.
+            let a_rows: [&[f32]; BLOCK] = std::array::from_fn(|r| &a[(i0 + r).min(m - 1) * a_rs..][..k]);
+            for j0 in (0..n).step_by(BLOCK) {
+                let b_rows: [&[f32]; BLOCK] = std::array::from_fn(|s| &b[(j0 + s).min(n - 1) * b_rs..][..k]);
+                let sums = block_sums(&a_rows, &b_rows, k);
+                for (r, row) in sums.iter().enumerate().take(m - i0) {
+                    for (s, &v) in row.iter().enumerate().take(n - j0) {
+                        let cij = &mut c[(i0 + r) * c_rs + j0 + s];
+                        *cij = if accumulate { *cij + v } else { v };
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// The BLOCK × BLOCK dot products of `a_rows` with `b_rows`, each `k` long.
+#[inline(always)]
+fn block_sums(a_rows: &[&[f32]; BLOCK], b_rows: &[&[f32]; BLOCK], k: usize) -> [[f32; BLOCK]; BLOCK] {
+    let mut acc = [[[0f32; LANES]; BLOCK]; BLOCK];
+    let whole = k / LANES * LANES;
+    for p in (0..whole).step_by(LANES) {
+        let load = |rows: &[&[f32]; BLOCK]| rows.map(|row| -> [f32; LANES] { row[p..p + LANES].try_into().expect("a whole lane group") });
+        fma_step(&mut acc, &load(a_rows), &load(b_rows));
+    }
+    if whole < k {
+        // The last partial group, zero-padded: a zero term adds nothing to a lane's sum.
+        let load = |rows: &[&[f32]; BLOCK]| {
+            rows.map(|row| {
+                let mut v = [0f32; LANES];
+                v[..k - whole].copy_from_slice(&row[whole..k]);
+                v
+            })
+        };
+        fma_step(&mut acc, &load(a_rows), &load(b_rows));
+    }
+    // Loops, not `array::map`: a mapped function is not inlined here, so it would lose the wide instructions.
+    let mut sums = [[0f32; BLOCK]; BLOCK];
+    for (sum_r, acc_r) in sums.iter_mut().zip(acc) {
+        for (sum, lanes) in sum_r.iter_mut().zip(acc_r) {
+            *sum = lane_sum(lanes);
+        }
+    }
+    sums
+}
+
+/// The 16 lanes summed in a fixed tree (halves, then quarters, ...), written out so that the compiler keeps
+/// the accumulators in registers.
+#[inline(always)]
+fn lane_sum(v: [f32; LANES]) -> f32 {
+    let h: [f32; 8] = std::array::from_fn(|l| v[l] + v[l + 8]);
+    let q: [f32; 4] = std::array::from_fn(|l| h[l] + h[l + 4]);
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// acc[r][s] += av[r] · bv[s], lane by lane, fused.
+#[inline(always)]
+fn fma_step(acc: &mut [[[f32; LANES]; BLOCK]; BLOCK], av: &[[f32; LANES]; BLOCK], bv: &[[f32; LANES]; BLOCK]) {
+    for (acc_r, ar) in acc.iter_mut().zip(av) {
+        for (acc_rs, bs) in acc_r.iter_mut().zip(bv) {
+            for l in 0..LANES {
+                acc_rs[l] = ar[l].mul_add(bs[l], acc_rs[l]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: f32) -> Vec<f32> {
+        (0..len).map(|i| (i as f32 * 0.731 + seed).sin()).collect()
+    }
+
+    /// Against the `gemm` crate's product of the same views, over shapes with partial blocks and lane
+    /// groups, with and without accumulation; and the same bits on the baseline path.
+    #[test]
+    fn gemm_nt_matches_gemm() {
+        for (m, n, k) in [(1, 1, 1), (4, 4, 16), (16, 27, 1000), (5, 7, 33), (32, 16, 15), (3, 9, 64)] {
+            let (a_rs, b_rs, c_rs) = (k + 3, k + 5, n + 2);
+            let a = values(m * a_rs, 0.1);
+            let b = values(n * b_rs, 0.7);
+            let start = values(m * c_rs, 1.3);
+            for accumulate in [false, true] {
+                let mut ours = start.clone();
+                gemm_nt((m, n, k), &a, a_rs, &b, b_rs, &mut ours, c_rs, accumulate);
+                let mut theirs = start.clone();
+                gemm((m, n, k), &a, (a_rs, 1), &b, (1, b_rs), &mut theirs, (c_rs, 1), accumulate, false);
+                for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+                    assert!((o - t).abs() <= 1e-5 * (k as f32).sqrt() * (1.0 + t.abs()), "{m}x{n}x{k} acc {accumulate}, element {i}: {o} vs {t}");
+                }
+                let mut baseline = start.clone();
+                simd::tests::on_baseline(|| gemm_nt((m, n, k), &a, a_rs, &b, b_rs, &mut baseline, c_rs, accumulate));
+                assert_eq!(ours, baseline, "{m}x{n}x{k}: the baseline path gave other bits");
+            }
+        }
+    }
 }

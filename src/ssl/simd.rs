@@ -5,10 +5,11 @@
 //! x86-64 machine.
 //!
 //! The values do not depend on the choice: the kernels' operations and their order are fixed by the code
-//! (Rust never contracts a multiply and an add into an FMA, and these kernels reassociate nothing), so
-//! the wider instructions compute the same IEEE results.
+//! (Rust never contracts a multiply and an add into an FMA, and these kernels reassociate nothing; a
+//! fused multiply-add written as `mul_add` is exactly rounded on every path), so the wider instructions
+//! compute the same IEEE results.
 
-/// `f()`, with AVX-512 or else AVX2 enabled for the code inlined into it where the CPU supports it.
+/// `f()`, with AVX-512 or else AVX2 (with FMA) enabled for the code inlined into it where the CPU supports it.
 #[inline(always)]
 pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -21,12 +22,12 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
             // SAFETY: the CPU has AVX-512F (checked above).
             return unsafe { avx512(f) };
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            #[target_feature(enable = "avx2")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            #[target_feature(enable = "avx2,fma")]
             fn avx2<R>(f: impl FnOnce() -> R) -> R {
                 f()
             }
-            // SAFETY: the CPU has AVX2 (checked above).
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
             return unsafe { avx2(f) };
         }
     }

@@ -236,7 +236,7 @@ impl Learner {
         if self.cfg.freeze_backbone {
             return Vec::new();
         }
-        let mut s = crate::linalg::spectrum(self.dp.correlation()).values;
+        let mut s = crate::linalg::spectrum_fast(self.dp.correlation()).values;
         s.reverse();
         s
     }
