@@ -50,7 +50,8 @@ const LANES: usize = 16;
 ///
 /// Each C value is the sum of 16 lane partial sums (fused multiply-adds along k, lane l taking every 16th
 /// term), added in a fixed tree: the order depends on nothing but k, so every instruction set gives the
-/// same bits.
+/// same bits. No cache blocking: on large outputs the `gemm` crate's kernel is faster despite its packing
+/// (see `winograd::NT_MAX_OUTPUTS`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm_nt((m, n, k): (usize, usize, usize), a: &[f32], a_rs: usize, b: &[f32], b_rs: usize, c: &mut [f32], c_rs: usize, accumulate: bool) {
     if m * n == 0 {
