@@ -1,4 +1,5 @@
-//! Linear algebra shared by both engines: the symmetric eigendecomposition behind every predictor.
+//! Linear algebra shared by both engines: the symmetric eigendecompositions behind every predictor (one
+//! solver per engine, see [`spectrum`] and [`spectrum_fast`]).
 
 use faer::{Mat, Side};
 use nalgebra::{DMatrix, SymmetricEigen};
