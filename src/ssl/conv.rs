@@ -1,5 +1,5 @@
 //! A 2-D convolution (no bias, square kernel) whose CPU forward and backward are im2col / col2im plus
-//! single-threaded f32 GEMMs (the `gemm` crate candle uses, with its AVX-512 kernels; the weight gradient's
+//! single-threaded f32 GEMMs (the `gemm` crate candle uses, with its AVX-512 kernels; for the weight gradient
 //! our [`matmul::gemm_nt`]), parallel over groups of images.
 //!
 //! Why: in candle 0.11.1 on CPU the input gradient of `conv2d` goes through `conv_transpose2d`, a direct

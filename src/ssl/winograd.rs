@@ -36,10 +36,6 @@ const CHUNK_TILES: usize = 512;
 /// Convolutions with fewer input channels (the first layer, on RGB images) stay with im2col, whose GEMM
 /// has depth 9·C where Winograd's would have depth C.
 const MIN_CHANNELS: usize = 8;
-/// Largest weight gradient per point (K·C values) computed by our `gemm_nt`; above it the `gemm` crate's
-/// blocked kernel, whose element-by-element packing of Vᵀ is then small beside the product (measured at
-/// full width: all layers by `gemm_nt` 1.33 s per step; up to 128 × 128, 1.06 s; up to 256 × 256, 1.17 s).
-const NT_MAX_OUTPUTS: usize = 128 * 128;
 
 type Lanes = [f32; LANES];
 
@@ -500,7 +496,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 None => &[],
             };
             // Per point ξ: dU_ξ (K × C) += S_ξ (K × cols) · V_ξᵀ, chunks summed in order (both operands run along
-            // the tiles, which the `gemm` crate copies element by element: see NT_MAX_OUTPUTS); Z_ξ (C × cols) =
+            // the tiles: `matmul::gemm_nt`); Z_ξ (C × cols) =
             // U_ξᵀ · S_ξ.
             let mut du_parts: Vec<Option<&mut [f32]>> = du.chunks_mut(k * c).map(Some).collect();
             let mut z_parts: Vec<Option<&mut [f32]>> = z[..if input_grad { A * A * c * cols } else { 0 }].chunks_mut(c * cols).map(Some).collect();
@@ -509,11 +505,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
             du_parts.into_par_iter().zip(z_parts).enumerate().for_each(|(xi, (du_xi, z_xi))| {
                 let s_xi = &s[xi * cols..];
                 if let Some(du_xi) = du_xi {
-                    if k * c <= NT_MAX_OUTPUTS {
-                        matmul::gemm_nt((k, c, cols), s_xi, A * A * cols, &v[xi * cols..], A * A * cols, du_xi, c, chunk > 0);
-                    } else {
-                        matmul::gemm((k, c, cols), s_xi, (A * A * cols, 1), &v[xi * cols..], (1, A * A * cols), du_xi, (c, 1), chunk > 0, false);
-                    }
+                    matmul::gemm_nt((k, c, cols), s_xi, A * A * cols, &v[xi * cols..], A * A * cols, du_xi, c, chunk > 0);
                 }
                 if let Some(z_xi) = z_xi {
                     matmul::gemm((c, cols, k), &u[xi * c..], (1, A * A * c), s_xi, (A * A * cols, 1), z_xi, (cols, 1), false, false);
