@@ -66,22 +66,42 @@ pub(super) fn gemm_nt((m, n, k): (usize, usize, usize), a: &[f32], a_rs: usize, 
     }
     assert!(a.len() >= (m - 1) * a_rs + k && b.len() >= (n - 1) * b_rs + k, "gemm_nt: operand too small");
     assert!(c.len() >= (m - 1) * c_rs + n, "gemm_nt: destination too small");
-    simd::wide(#[inline(always)] || {
-        for i0 in (0..m).step_by(BLOCK) {
-            // Rows past the edge repeat the last row; their sums are not stored.
-            let a_rows: [&[f32]; BLOCK] = std::array::from_fn(|r| &a[(i0 + r).min(m - 1) * a_rs..][..k]);
-            for j0 in (0..n).step_by(BLOCK) {
-                let b_rows: [&[f32]; BLOCK] = std::array::from_fn(|s| &b[(j0 + s).min(n - 1) * b_rs..][..k]);
-                let sums = block_sums(&a_rows, &b_rows, k);
-                for (r, row) in sums.iter().enumerate().take(m - i0) {
-                    for (s, &v) in row.iter().enumerate().take(n - j0) {
-                        let cij = &mut c[(i0 + r) * c_rs + j0 + s];
-                        *cij = if accumulate { *cij + v } else { v };
-                    }
+    #[cfg(target_arch = "x86_64")]
+    if simd::has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { avx512::gemm_nt((m, n, k), a, a_rs, b, b_rs, c, c_rs, accumulate) };
+    }
+    simd::wide(#[inline(always)] || blocks((m, n, k), a, a_rs, b, b_rs, c, c_rs, accumulate, block_sums))
+}
+
+/// [`gemm_nt`]'s loop over BLOCK × BLOCK blocks of C, each block's dot products by `sums_of`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn blocks(
+    (m, n, k): (usize, usize, usize),
+    a: &[f32],
+    a_rs: usize,
+    b: &[f32],
+    b_rs: usize,
+    c: &mut [f32],
+    c_rs: usize,
+    accumulate: bool,
+    sums_of: impl Fn(&[&[f32]; BLOCK], &[&[f32]; BLOCK], usize) -> [[f32; BLOCK]; BLOCK],
+) {
+    for i0 in (0..m).step_by(BLOCK) {
+        // Rows past the edge repeat the last row; their sums are not stored.
+        let a_rows: [&[f32]; BLOCK] = std::array::from_fn(|r| &a[(i0 + r).min(m - 1) * a_rs..][..k]);
+        for j0 in (0..n).step_by(BLOCK) {
+            let b_rows: [&[f32]; BLOCK] = std::array::from_fn(|s| &b[(j0 + s).min(n - 1) * b_rs..][..k]);
+            let sums = sums_of(&a_rows, &b_rows, k);
+            for (r, row) in sums.iter().enumerate().take(m - i0) {
+                for (s, &v) in row.iter().enumerate().take(n - j0) {
+                    let cij = &mut c[(i0 + r) * c_rs + j0 + s];
+                    *cij = if accumulate { *cij + v } else { v };
                 }
             }
         }
-    })
+    }
 }
 
 /// The BLOCK × BLOCK dot products of `a_rows` with `b_rows`, each `k` long.
@@ -132,6 +152,89 @@ fn fma_step(acc: &mut [[[f32; LANES]; BLOCK]; BLOCK], av: &[[f32; LANES]; BLOCK]
                 acc_rs[l] = ar[l].mul_add(bs[l], acc_rs[l]);
             }
         }
+    }
+}
+
+/// [`gemm_nt`] in AVX-512 registers, written with intrinsics: the portable kernel compiled for AVX-512 kept
+/// only half its accumulators in registers (the rest went through the stack every step) and summed each
+/// output's lanes one scalar at a time. The same fused multiply-adds in the same lanes and the same
+/// summation tree (whole registers halved four times, 16 outputs at once), so the same bits.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{blocks, BLOCK, LANES};
+
+    /// SAFETY: the CPU has AVX-512F.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gemm_nt((m, n, k): (usize, usize, usize), a: &[f32], a_rs: usize, b: &[f32], b_rs: usize, c: &mut [f32], c_rs: usize, accumulate: bool) {
+        // SAFETY: this function runs only where the CPU has AVX-512F (its caller's promise).
+        blocks((m, n, k), a, a_rs, b, b_rs, c, c_rs, accumulate, |a_rows, b_rows, k| unsafe { block_sums(a_rows, b_rows, k) })
+    }
+
+    /// [`super::block_sums`]: every row holds at least `k` values.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_sums(a_rows: &[&[f32]; BLOCK], b_rows: &[&[f32]; BLOCK], k: usize) -> [[f32; BLOCK]; BLOCK] {
+        assert!(a_rows.iter().chain(b_rows).all(|row| row.len() >= k), "gemm_nt: row shorter than k");
+        let mut acc = [[_mm512_setzero_ps(); BLOCK]; BLOCK];
+        let mut av = [_mm512_setzero_ps(); BLOCK];
+        let mut bv = [_mm512_setzero_ps(); BLOCK];
+        let whole = k / LANES * LANES;
+        let mut p = 0;
+        while p < whole {
+            for r in 0..BLOCK {
+                // SAFETY: p + LANES <= k <= the row's length (asserted).
+                av[r] = unsafe { _mm512_loadu_ps(a_rows[r].as_ptr().add(p)) };
+                bv[r] = unsafe { _mm512_loadu_ps(b_rows[r].as_ptr().add(p)) };
+            }
+            for r in 0..BLOCK {
+                for s in 0..BLOCK {
+                    acc[r][s] = _mm512_fmadd_ps(av[r], bv[s], acc[r][s]);
+                }
+            }
+            p += LANES;
+        }
+        if whole < k {
+            // The last partial group, zero-padded, as in the portable kernel.
+            let mask: __mmask16 = (1 << (k - whole)) - 1;
+            for r in 0..BLOCK {
+                // SAFETY: the mask reads only indices below k (masked-out lanes are not accessed).
+                av[r] = unsafe { _mm512_maskz_loadu_ps(mask, a_rows[r].as_ptr().add(whole)) };
+                bv[r] = unsafe { _mm512_maskz_loadu_ps(mask, b_rows[r].as_ptr().add(whole)) };
+            }
+            for r in 0..BLOCK {
+                for s in 0..BLOCK {
+                    acc[r][s] = _mm512_fmadd_ps(av[r], bv[s], acc[r][s]);
+                }
+            }
+        }
+        lane_sums(acc)
+    }
+
+    /// Each accumulator's 16 lanes summed as [`super::lane_sum`] does (distance 8, then 4, 2, 1), two or
+    /// more accumulators per instruction.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lane_sums(acc: [[__m512; BLOCK]; BLOCK]) -> [[f32; BLOCK]; BLOCK] {
+        let v: [__m512; 16] = std::array::from_fn(|o| acc[o / BLOCK][o % BLOCK]);
+        // [x0..8 + x8..16, y0..8 + y8..16]
+        let halves = |x: __m512, y: __m512| _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(x, y), _mm512_shuffle_f32x4::<0xEE>(x, y));
+        // [x0..4 + x4..8, x8..12 + x12..16, y0..4 + y4..8, y8..12 + y12..16] of two halves' results
+        let quarters = |x: __m512, y: __m512| _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(x, y), _mm512_shuffle_f32x4::<0xDD>(x, y));
+        // in each 128-bit lane [x0 + x2, x1 + x3, y0 + y2, y1 + y3]
+        let pairs = |x: __m512, y: __m512| _mm512_add_ps(_mm512_shuffle_ps::<0x44>(x, y), _mm512_shuffle_ps::<0xEE>(x, y));
+        // in each 128-bit lane [x0 + x1, x2 + x3, y0 + y1, y2 + y3]
+        let singles = |x: __m512, y: __m512| _mm512_add_ps(_mm512_shuffle_ps::<0x88>(x, y), _mm512_shuffle_ps::<0xDD>(x, y));
+        let h: [__m512; 8] = std::array::from_fn(|i| halves(v[2 * i], v[2 * i + 1]));
+        let q: [__m512; 4] = std::array::from_fn(|i| quarters(h[2 * i], h[2 * i + 1]));
+        let sums = singles(pairs(q[0], q[1]), pairs(q[2], q[3]));
+        // Element 4j + t of `sums` is output 4t + j (accumulator row t, column j).
+        let mut flat = [0f32; 16];
+        // SAFETY: `flat` holds 16 values.
+        unsafe { _mm512_storeu_ps(flat.as_mut_ptr(), sums) };
+        std::array::from_fn(|r| std::array::from_fn(|s| flat[4 * s + r]))
     }
 }
 

@@ -34,6 +34,13 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether kernels written with AVX-512 intrinsics may run: the CPU has AVX-512F and no test asked for
+/// the baseline path.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx512() -> bool {
+    !tests::baseline() && std::arch::is_x86_feature_detected!("avx512f")
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
