@@ -251,6 +251,8 @@ struct Plan<'a, const M: usize, const A: usize> {
     /// Sides of a zero-bordered input plane that every tile reads inside: (th·M + 2) × (tw·M + 2).
     hp: usize,
     wp: usize,
+    /// Tiles per tile row.
+    tw: usize,
 }
 
 impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
@@ -259,13 +261,21 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let per_image = th * tw;
         let images = (CHUNK_TILES / per_image).clamp(1, g.n.max(1));
         let at = (0..images).flat_map(|i| (0..per_image).map(move |r| (i, r / tw, r % tw))).collect();
-        Plan { alg, g, per_image, images, at, hp: th * M + 2, wp: tw * M + 2 }
+        Plan { alg, g, per_image, images, at, hp: th * M + 2, wp: tw * M + 2, tw }
     }
 
     /// Columns of a chunk's transformed tiles: its tiles, rounded up to whole groups of lanes (the extra
     /// columns are zero).
     fn columns(&self, imgs: usize) -> usize {
         (imgs * self.per_image).next_multiple_of(LANES)
+    }
+
+    /// Elements from one row (channel) to the next in the [row][ξ][column] layouts of transformed tiles:
+    /// one lane group more than a row's A²·cols values. Rows a power of two apart (32 KiB at 512 columns)
+    /// put every row of one ξ into the same cache sets, and the weight-gradient GEMM, which streams 8 of
+    /// them at once, missed the cache on most loads.
+    fn pitch(&self, cols: usize) -> usize {
+        A * A * cols + LANES
     }
 
     /// (first image, images) of each chunk, in order.
@@ -336,7 +346,8 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn inputs(&self, x: &[f32], first: usize, imgs: usize, v: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
-        v[..g.c * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each_init(
+        let pitch = self.pitch(cols);
+        v[..g.c * pitch].par_chunks_mut(pitch).enumerate().for_each_init(
             // Zero-bordered planes of the chunk's images; only their interiors are ever written.
             || vec![0f32; imgs * self.hp * self.wp],
             |pad, (c, vc)| simd::wide(#[inline(always)] || {
@@ -368,7 +379,8 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     fn output_grads(&self, gy: &[f32], first: usize, imgs: usize, s: &mut [f32]) {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
-        s[..g.k * A * A * cols].par_chunks_mut(A * A * cols).enumerate().for_each(|(k, sk)| simd::wide(#[inline(always)] || {
+        let pitch = self.pitch(cols);
+        s[..g.k * pitch].par_chunks_mut(pitch).enumerate().for_each(|(k, sk)| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let mut dy = [[[0f32; LANES]; M]; M];
                 for l in 0..LANES.min(tiles.saturating_sub(t0)) {
@@ -395,17 +407,29 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         (0..g.k).into_par_iter().for_each(|k| simd::wide(#[inline(always)] || {
             for t0 in (0..cols).step_by(LANES) {
                 let yt = sandwich(&self.alg.at, &load_tiles(mm, g.k, k, cols, t0));
-                for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                    let (i, ty, tx) = self.at[t0 + l];
-                    let (rows, width) = self.extent(ty, tx);
-                    for (a, row) in yt.iter().enumerate().take(rows) {
-                        let mut values = [0f32; M];
-                        for (v, r) in values.iter_mut().zip(row) {
-                            *v = r[l];
+                // Row a of the 16 output tiles side by side (tile l's M values from l·M on), so that the tiles
+                // of one tile row go out as one contiguous piece of an output row.
+                let mut side_by_side = [[[0f32; M]; LANES]; M];
+                for (row, yt_row) in side_by_side.iter_mut().zip(&yt) {
+                    for (l, tile) in row.iter_mut().enumerate() {
+                        for (v, lanes) in tile.iter_mut().zip(yt_row) {
+                            *v = lanes[l];
                         }
-                        // SAFETY: this task alone writes channel k.
-                        unsafe { out.write_row(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M, &values[..width]) };
                     }
+                }
+                let lanes = LANES.min(tiles.saturating_sub(t0));
+                let mut l = 0;
+                while l < lanes {
+                    // The lanes l..l + run hold consecutive tiles of one tile row.
+                    let (i, ty, tx) = self.at[t0 + l];
+                    let run = (lanes - l).min(self.tw - tx);
+                    let (rows, _) = self.extent(ty, tx);
+                    let width = (run * M).min(g.w - tx * M);
+                    for (a, row) in side_by_side.iter().enumerate().take(rows) {
+                        // SAFETY: this task alone writes channel k.
+                        unsafe { out.write_row(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M, &row.as_flattened()[l * M..][..width]) };
+                    }
+                    l += run;
                 }
             }
         }));
@@ -446,7 +470,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
 
     /// Elements of one chunk's transformed input tiles (the last chunk may use fewer).
     fn chunk_tiles(&self) -> usize {
-        self.g.c * A * A * self.columns(self.images)
+        self.g.c * self.pitch(self.columns(self.images))
     }
 
     fn forward(&self, x: &[f32], wt: &[f32], keep: bool) -> (Vec<f32>, Option<TransformedInput>) {
@@ -464,7 +488,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
             self.inputs(x, first, imgs, v);
             // One GEMM per point ξ: M_ξ (K × cols) = U_ξ (K × C) · V_ξ (C × cols).
             mm[..A * A * g.k * cols].par_chunks_mut(g.k * cols).enumerate().for_each(|(xi, m)| {
-                matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (A * A * cols, 1), m, (cols, 1), false, false);
+                matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (self.pitch(cols), 1), m, (cols, 1), false, false);
             });
             self.outputs(&mm, imgs, &mut y[first * img..][..imgs * img]);
         }
@@ -481,11 +505,11 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let mut dx = input_grad.then(|| vec![0f32; g.n * img]);
         let mut du = Scratch::take(if weight_grad { A * A * k * c } else { 0 });
         let most = self.columns(self.images);
-        let mut s = Scratch::take(k * A * A * most);
+        let mut s = Scratch::take(k * self.pitch(most));
         let mut fresh = Scratch::take(if weight_grad && kept.is_none() { per_chunk } else { 0 });
         let mut z = Scratch::take(if input_grad { A * A * c * most } else { 0 });
         for (chunk, (first, imgs)) in self.chunks().enumerate() {
-            let cols = self.columns(imgs);
+            let (cols, pitch) = (self.columns(imgs), self.pitch(self.columns(imgs)));
             self.output_grads(gy, first, imgs, &mut s);
             let v: &[f32] = match kept {
                 Some(tiles) => &tiles[chunk * per_chunk..][..per_chunk],
@@ -505,10 +529,10 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
             du_parts.into_par_iter().zip(z_parts).enumerate().for_each(|(xi, (du_xi, z_xi))| {
                 let s_xi = &s[xi * cols..];
                 if let Some(du_xi) = du_xi {
-                    matmul::gemm_nt((k, c, cols), s_xi, A * A * cols, &v[xi * cols..], A * A * cols, du_xi, c, chunk > 0);
+                    matmul::gemm_nt((k, c, cols), s_xi, pitch, &v[xi * cols..], pitch, du_xi, c, chunk > 0);
                 }
                 if let Some(z_xi) = z_xi {
-                    matmul::gemm((c, cols, k), &u[xi * c..], (1, A * A * c), s_xi, (A * A * cols, 1), z_xi, (cols, 1), false, false);
+                    matmul::gemm((c, cols, k), &u[xi * c..], (1, A * A * c), s_xi, (pitch, 1), z_xi, (cols, 1), false, false);
                 }
             });
             if let Some(dx) = dx.as_mut() {
