@@ -16,7 +16,7 @@ use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
-use super::conv::contiguous_f32;
+use super::conv::{self, contiguous_f32};
 use super::simd;
 use super::pool::{plane_dims, MaxPool2x2};
 
@@ -316,11 +316,13 @@ impl FusedBatchNorm {
         const B: usize = 16;
         for j0 in (0..y.len()).step_by(B) {
             let n = B.min(y.len() - j0);
-            let mut v = [[0f32; B]; 4];
-            for j in 0..n {
-                let col = 2 * (j0 + j);
-                (v[0][j], v[1][j], v[2][j], v[3][j]) = (top[col], top[col + 1], bottom[col], bottom[col + 1]);
-            }
+            // The windows' halves copied whole, then de-interleaved by permutations (the compiler made
+            // gathers of the element-by-element version, which on AMD's cores were most of this function).
+            let (mut top_pairs, mut bottom_pairs) = ([[0f32; 2]; B], [[0f32; 2]; B]);
+            conv::copy_row(&mut top_pairs.as_flattened_mut()[..2 * n], &top[2 * j0..][..2 * n]);
+            conv::copy_row(&mut bottom_pairs.as_flattened_mut()[..2 * n], &bottom[2 * j0..][..2 * n]);
+            let ([t0, t1], [b0, b1]) = (simd::deinterleave(&top_pairs), simd::deinterleave(&bottom_pairs));
+            let v = [t0, t1, b0, b1];
             let mut act = [[0f32; B]; 4];
             for (act_row, row) in act.iter_mut().zip(&v) {
                 for (o, &t) in act_row.iter_mut().zip(row) {

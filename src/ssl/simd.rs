@@ -34,6 +34,39 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// The first and the second values of 16 pairs, each as one 16-lane array. Written out with AVX-512's
+/// two-source permutation where the CPU has it: from portable code the compiler emitted gathers, which
+/// are slow on AMD's cores.
+#[inline(always)]
+pub(super) fn deinterleave(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { deinterleave_avx512(pairs) };
+    }
+    [std::array::from_fn(|j| pairs[j][0]), std::array::from_fn(|j| pairs[j][1])]
+}
+
+/// [`deinterleave`] with AVX-512. SAFETY: the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn deinterleave_avx512(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
+    use std::arch::x86_64::*;
+    let flat = pairs.as_flattened();
+    // SAFETY: `flat` holds 32 values.
+    let (lo, hi) = unsafe { (_mm512_loadu_ps(flat.as_ptr()), _mm512_loadu_ps(flat.as_ptr().add(16))) };
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    let mut out = [[0f32; 16]; 2];
+    // SAFETY: each row of `out` holds 16 values.
+    unsafe {
+        _mm512_storeu_ps(out[0].as_mut_ptr(), _mm512_permutex2var_ps(lo, even, hi));
+        _mm512_storeu_ps(out[1].as_mut_ptr(), _mm512_permutex2var_ps(lo, odd, hi));
+    }
+    out
+}
+
 /// Whether kernels written with AVX-512 intrinsics may run: the CPU has AVX-512F and no test asked for
 /// the baseline path.
 #[cfg(target_arch = "x86_64")]
