@@ -47,7 +47,8 @@ const LANES: usize = 16;
 /// Largest output [`gemm_nt`] computes itself. It has no cache blocking and one lane reduction per output,
 /// so on large outputs the `gemm` crate's blocked kernel is faster despite packing an operand element by
 /// element (full-width step: all Winograd weight gradients here 1.33 s; up to 128 × 128, 1.06 s; up to
-/// 256 × 256, 1.17 s).
+/// 256 × 256, 1.17 s). Measured with the portable kernel, before [`avx512`]; not measured again, as moving
+/// the threshold changes the last bits of full-width results.
 const NT_MAX_OUTPUTS: usize = 128 * 128;
 
 /// C (m × n) = A (m × k) · Bᵀ, B stored n × k, plus C where `accumulate`: row i of A and row j of B are
