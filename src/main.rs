@@ -147,9 +147,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         train_reps: usize,
         /// Rounds of our step and PyTorch's, alternating; the ratio reported is the median round's, with its 95 %
-        /// confidence interval (on a shared 2-core machine one round's ratio swings by ±0.1: 15 rounds put the
-        /// median within about ±0.05).
-        #[arg(long, default_value_t = 15)]
+        /// confidence interval (on a shared 2-core machine one round's ratio swings by ±0.2: with 25 rounds that
+        /// interval was ±0.04 at width/4, with 15 rounds ±0.04 to ±0.10).
+        #[arg(long, default_value_t = 25)]
         rounds: usize,
         /// Folder for `bench.json` and `bench.md`.
         #[arg(long, default_value = "results/bench")]
