@@ -8,6 +8,11 @@
 //! (Rust never contracts a multiply and an add into an FMA, and these kernels reassociate nothing; a
 //! fused multiply-add written as `mul_add` is exactly rounded on every path), so the wider instructions
 //! compute the same IEEE results.
+//!
+//! Where the compiler's code for a portable kernel was poor (spilled registers, gathers), the AVX-512
+//! version is written with intrinsics instead, behind [`has_avx512`]: [`deinterleave`] here and
+//! `matmul::gemm_nt`'s block kernel. They move and combine the same values in the same order, so they
+//! too give the bits of the portable code.
 
 /// `f()`, with AVX-512 or else AVX2 (with FMA) enabled for the code inlined into it where the CPU supports it.
 #[inline(always)]
