@@ -18,23 +18,22 @@
 #[inline(always)]
 pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if !tests::baseline() {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            #[target_feature(enable = "avx512f")]
-            fn avx512<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            // SAFETY: the CPU has AVX-512F (checked above).
-            return unsafe { avx512(f) };
+    if has_avx512() {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            #[target_feature(enable = "avx2,fma")]
-            fn avx2<R>(f: impl FnOnce() -> R) -> R {
-                f()
-            }
-            // SAFETY: the CPU has AVX2 and FMA (checked above).
-            return unsafe { avx2(f) };
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { avx512(f) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if !tests::baseline() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
         }
+        // SAFETY: the CPU has AVX2 and FMA (checked above).
+        return unsafe { avx2(f) };
     }
     f()
 }
@@ -97,6 +96,14 @@ pub(super) mod tests {
         let r = f();
         BASELINE.store(false, Ordering::Relaxed);
         r
+    }
+
+    #[test]
+    fn deinterleave_splits_pairs_on_every_path() {
+        let pairs: [[f32; 2]; 16] = std::array::from_fn(|j| [j as f32, -(j as f32) - 0.5]);
+        let expected = [std::array::from_fn(|j| j as f32), std::array::from_fn(|j| -(j as f32) - 0.5)];
+        assert_eq!(super::deinterleave(&pairs), expected);
+        assert_eq!(on_baseline(|| super::deinterleave(&pairs)), expected);
     }
 }
 
