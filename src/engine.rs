@@ -51,6 +51,62 @@ impl RunStatus {
     }
 }
 
+/// A deep run's outcome as tables, the report and the gate count it ([`crate::ssl::collapse`]). It is
+/// derived from the stored record and the untrained floor of the run's profile, never stored, so that
+/// every record, old or new, is judged by the current criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeepOutcome {
+    /// Ended at or above the untrained floor.
+    Learned,
+    /// Not completely collapsed, but ended below the untrained floor.
+    DimCollapsed,
+    /// The embeddings collapsed to a point (status `collapsed`).
+    Collapsed,
+    /// Numbers blew up (status `diverged`).
+    Diverged,
+}
+
+impl DeepOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeepOutcome::Learned => "learned",
+            DeepOutcome::DimCollapsed => "dim_collapsed",
+            DeepOutcome::Collapsed => "collapsed",
+            DeepOutcome::Diverged => "diverged",
+        }
+    }
+}
+
+/// What a run contributes to its profile's untrained floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloorRole {
+    /// Trains only the readout on a frozen, untrained backbone of this dataset: it is (part of) the floor.
+    Floor(DatasetKind),
+    /// Trains its backbone on this dataset: judged against that dataset's floor.
+    Judged(DatasetKind),
+}
+
+/// The outcome of a deep run that ended with `status`, `metrics` and `history` (its record's), judged
+/// against `floor`, the untrained floor (readout top-1, %) of its dataset in its profile; with the 1-based
+/// epoch it dates from (none for `learned`). `None` where there is nothing to judge: failed or not-run
+/// runs, and finished runs with no floor in their profile.
+pub fn deep_outcome(status: RunStatus, metrics: &BTreeMap<String, f64>, history: &serde_json::Value, floor: Option<f64>) -> Option<(DeepOutcome, Option<usize>)> {
+    let epoch = |name: &str, offset: f64| metrics.get(name).map(|e| (e + offset) as usize);
+    match status {
+        RunStatus::Collapsed => Some((DeepOutcome::Collapsed, epoch("collapse_epoch", 0.0))),
+        RunStatus::Diverged => Some((DeepOutcome::Diverged, epoch("diverged_epoch", 1.0))),
+        RunStatus::Ok => {
+            let floor = floor?;
+            let top1: Vec<f64> = history.get("readout_top1")?.as_array()?.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect();
+            Some(match crate::ssl::collapse::below_floor_since(&top1, floor) {
+                Some(e) => (DeepOutcome::DimCollapsed, Some(e + 1)),
+                None => (DeepOutcome::Learned, None),
+            })
+        }
+        RunStatus::Failed | RunStatus::NotRun => None,
+    }
+}
+
 /// The resolved config of one cell under one profile, tagged by engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "engine", content = "params", rename_all = "snake_case")]
@@ -66,6 +122,15 @@ impl RunConfig {
         match self {
             RunConfig::Theory(_) => theory::ENGINE_VERSION,
             RunConfig::Ssl(_) => crate::ssl::ENGINE_VERSION,
+        }
+    }
+
+    /// Its part in the untrained floor of its profile ([`DeepOutcome`]); `None` for theory runs.
+    pub fn floor_role(&self) -> Option<FloorRole> {
+        match self {
+            RunConfig::Theory(_) => None,
+            RunConfig::Ssl(c) if c.freeze_backbone => Some(FloorRole::Floor(c.dataset)),
+            RunConfig::Ssl(c) => Some(FloorRole::Judged(c.dataset)),
         }
     }
 

@@ -377,7 +377,8 @@ fn draw_spectrum<DB: DrawingBackend>(
     Ok(())
 }
 
-/// One trained cell of a training-curve figure: per seed, its history and whether it collapsed.
+/// One trained cell of a training-curve figure: per seed, its history and whether it collapsed
+/// (completely or dimensionally: below the untrained floor).
 struct CurveCell {
     title: String,
     seeds: Vec<(u64, SslHistory, bool)>,
@@ -391,26 +392,24 @@ struct Curves {
 
 impl Curves {
     fn collect(exp: &Experiment, runs: &[Run], records: &BTreeMap<String, RunRecord>) -> Self {
+        let floors = crate::harness::aggregate::untrained_floors(runs, records);
+        // One line per figure: drawn where every trained cell is judged against the same floor.
+        let floor = (floors.len() == 1).then(|| floors.values().copied().next()).flatten();
         let mut cells: Vec<CurveCell> = Vec::new();
-        let mut floor = Vec::new();
         for run in runs {
             let Some(rec) = records.get(&run.file_name()).filter(|rec| rec.spec_hash == run.hash) else { continue };
-            let RunConfig::Ssl(cfg) = &run.config else { continue };
+            let Some(crate::engine::FloorRole::Judged(dataset)) = run.config.floor_role() else { continue };
             let Ok(h) = serde_json::from_value::<SslHistory>(rec.history.clone()) else { continue };
-            if cfg.freeze_backbone {
-                floor.extend(h.readout_top1.last().copied());
-                continue;
-            }
-            let collapsed = rec.status == crate::harness::store::RunStatus::Collapsed;
+            let outcome = crate::engine::deep_outcome(rec.status, &rec.metrics, &rec.history, floors.get(&dataset).copied());
+            let failed = outcome.is_some_and(|(o, _)| o != crate::engine::DeepOutcome::Learned);
             match cells.iter_mut().find(|c| c.title.starts_with(&run.cell)) {
-                Some(c) => c.seeds.push((run.seed, h, collapsed)),
+                Some(c) => c.seeds.push((run.seed, h, failed)),
                 None => {
                     let label = exp.cell(&run.cell).map(|c| format!("{}: {}", c.row, c.column_for(&run.config))).unwrap_or_default();
-                    cells.push(CurveCell { title: format!("{}\n{label}", run.cell), seeds: vec![(run.seed, h, collapsed)] });
+                    cells.push(CurveCell { title: format!("{}\n{label}", run.cell), seeds: vec![(run.seed, h, failed)] });
                 }
             }
         }
-        let floor = (!floor.is_empty()).then(|| floor.iter().sum::<f64>() / floor.len() as f64);
         Curves { cells, floor }
     }
 }

@@ -109,3 +109,50 @@ pub fn mean_var(x: &[f64]) -> (f64, f64) {
     let v = if x.len() > 1 { x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (m, v)
 }
+
+/// The exact (Clopper–Pearson) two-sided `confidence` interval of a rate observed as `k` successes in `n`
+/// trials: the Beta quantiles that bound it. `None` for n = 0.
+///
+/// ```
+/// use eigenssl::stats::clopper_pearson;
+/// let (lo, hi) = clopper_pearson(0, 16, 0.95).unwrap();
+/// assert_eq!(lo, 0.0);
+/// assert!((hi - 0.2059).abs() < 1e-4); // 1 − 0.025^(1/16)
+/// let (lo, hi) = clopper_pearson(4, 12, 0.95).unwrap();
+/// assert!((lo - 0.0992).abs() < 1e-4 && (hi - 0.6511).abs() < 1e-4);
+/// assert!(clopper_pearson(0, 0, 0.95).is_none());
+/// ```
+pub fn clopper_pearson(k: usize, n: usize, confidence: f64) -> Option<(f64, f64)> {
+    use statrs::distribution::Beta;
+    if n == 0 || k > n {
+        return None;
+    }
+    let tail = (1.0 - confidence) / 2.0;
+    let (k, n) = (k as f64, n as f64);
+    let lo = if k == 0.0 { 0.0 } else { Beta::new(k, n - k + 1.0).ok()?.inverse_cdf(tail) };
+    let hi = if k == n { 1.0 } else { Beta::new(k + 1.0, n - k).ok()?.inverse_cdf(1.0 - tail) };
+    Some((lo, hi))
+}
+
+/// Two-sided p-value of Fisher's exact test that two rates are equal: `a` successes of `n_a` against `b`
+/// of `n_b`. The p-value sums the probabilities (under the hypergeometric law of the table with these
+/// margins) of every table no more probable than the one observed, as R's `fisher.test` does.
+///
+/// ```
+/// use eigenssl::stats::fisher_exact_p;
+/// assert!((fisher_exact_p(4, 12, 0, 12) - 0.0932).abs() < 1e-4);
+/// assert!((fisher_exact_p(3, 4, 0, 4) - 0.1429).abs() < 1e-4);
+/// assert_eq!(fisher_exact_p(2, 4, 2, 4), 1.0);
+/// ```
+pub fn fisher_exact_p(a: usize, n_a: usize, b: usize, n_b: usize) -> f64 {
+    let successes = a + b;
+    let total = n_a + n_b;
+    // log C(n, k), exactly enough for the sizes of a seed study.
+    let ln_choose = |n: usize, k: usize| statrs::function::factorial::ln_binomial(n as u64, k as u64);
+    let ln_p = |x: usize| ln_choose(n_a, x) + ln_choose(n_b, successes - x) - ln_choose(total, successes);
+    let lo = successes.saturating_sub(n_b);
+    let hi = successes.min(n_a);
+    let observed = ln_p(a);
+    let p: f64 = (lo..=hi).map(ln_p).filter(|&l| l <= observed + 1e-7).map(f64::exp).sum();
+    p.min(1.0)
+}

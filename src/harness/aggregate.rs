@@ -1,11 +1,15 @@
 //! Aggregation: per cell, mean and sample standard deviation (n − 1) of every metric over seeds, and
 //! counts of statuses and outcomes. The result is plain data (`summary.json`) that compare and diff read.
+//! Deep runs' outcomes (learned, dimensionally collapsed, ...) are judged here, against the untrained
+//! floor of the profile ([`crate::engine::deep_outcome`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::store::{RunRecord, RunStatus};
+use crate::data::DatasetKind;
+use crate::engine::{deep_outcome, FloorRole};
 use crate::spec::{Experiment, Run};
 
 /// Mean, sample std and count of one metric over seeds.
@@ -74,6 +78,13 @@ pub struct SeedResult {
     pub headline: Option<f64>,
     /// The 1-based epoch from whose end on a collapsed run stayed collapsed.
     pub collapse_epoch: Option<f64>,
+    /// A deep run's judged outcome ([`crate::engine::DeepOutcome`]), where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The 1-based epoch that outcome dates from (the first of the last stretch below the floor, for
+    /// `dim_collapsed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_epoch: Option<usize>,
 }
 
 /// Every cell of one experiment under one profile.
@@ -85,8 +96,25 @@ pub struct Summary {
     pub cells: Vec<CellSummary>,
 }
 
+/// The untrained floor of each dataset among `runs`: the mean final readout top-1 of the finished runs
+/// that train only the readout on a frozen, untrained backbone.
+pub fn untrained_floors(runs: &[Run], records: &BTreeMap<String, RunRecord>) -> BTreeMap<DatasetKind, f64> {
+    let mut values: BTreeMap<DatasetKind, Vec<f64>> = BTreeMap::new();
+    for run in runs {
+        let Some(FloorRole::Floor(dataset)) = run.config.floor_role() else { continue };
+        let Some(rec) = records.get(&run.file_name()).filter(|rec| rec.spec_hash == run.hash && rec.status == RunStatus::Ok) else {
+            continue;
+        };
+        if let Some(v) = rec.metrics.get("readout_top1").filter(|v| v.is_finite()) {
+            values.entry(dataset).or_default().push(*v);
+        }
+    }
+    values.into_iter().map(|(k, v)| (k, crate::stats::mean_var(&v).0)).collect()
+}
+
 /// Aggregates the stored records of `runs` (records whose hash differs from the plan are left out).
 pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeMap<String, RunRecord>) -> Summary {
+    let floors = untrained_floors(runs, records);
     let mut cells = Vec::new();
     for cell in &exp.cells {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.cell == cell.id).collect();
@@ -109,6 +137,13 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
             if let Some(o) = &rec.outcome {
                 *outcome_counts.entry(o.as_str().to_string()).or_insert(0) += 1;
             }
+            let judged = match rec.config.floor_role() {
+                Some(FloorRole::Judged(dataset)) => deep_outcome(rec.status, &rec.metrics, &rec.history, floors.get(&dataset).copied()),
+                _ => None,
+            };
+            if let Some((o, _)) = judged {
+                *outcome_counts.entry(o.as_str().to_string()).or_insert(0) += 1;
+            }
             match rec.status {
                 RunStatus::Failed => {
                     failures.push(format!("seed {}: {}", rec.seed, rec.message.as_deref().unwrap_or("?")));
@@ -125,6 +160,8 @@ pub fn aggregate(exp: &Experiment, profile: &str, runs: &[Run], records: &BTreeM
                 status: rec.status.as_str().to_string(),
                 headline: headline.and_then(|h| rec.metrics.get(h).copied()),
                 collapse_epoch: rec.metrics.get("collapse_epoch").copied(),
+                outcome: judged.map(|(o, _)| o.as_str().to_string()),
+                outcome_epoch: judged.and_then(|(_, e)| e),
             });
             for (k, v) in &rec.metrics {
                 if v.is_finite() {

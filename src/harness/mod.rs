@@ -81,7 +81,24 @@ fn announce(
 ) -> Result<(plan::Plan, Vec<(DatasetKind, String)>)> {
     let runs = exp.runs(profile, seeds)?;
     let data = |r: &crate::spec::Run| crate::engine::data_sha256(&r.config, &opts.engine);
-    let plan = plan::plan(runs, store, force, &data)?;
+    let mut plan = plan::plan(runs, store, force, &data)?;
+    if !plan.reusable.is_empty() {
+        let from: std::collections::BTreeSet<String> =
+            plan.reusable.iter().filter_map(|(_, p)| p.parent()?.parent().map(|d| d.display().to_string())).collect();
+        let verb = if dry_run { "would be copied" } else { "copied" };
+        say(&format!(
+            "{} run(s) {verb} from {} (the same spec hash: the same config, seed and engine)",
+            plan.reusable.len(),
+            from.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+        for (run, from) in std::mem::take(&mut plan.reusable) {
+            if !dry_run {
+                let bytes = std::fs::read(&from).map_err(|e| crate::Error::io(&from, e))?;
+                store::write_atomic(&store.run_path(&run), &bytes)?;
+            }
+            plan.done.push(run);
+        }
+    }
     if !plan.other_data.is_empty() {
         say(&format!(
             "{} stored run(s) were computed on other data than is here now (see each record's provenance.data); they are recomputed",

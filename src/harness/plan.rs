@@ -20,6 +20,9 @@ pub struct Plan {
     pub unreadable: Vec<(PathBuf, String)>,
     /// Runs whose stored record was computed on other data than is here now (recomputed).
     pub other_data: Vec<String>,
+    /// Runs with no record here whose identical run (same spec hash, on the same data) another profile of
+    /// the experiment has stored: that record, to copy instead of computing the run again.
+    pub reusable: Vec<(Run, PathBuf)>,
 }
 
 /// The sha256 of the data each run would read here ([`crate::engine::data_sha256`]); `None` where it
@@ -62,7 +65,11 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool, data: DataOf) -> Result<
                 p.other_data.push(run.id());
                 p.pending.push(run);
             }
-            Ok(_) => p.pending.push(run),
+            Ok(Some(_)) => p.pending.push(run),
+            Ok(None) => match stored_elsewhere(store, &run, sha.as_deref()) {
+                Some(path) => p.reusable.push((run, path)),
+                None => p.pending.push(run),
+            },
             Err(e) => {
                 p.unreadable.push((store.run_path(&run), e.to_string()));
                 p.pending.push(run);
@@ -70,4 +77,16 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool, data: DataOf) -> Result<
         }
     }
     Ok(p)
+}
+
+/// A finished record of `run` ([`is_done`]) in another profile's folder beside `store`'s, the first in
+/// name order. A spec hash covers the resolved config, seed and engine version, not the profile: two
+/// profiles that resolve a cell alike compute the same run.
+fn stored_elsewhere(store: &Store, run: &Run, data: Option<&str>) -> Option<PathBuf> {
+    let experiment_dir = store.dir.parent()?;
+    let mut profiles: Vec<PathBuf> = std::fs::read_dir(experiment_dir).ok()?.flatten().map(|e| e.path()).filter(|p| p.is_dir() && *p != store.dir).collect();
+    profiles.sort();
+    profiles.into_iter().map(|p| p.join("runs").join(run.file_name())).find(|path| {
+        path.is_file() && super::store::read_record(path).is_ok_and(|rec| is_done(&rec, run, data))
+    })
 }

@@ -23,8 +23,14 @@ pub(crate) fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
 pub(crate) fn cell_status(cell: &CellSummary, has_outcomes: bool) -> String {
     match &cell.not_run {
         Some(_) if cell.metrics.is_empty() => "not run: no data".to_string(),
-        _ => counts(if has_outcomes { &cell.outcome_counts } else { &cell.status_counts }),
+        // A cell with no outcomes (the untrained floor) shows its statuses.
+        _ => counts(if has_outcomes && !cell.outcome_counts.is_empty() { &cell.outcome_counts } else { &cell.status_counts }),
     }
+}
+
+/// A seed's judged outcome where it has one, else its status.
+fn seed_outcome(s: &crate::harness::aggregate::SeedResult) -> &str {
+    s.outcome.as_deref().unwrap_or(&s.status)
 }
 
 /// Why cells were not run, each distinct reason once.
@@ -144,16 +150,17 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
     let split: Vec<String> = summary
         .cells
         .iter()
-        .filter(|c| c.per_seed.iter().any(|s| s.status != c.per_seed[0].status))
+        .filter(|c| c.per_seed.iter().any(|s| seed_outcome(s) != seed_outcome(&c.per_seed[0])))
         .map(|c| {
             let (label, digits) = exp.metrics.first().map_or(("", 1), |m| (m.label.as_str(), m.digits));
             let seeds: Vec<String> = c
                 .per_seed
                 .iter()
                 .map(|s| {
-                    let since = s.collapse_epoch.map(|e| format!(" from epoch {e:.0}")).unwrap_or_default();
+                    let epoch = s.outcome_epoch.map(|e| e as f64).or(s.collapse_epoch);
+                    let since = epoch.map(|e| format!(" from epoch {e:.0}")).unwrap_or_default();
                     let value = s.headline.map(|v| format!(", {label} {v:.digits$}")).unwrap_or_default();
-                    format!("seed {}: {}{since}{value}", s.seed, s.status)
+                    format!("seed {}: {}{since}{value}", s.seed, seed_outcome(s))
                 })
                 .collect();
             format!("- `{}`: {}", c.cell, seeds.join("; "))

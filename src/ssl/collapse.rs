@@ -5,6 +5,19 @@
 //! `collapsed` when the spread, averaged over an epoch's steps, ends its last epoch below
 //! [`COLLAPSE_SPREAD`]. It counts complete collapse; a collapse onto a few directions keeps a spread well
 //! above it and shows in the participation ratio of C instead.
+//!
+//! *Dimensional collapse* (a collapse onto a few directions) is judged against the *untrained floor*: the
+//! mean final readout top-1 of the profile's cells that train only the readout on a frozen, untrained
+//! backbone of the same dataset. A run that trained its backbone, did not collapse completely and ends
+//! its last epoch with a readout top-1 below that floor is `dim_collapsed`: its training made the
+//! features worse for a linear readout than no training at all. One that ends at or above it `learned`.
+//! The epoch named is the first of the last stretch of epochs below the floor.
+//!
+//! Why the readout and not a spectral threshold: C is the *uncentred* correlation E[z zᵀ] (as DirectPred
+//! and the authors' code use it), so its participation ratio counts the embeddings' mean direction as a
+//! dimension; a short healthy run with a large mean has a ratio near 1 as much as a collapsed one. The
+//! floor measures the one thing the question "did it learn?" asks, with no threshold of our choosing; the
+//! ratio and the spread stay in the records and tables as the spectrum's description of the failure.
 
 use candle_core::{DType, Result, Tensor, D};
 
@@ -46,5 +59,24 @@ pub fn collapsed_since(since: Option<usize>, spread: Option<f64>, epoch: usize) 
     match spread {
         Some(s) if s < COLLAPSE_SPREAD => since.or(Some(epoch)),
         _ => None,
+    }
+}
+
+/// The first epoch (0-based) of the last stretch of epochs whose readout top-1 (one value per epoch) was
+/// below `floor`, if the last epoch's was: the epoch a [dimensional collapse](self) dates from.
+///
+/// ```
+/// use eigenssl::ssl::collapse::below_floor_since;
+/// assert_eq!(below_floor_since(&[30.0, 20.0, 12.0, 11.0], 26.0), Some(1));
+/// assert_eq!(below_floor_since(&[12.0, 30.0, 12.0], 26.0), Some(2));
+/// assert_eq!(below_floor_since(&[12.0, 30.0], 26.0), None);
+/// assert_eq!(below_floor_since(&[], 26.0), None);
+/// ```
+pub fn below_floor_since(readout_top1: &[f64], floor: f64) -> Option<usize> {
+    let above = readout_top1.iter().rposition(|&v| v >= floor || v.is_nan());
+    match above {
+        Some(i) if i + 1 == readout_top1.len() => None,
+        Some(i) => Some(i + 1),
+        None => (!readout_top1.is_empty()).then_some(0),
     }
 }
