@@ -56,13 +56,83 @@ pub fn draw(
     match fig.kind {
         FigureKind::EigenmodePanels => {
             let data = PanelData::collect(fig, runs, records);
-            render(exp, dir, (WIDTH, HEIGHT), &title, &data)
+            render(&exp.name, dir, (WIDTH, HEIGHT), &title, &data)
         }
         FigureKind::TrainingCurves => {
             let data = Curves::collect(exp, runs, records);
             let size = (360 * data.cells.len().max(1) as u32 + 80, 760);
-            render(exp, dir, size, &title, &data)
+            render(&exp.name, dir, size, &title, &data)
         }
+    }
+}
+
+/// The outcome study's figure, `outcomes.svg` and `.png` in `dir`: every judged run's final readout top-1
+/// against the participation ratio of C at its end, one colour per implementation, one marker per cell,
+/// the untrained floor as a grey line.
+pub fn outcomes(study: &crate::present::outcomes::Study, title: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+    register_font();
+    render("outcomes", dir, (1000, 700), title, study)
+}
+
+impl Figure for crate::present::outcomes::Study {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, title: &str) -> DrawResult {
+        let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+        root.fill(&WHITE).map_err(e)?;
+        let points: Vec<(f64, f64)> =
+            self.cells.iter().flat_map(|c| c.seeds.iter().filter_map(|s| Some((s.participation_ratio?, s.readout_top1?)))).collect();
+        let xmax = points.iter().map(|p| p.0).fold(2.0, f64::max) * 1.3;
+        let ymax = points.iter().map(|p| p.1).fold(self.floor.unwrap_or(0.0), f64::max) + 5.0;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 18))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(60)
+            .build_cartesian_2d((0.9..xmax).log_scale(), 0.0..ymax)
+            .map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc("participation ratio of C at the end (log scale)")
+            .y_desc("final readout top-1 (%)")
+            .x_label_formatter(&tick)
+            .light_line_style(WHITE)
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(e)?;
+        if let Some(f) = self.floor {
+            chart
+                .draw_series(DashedLineSeries::new(vec![(0.9, f), (xmax, f)], 6, 4, GREY.stroke_width(2)))
+                .map_err(e)?
+                .label(format!("untrained floor {f:.1} %"))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], GREY.stroke_width(2)));
+        }
+        let mut cells: Vec<&str> = Vec::new();
+        for c in &self.cells {
+            if !cells.contains(&c.cell.as_str()) {
+                cells.push(&c.cell);
+            }
+        }
+        for c in &self.cells {
+            let color = if c.implementation == crate::present::outcomes::OURS { BLUE } else { ORANGE };
+            let pts: Vec<(f64, f64)> = c.seeds.iter().filter_map(|s| Some((s.participation_ratio?, s.readout_top1?))).collect();
+            let label = format!("{}, {} ({}/{} learned)", c.cell, c.implementation, c.learned, c.n);
+            // The first cell's seeds as rings, the others' as discs.
+            let style = if cells.first() == Some(&c.cell.as_str()) { color.stroke_width(2) } else { color.filled() };
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 6, style)))
+                .map_err(e)?
+                .label(label)
+                .legend(move |(x, y)| EmptyElement::at((x + 10, y)) + Circle::new((0, 0), 6, style));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FONT, 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(GREY)
+            .draw()
+            .map_err(e)?;
+        root.present().map_err(e)?;
+        Ok(())
     }
 }
 
@@ -84,9 +154,9 @@ impl Figure for Curves {
 }
 
 /// Renders `figure` to `<name>.svg` and `<name>.png` in `dir`.
-fn render(exp: &Experiment, dir: &Path, size: (u32, u32), title: &str, figure: &impl Figure) -> Result<Vec<PathBuf>> {
-    let svg = dir.join(format!("{}.svg", exp.name));
-    let png = dir.join(format!("{}.png", exp.name));
+fn render(stem: &str, dir: &Path, size: (u32, u32), title: &str, figure: &impl Figure) -> Result<Vec<PathBuf>> {
+    let svg = dir.join(format!("{stem}.svg"));
+    let png = dir.join(format!("{stem}.png"));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let perr = |path: &Path| {
         let path = path.to_path_buf();

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod diff;
 pub mod format;
+pub mod outcomes;
 pub mod report;
 pub mod site;
 
@@ -38,13 +39,23 @@ pub fn regenerate(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &
         msg: format!("cannot serialise summary: {e}"),
     })?;
     write_atomic(&summary_path, json.as_bytes())?;
-    let markdown = report::markdown(exp, &summary);
-    let table = store.dir.join("table.md");
-    write_atomic(&table, markdown.as_bytes())?;
-    let figures = match &exp.figure {
+    let mut markdown = report::markdown(exp, &summary);
+    let mut figures = match &exp.figure {
         Some(fig) => crate::plot::draw(exp, fig, &runs, &records, &store.dir)?,
         None => Vec::new(),
     };
+    if let Some(spec) = exp.profile(profile)?.outcomes.as_ref() {
+        let twin = outcomes::twin_dir(out, &exp.name, spec);
+        let study = outcomes::study(spec, &runs, &records, twin.as_deref())?;
+        let path = store.dir.join("outcomes.json");
+        let json = serde_json::to_string_pretty(&study).map_err(|e| Error::Record { path: path.clone(), msg: format!("cannot serialise: {e}") })?;
+        write_atomic(&path, json.as_bytes())?;
+        markdown.push_str(&outcomes::markdown(&study));
+        let title = format!("How often a run learns — {} [profile: {profile}]", exp.name);
+        figures.extend(crate::plot::outcomes(&study, &title, &store.dir)?);
+    }
+    let table = store.dir.join("table.md");
+    write_atomic(&table, markdown.as_bytes())?;
     let width = comfy_table::Table::new().width().unwrap_or(100);
     let terminal = report::terminal(exp, &summary, width);
     Ok(Outputs { summary: summary_path, table, figures, markdown, terminal })

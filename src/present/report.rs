@@ -70,7 +70,9 @@ pub fn terminal(exp: &Experiment, summary: &Summary, width: u16) -> String {
     }
     table.set_header(header);
     for cell in &summary.cells {
-        let mut row = vec![cell.cell.clone(), format!("{}/{}", cell.seeds.len(), cell.planned.len()), cell_status(cell, has_outcomes)];
+        // One count per line: the column stays as narrow as its longest count.
+        let status = cell_status(cell, has_outcomes).replace(", ", "\n");
+        let mut row = vec![cell.cell.clone(), format!("{}/{}", cell.seeds.len(), cell.planned.len()), status];
         row.extend(headline.iter().map(|m| cell_metric(cell, m)));
         if has_paper {
             row.push(paper_value(exp, cell));

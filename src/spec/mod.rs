@@ -150,8 +150,27 @@ struct ProfileFile<O> {
     /// Resources each run asks a Slurm cluster for (`reproduce --executor slurm`).
     #[serde(default)]
     slurm: SlurmResources,
+    /// The outcome study its table adds (deep runs).
+    #[serde(default)]
+    outcomes: Option<OutcomeStudy>,
     #[serde(default)]
     set: O,
+}
+
+/// What a profile's table adds about how often its runs learn ([`crate::engine::DeepOutcome`]): per cell
+/// the outcome counts with an exact interval of the learning rate, Fisher's exact test between the pairs
+/// of cells named, and the same for a second implementation's runs of the same protocol.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeStudy {
+    /// Pairs of the profile's cells whose learning rates are compared.
+    #[serde(default)]
+    pub compare: Vec<[String; 2]>,
+    /// A folder beside the profile's (`<out>/<experiment>/<twin>/`) holding another implementation's
+    /// records of the same runs (`bench/torch_twin.py cells`: one JSON per cell and seed), judged by the
+    /// same criterion against the same floor and compared with ours cell by cell.
+    #[serde(default)]
+    pub twin: Option<String>,
 }
 
 /// What one run of a profile needs on a cluster; each becomes an `#SBATCH` line (`--slurm-args` adds
@@ -229,6 +248,7 @@ pub struct Profile {
     /// Same order as [`Experiment::cells`].
     pub configs: Vec<RunConfig>,
     pub slurm: SlurmResources,
+    pub outcomes: Option<OutcomeStudy>,
 }
 
 /// A loaded, validated experiment.
@@ -400,6 +420,18 @@ impl Experiment {
                 }
                 None => file.cells.iter().map(|c| c.id.clone()).collect(),
             };
+            if let Some(study) = &prof.outcomes {
+                for id in study.compare.iter().flatten() {
+                    if !cells.contains(id) {
+                        problems.push(format!("profiles.{name}.outcomes.compare: `{id}` is not a cell of this profile"));
+                    }
+                }
+                if let Some(twin) = &study.twin {
+                    if twin.is_empty() || !twin.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch)) || file.profiles.contains_key(twin) {
+                        problems.push(format!("profiles.{name}.outcomes.twin `{twin}`: expected a folder name of letters, digits, `_-`, not a profile's"));
+                    }
+                }
+            }
             profiles.insert(
                 name.clone(),
                 Profile {
@@ -409,6 +441,7 @@ impl Experiment {
                     cells,
                     configs,
                     slurm: prof.slurm.clone(),
+                    outcomes: prof.outcomes.clone(),
                 },
             );
         }
@@ -464,10 +497,23 @@ impl Experiment {
         })
     }
 
-    /// Every (cell, seed) run of a profile; `seeds` overrides the profile's seeds.
+    /// Every (cell, seed) run of a profile; `seeds` overrides the profile's seeds. A seed named twice is
+    /// one run.
+    ///
+    /// ```
+    /// use eigenssl::spec::Experiment;
+    /// let exp = Experiment::find("fig1", std::path::Path::new("experiments")).unwrap();
+    /// assert_eq!(exp.runs("smoke", Some(&[0, 0, 1])).unwrap().len(), exp.runs("smoke", Some(&[0, 1])).unwrap().len());
+    /// ```
     pub fn runs(&self, profile: &str, seeds: Option<&[u64]>) -> Result<Vec<Run>> {
         let prof = self.profile(profile)?;
-        let seeds = seeds.unwrap_or(&prof.seeds);
+        let mut unique: Vec<u64> = Vec::new();
+        for &s in seeds.unwrap_or(&prof.seeds) {
+            if !unique.contains(&s) {
+                unique.push(s);
+            }
+        }
+        let seeds = &unique;
         let mut runs = Vec::new();
         for (cell, config) in self.cells.iter().zip(&prof.configs) {
             if !prof.cells.contains(&cell.id) {
