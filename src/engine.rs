@@ -274,7 +274,7 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 other => EngineError::Failed(other.to_string()),
             })?;
             let device = ctx.device.open().map_err(|e| EngineError::Failed(e.to_string()))?;
-            let res = train(cfg, seed, &data, &device, ctl).map_err(|e| EngineError::Failed(e.to_string()))?;
+            let res = train(cfg, seed, &data, &device, ctl).map_err(|e| EngineError::Failed(error_chain(&e)))?;
             let status = match res.outcome {
                 SslOutcome::Finished => RunStatus::Ok,
                 SslOutcome::Diverged { .. } => RunStatus::Diverged,
@@ -292,6 +292,25 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 weights_sha256: res.weights_sha256,
             })
         }
+    }
+}
+
+/// A candle error as what a record stores: its causes, outermost first, one line each, without the
+/// backtrace candle attaches when `RUST_BACKTRACE` is set.
+///
+/// ```
+/// let e = candle_core::Error::Msg("batch 64 is larger than the 20 training images".into()).bt();
+/// let e = e.context("loading the batch");
+/// assert_eq!(eigenssl::engine::error_chain(&e), "loading the batch\ncaused by: batch 64 is larger than the 20 training images");
+/// ```
+pub fn error_chain(e: &candle_core::Error) -> String {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => error_chain(inner),
+        E::Context { inner, context } => format!("{context}\ncaused by: {}", error_chain(inner)),
+        E::WithPath { inner, path } => format!("{}: {}", path.display(), error_chain(inner)),
+        E::WrappedContext { wrapped, context } => format!("{context}\ncaused by: {wrapped}"),
+        other => other.to_string(),
     }
 }
 

@@ -56,6 +56,17 @@ impl EngineArgs {
     }
 }
 
+/// A count of at least 1 (`--jobs`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("expected at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a whole number: {e}")),
+    }
+}
+
+/// Exit code of a sweep with failed runs (as of a failed regression gate: something needs looking at).
+const EXIT_RUNS_FAILED: u8 = 1;
 /// Exit code of a run stopped on request (SIGINT/SIGTERM), as shells report Ctrl-C.
 const EXIT_STOPPED: u8 = 130;
 /// Exit code of a failed regression gate.
@@ -78,7 +89,7 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         seeds: Option<Vec<u64>>,
         /// Runs executed at once (default: number of cores).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Results folder.
         #[arg(long, default_value = "results")]
@@ -387,22 +398,24 @@ fn reproduce(
     let stopped = || opts.stop.load(std::sync::atomic::Ordering::Relaxed);
     let mut interrupted = 0;
     // Runs that ran or were reused, and runs recorded as not run (their data is missing).
-    let (mut usable, mut not_run) = (0, 0);
+    let (mut usable, mut not_run, mut failed) = (0, 0, 0);
     for exp in exps {
         let done = harness::reproduce(exp, profile, seeds, out, force, &opts, &|m| eprintln!("{m}"))?;
         for (run, status) in &done.executed {
             if *status == RunStatus::Failed {
                 eprintln!("  failed: {run} (see its record)");
+                failed += 1;
             }
         }
         let missing = done.executed.iter().filter(|(_, s)| *s == RunStatus::NotRun).count();
-        let computed = done.executed.len() - missing;
+        let failed_here = done.executed.iter().filter(|(_, s)| *s == RunStatus::Failed).count();
+        let computed = done.executed.len() - missing - failed_here;
         usable += computed + done.skipped + done.done_elsewhere.len();
         not_run += missing;
         let outputs = eigenssl::present::regenerate(exp, profile, seeds, out)?;
         println!("{}", outputs.terminal);
         eprintln!(
-            "{}: {computed} run(s) computed, {missing} not run (no data), {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
+            "{}: {computed} run(s) computed, {failed_here} failed, {missing} not run (no data), {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
             exp.name,
             done.skipped,
             done.done_elsewhere.len(),
@@ -426,6 +439,10 @@ fn reproduce(
     if not_run > 0 && usable == 0 {
         eprintln!("none of the requested runs could run: their data is missing (see above)");
         return Ok(ExitCode::from(EXIT_NO_DATA));
+    }
+    if failed > 0 {
+        eprintln!("{failed} run(s) failed (each record's message says why); the next `reproduce` retries them");
+        return Ok(ExitCode::from(EXIT_RUNS_FAILED));
     }
     Ok(ExitCode::SUCCESS)
 }

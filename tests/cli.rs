@@ -91,7 +91,7 @@ fn a_sweep_with_no_data_says_so_once_and_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert_eq!(stderr.matches("no cifar10 data found").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("no stl10 data found").count(), 1, "{stderr}");
-    assert!(stderr.contains("0 run(s) computed, 2 not run (no data)") && stderr.contains("none of the requested runs could run"), "{stderr}");
+    assert!(stderr.contains("0 run(s) computed, 0 failed, 2 not run (no data)") && stderr.contains("none of the requested runs could run"), "{stderr}");
     // The table's status is short; the reason comes once below it.
     assert!(stdout.contains("not run: no data"), "{stdout}");
     let md = std::fs::read_to_string(dir.path().join("results/table1/mixed/table.md")).unwrap();
@@ -116,7 +116,7 @@ fn a_mixed_sweep_runs_what_has_data_exits_0_and_counts_not_run_apart() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("1 run(s) computed, 1 not run (no data)"), "{stderr}");
+    assert!(stderr.contains("1 run(s) computed, 0 failed, 1 not run (no data)"), "{stderr}");
     let rec: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("results/table1/mixed/runs/cifar10__untrained__seed0.json")).unwrap(),
     )
@@ -131,7 +131,7 @@ fn the_terminal_table_of_table1_fits_100_columns() {
     let out = eigenssl().args(["table", "table1", "--profile", "ci", "--out", "results"]).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("cifar10/simsiam") && stdout.contains("k-NN top-1"), "{stdout}");
+    assert!(stdout.contains("cifar10/simsiam") && stdout.contains("k-NN") && stdout.contains("outcome"), "{stdout}");
     let widest = stdout.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest <= 100, "{widest} columns:\n{stdout}");
 }
@@ -166,4 +166,53 @@ fn kept_weights_reproduce_the_runs_knn_and_linear_metrics_exactly() {
     let e = run(&["eval", "table1/kept/cifar10/simsiam/no_ema/seed0", "--protocol", "knn"]);
     assert_eq!(e.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&e.stderr).contains("differs from the record's"), "{}", String::from_utf8_lossy(&e.stderr));
+}
+
+#[test]
+fn a_sweep_whose_runs_fail_exits_1_with_the_count() {
+    // Every run asks for a batch larger than the 20 training images of the data here: each fails at its start.
+    let dir = tempfile::tempdir().unwrap();
+    tiny_cifar(&dir.path().join("data"));
+    let specs = dir.path().join("specs");
+    std::fs::create_dir(&specs).unwrap();
+    let failing = "profiles:\n  failing:\n    description: \"every run fails\"\n    seeds: [0]\n    cells: [cifar10/simsiam/no_ema, cifar10/untrained]\n    set: { width: 0.0625, proj_hidden: 64, proj_out: 16, batch: 64, epochs: 1, warmup_epochs: 0, knn_k: 0, linear_epochs: 0 }\n";
+    let spec = std::fs::read_to_string("experiments/table1.yaml").unwrap().replacen("profiles:\n", failing, 1);
+    std::fs::write(specs.join("table1.yaml"), spec).unwrap();
+    let out = eigenssl()
+        .env("RUST_BACKTRACE", "1")
+        .arg("--specs")
+        .arg(&specs)
+        .args(["reproduce", "table1", "--profile", "failing", "--jobs", "1", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--out")
+        .arg(dir.path().join("results"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("0 run(s) computed, 2 failed") && stderr.contains("2 run(s) failed"), "{stderr}");
+    // The record keeps the error, not candle's backtrace.
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("results/table1/failing/runs/cifar10__untrained__seed0.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["message"], "batch 64 is larger than the 20 training images", "{rec}");
+}
+
+#[test]
+fn a_seed_named_twice_is_one_run_and_zero_jobs_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = eigenssl()
+        .args(["reproduce", "fig2", "--profile", "smoke", "--seeds", "0,0", "--jobs", "2", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let cells = std::fs::read_dir(dir.path().join("fig2/smoke/runs")).unwrap().count();
+    assert!(stderr.contains(&format!("{cells} run(s) to compute")), "{stderr}");
+    let zero = eigenssl().args(["reproduce", "fig2", "--profile", "smoke", "--jobs", "0", "--out"]).arg(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&zero.stderr);
+    assert_eq!(zero.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--jobs") && stderr.contains("at least 1"), "{stderr}");
 }
