@@ -140,6 +140,10 @@ pub fn verify(exp: &Experiment, profile: &str, out: &std::path::Path, sample_siz
         None => runs,
     };
     let verdicts = for_each_run(&runs, num_cpus::get(), |run| match store.load(run) {
+        // A record of a run that never computed holds nothing to verify.
+        Ok(Some(stored)) if matches!(stored.status, RunStatus::NotRun | RunStatus::Failed) => {
+            Verdict::NotRun(format!("its stored record is `{}`: nothing was computed", stored.status.as_str()))
+        }
         Ok(Some(stored)) => match run_one(run, ctx, &RunControl::none()) {
             Some(now) if matches!(now.status, RunStatus::NotRun | RunStatus::Failed) && now.status != stored.status => {
                 Verdict::NotRun(now.message.unwrap_or_default())

@@ -292,6 +292,18 @@ impl Run {
     }
 }
 
+/// A name that can stand as one folder of a results path: letters, digits, `_` and `-`, not empty (so
+/// never `.`, `..`, absolute or with a separator).
+///
+/// ```
+/// use eigenssl::spec::is_folder_name;
+/// assert!(is_folder_name("table1") && is_folder_name("noema-twin"));
+/// assert!(!is_folder_name("..") && !is_folder_name("a/b") && !is_folder_name("/tmp") && !is_folder_name(""));
+/// ```
+pub fn is_folder_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch))
+}
+
 pub fn run_file_name(cell: &str, seed: u64) -> String {
     format!("{}__seed{}.json", cell.replace('/', "__"), seed)
 }
@@ -353,6 +365,20 @@ impl Experiment {
         let file: SpecFile<O> = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
 
         let mut problems = Vec::new();
+        if !is_folder_name(&file.experiment) {
+            problems.push(format!("experiment `{}`: expected a name of letters, digits, `_` and `-` (it names a results folder)", file.experiment));
+        }
+        for name in file.profiles.keys() {
+            if !is_folder_name(name) {
+                problems.push(format!("profiles: `{name}`: expected a name of letters, digits, `_` and `-` (it names a results folder)"));
+            }
+        }
+        let mut files: BTreeMap<String, &str> = BTreeMap::new();
+        for c in &file.cells {
+            if let Some(other) = files.insert(run_file_name(&c.id, 0), &c.id) {
+                problems.push(format!("cells: ids `{other}` and `{}` would share record files; rename one", c.id));
+            }
+        }
         if file.seeds.is_empty() {
             problems.push("seeds: expected at least one seed".to_string());
         }
@@ -427,7 +453,7 @@ impl Experiment {
                     }
                 }
                 if let Some(twin) = &study.twin {
-                    if twin.is_empty() || !twin.chars().all(|ch| ch.is_ascii_alphanumeric() || "_-".contains(ch)) || file.profiles.contains_key(twin) {
+                    if !is_folder_name(twin) || file.profiles.contains_key(twin) {
                         problems.push(format!("profiles.{name}.outcomes.twin `{twin}`: expected a folder name of letters, digits, `_-`, not a profile's"));
                     }
                 }

@@ -1,0 +1,31 @@
+//! What a results folder can be trusted for: `verify` verifies only what was computed.
+
+use std::path::Path;
+
+mod common;
+
+use eigenssl::engine::EngineContext;
+use eigenssl::harness::verify::{verify, Verdict};
+use eigenssl::harness::{self, ExecOptions};
+use eigenssl::spec::Experiment;
+
+#[test]
+fn verify_counts_records_of_runs_that_never_ran_as_not_verified() {
+    common::offline_with_empty_hub_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let exp = Experiment::find("table1", Path::new("experiments")).unwrap();
+    let engine = EngineContext { data_dir: dir.path().join("no-data"), device: eigenssl::device::DeviceKind::Cpu };
+    let opts = ExecOptions { jobs: 2, engine: engine.clone(), ..Default::default() };
+    let out = dir.path().join("results");
+    let done = harness::reproduce(&exp, "cpu", Some(&[0]), &out, false, &opts, &|_| {}).unwrap();
+    assert!(!done.executed.is_empty() && !done.missing_data.is_empty());
+    let verdicts = verify(&exp, "cpu", &out, None, 0.0, &engine).unwrap();
+    let stored: Vec<_> = verdicts.iter().filter(|(_, v)| *v != Verdict::NotStored).collect();
+    assert_eq!(stored.len(), done.executed.len());
+    for (run, v) in stored {
+        match v {
+            Verdict::NotRun(why) => assert!(why.contains("not_run") && why.contains("nothing was computed"), "{}: {why}", run.id()),
+            other => panic!("{}: a record of a run that never ran was {other:?}", run.id()),
+        }
+    }
+}
