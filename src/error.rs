@@ -26,6 +26,10 @@ pub enum Error {
     #[error("{path}: {msg}")]
     Record { path: PathBuf, msg: String },
 
+    /// A stored record was written by a newer eigenssl than this one: refused, never set aside.
+    #[error("{path}: made by a newer eigenssl (record schema {schema}; this build reads up to {supported}); use that version, or another --out")]
+    NewerRecord { path: PathBuf, schema: u32, supported: u32 },
+
     /// An I/O failure, with the path it happened on.
     #[error("{path}: {source}")]
     Io {
@@ -46,7 +50,7 @@ pub enum Error {
 impl Error {
     /// True for errors caused by the user's input (specs, arguments, records).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::Spec { .. } | Error::Usage(_) | Error::Record { .. })
+        matches!(self, Error::Spec { .. } | Error::Usage(_) | Error::Record { .. } | Error::NewerRecord { .. })
     }
 
     /// The process exit code for this error: 2 for bad input, 3 for missing data, 1 for anything else

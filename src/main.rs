@@ -586,6 +586,9 @@ fn compare(
     report: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     let gate = eigenssl::present::compare::GateConfig::load(gate)?;
+    if !baseline.is_dir() {
+        return Err(eigenssl::Error::Usage(format!("--baseline {}: no such folder", baseline.display())).into());
+    }
     let profile = profile.unwrap_or_else(|| gate.profile.clone());
     let names = if names.is_empty() { gate.experiments.clone() } else { names };
     let mut text = String::new();
@@ -616,6 +619,10 @@ fn diff(specs: &std::path::Path, rev_a: String, rev_b: Option<String>, experimen
     use eigenssl::present::diff::{diff, DiffOptions, Side};
     let cwd = std::env::current_dir().context("reading the current folder")?;
     let b = rev_b.map(Side::Rev).unwrap_or(Side::WorkTree);
+    // An experiment named that does not exist is a typo, not "no changes".
+    for name in &experiments {
+        Experiment::find(name, specs)?;
+    }
     let opts = DiffOptions { experiments, all, specs: specs.to_path_buf() };
     println!("{}", diff(&cwd, results, &Side::Rev(rev_a), &b, &opts)?);
     Ok(ExitCode::SUCCESS)

@@ -216,3 +216,17 @@ fn a_seed_named_twice_is_one_run_and_zero_jobs_is_refused() {
     assert_eq!(zero.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--jobs") && stderr.contains("at least 1"), "{stderr}");
 }
+
+#[test]
+fn diff_of_an_unknown_experiment_and_compare_with_a_missing_baseline_are_errors() {
+    let out = eigenssl().args(["diff", "HEAD", "-e", "no-such-experiment"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no-such-experiment"), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-baseline");
+    let out = eigenssl().args(["compare", "--out", "results", "--baseline"]).arg(&missing).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no-such-baseline: no such folder"), "{stderr}");
+}

@@ -115,3 +115,18 @@ fn seeds_override_and_incomplete_cells_are_reported() {
     let out = eigenssl::present::regenerate(&exp, "smoke", None, dir.path()).unwrap();
     assert!(out.markdown.contains("1 of 2 seeds not run yet"), "{}", out.markdown);
 }
+
+#[test]
+fn a_seeds_subset_adds_to_the_table_and_never_shrinks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = fig1();
+    harness::reproduce(&exp, "smoke", None, dir.path(), false, &opts(2), &quiet).unwrap();
+    let full = eigenssl::present::regenerate(&exp, "smoke", None, dir.path()).unwrap().markdown;
+    // `reproduce --seeds 0` regenerates the table with every stored seed of the profile.
+    let subset = eigenssl::present::regenerate(&exp, "smoke", Some(&[0]), dir.path()).unwrap().markdown;
+    assert_eq!(subset, full);
+    // A seed beyond the profile's joins the table.
+    harness::reproduce(&exp, "smoke", Some(&[2]), dir.path(), false, &opts(2), &quiet).unwrap();
+    let more = eigenssl::present::regenerate(&exp, "smoke", Some(&[2]), dir.path()).unwrap().markdown;
+    assert!(full.contains("| 2/2 ") && more.contains("| 3/3 "), "{full}\n{more}");
+}

@@ -29,3 +29,23 @@ fn verify_counts_records_of_runs_that_never_ran_as_not_verified() {
         }
     }
 }
+
+#[test]
+fn a_record_from_a_newer_eigenssl_is_refused_not_set_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = Experiment::find("fig2", Path::new("experiments")).unwrap();
+    let opts = ExecOptions { jobs: 2, ..Default::default() };
+    harness::reproduce(&exp, "smoke", Some(&[0]), dir.path(), false, &opts, &|_| {}).unwrap();
+    let runs = dir.path().join("fig2/smoke/runs");
+    let victim = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let mut rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&victim).unwrap()).unwrap();
+    rec["schema"] = 99.into();
+    rec["a_field_of_the_future"] = true.into();
+    rec.as_object_mut().unwrap().remove("metrics");
+    std::fs::write(&victim, rec.to_string()).unwrap();
+    let err = harness::reproduce(&exp, "smoke", Some(&[0]), dir.path(), false, &opts, &|_| {}).unwrap_err();
+    assert!(matches!(err, eigenssl::Error::NewerRecord { schema: 99, .. }), "{err}");
+    assert!(err.to_string().contains("made by a newer eigenssl"), "{err}");
+    assert!(victim.exists(), "the newer record was moved");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("corrupt")).count(), 0);
+}

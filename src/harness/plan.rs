@@ -70,6 +70,7 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool, data: DataOf) -> Result<
                 Some(path) => p.reusable.push((run, path)),
                 None => p.pending.push(run),
             },
+            Err(e @ crate::error::Error::NewerRecord { .. }) => return Err(e),
             Err(e) => {
                 p.unreadable.push((store.run_path(&run), e.to_string()));
                 p.pending.push(run);

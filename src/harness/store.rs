@@ -214,16 +214,16 @@ fn hostname() -> String {
 
 pub fn read_record(path: &Path) -> Result<RunRecord> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let rec: RunRecord = serde_json::from_str(&text).map_err(|e| Error::Record {
-        path: path.to_path_buf(),
-        msg: format!("not a valid run record: {e}"),
-    })?;
-    if rec.schema > RECORD_SCHEMA {
-        return Err(Error::Record {
-            path: path.to_path_buf(),
-            msg: format!("record schema {} is newer than this build understands ({RECORD_SCHEMA})", rec.schema),
-        });
+    // The schema first: a newer record may not parse as this build's, and is not corrupt for that.
+    #[derive(Deserialize)]
+    struct Schema {
+        schema: u32,
     }
-    Ok(rec)
+    if let Ok(Schema { schema }) = serde_json::from_str(&text) {
+        if schema > RECORD_SCHEMA {
+            return Err(Error::NewerRecord { path: path.to_path_buf(), schema, supported: RECORD_SCHEMA });
+        }
+    }
+    serde_json::from_str(&text).map_err(|e| Error::Record { path: path.to_path_buf(), msg: format!("not a valid run record: {e}") })
 }
 

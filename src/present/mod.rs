@@ -27,9 +27,12 @@ pub struct Outputs {
     pub terminal: String,
 }
 
-/// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures.
-pub fn regenerate(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, out: &Path) -> Result<Outputs> {
-    let runs = exp.runs(profile, seeds)?;
+/// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures: its own
+/// seeds and any `extra_seeds` besides (a `--seeds` sweep adds runs to a table, it never shrinks it).
+pub fn regenerate(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, out: &Path) -> Result<Outputs> {
+    let mut seeds = exp.profile(profile)?.seeds.clone();
+    seeds.extend(extra_seeds.unwrap_or_default());
+    let runs = exp.runs(profile, Some(&seeds))?;
     let store = Store::new(out, &exp.name, profile);
     let records = store.load_all()?;
     let summary = aggregate::aggregate(exp, profile, &runs, &records);
