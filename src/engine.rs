@@ -155,6 +155,8 @@ pub struct EngineOutput {
     pub data: Option<DataFingerprint>,
     /// sha256 of the weights kept as [`RunControl::weights`] asked.
     pub weights_sha256: Option<String>,
+    /// Where a deep run was resumed from checkpoints: (epoch in progress, 0-based; batches done).
+    pub resumed_at: Vec<(usize, usize)>,
 }
 
 /// Why a run produced no result.
@@ -266,6 +268,7 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 history: json(&sim.history)?,
                 data: None,
                 weights_sha256: None,
+                resumed_at: Vec::new(),
             })
         }
         RunConfig::Ssl(cfg) => {
@@ -290,6 +293,7 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 history: json(&res.history)?,
                 data: Some(fingerprint),
                 weights_sha256: res.weights_sha256,
+                resumed_at: res.resumed_at,
             })
         }
     }

@@ -90,6 +90,16 @@ fn sigterm_checkpoints_says_how_to_resume_and_the_rerun_matches() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_complete(out.path());
     assert_eq!(table(out.path()), expected);
+    // The records of the runs that were resumed say from where.
+    let runs = out.path().join("table1/kill/runs");
+    let resumed = files(&runs)
+        .iter()
+        .filter(|p| {
+            let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join(p)).unwrap()).unwrap();
+            rec["provenance"]["resumed_from"].as_array().is_some_and(|a| !a.is_empty() && a[0]["epoch"].as_u64().is_some_and(|e| e >= 1))
+        })
+        .count();
+    assert!(resumed >= 1, "no record says it was resumed");
 }
 
 /// "table1: N run(s) computed, ..." → N.

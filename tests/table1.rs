@@ -110,6 +110,9 @@ fn an_interrupted_run_resumes_to_the_same_result_bit_for_bit() {
         let resumed = train_until(&cfg, &ck, 0);
         assert_eq!(resumed.outcome, SslOutcome::Finished);
         assert_eq!(without_timings(&resumed), without_timings(&whole), "{cell}: resumed run differs");
+        // The result says where it was resumed from; the whole run was not.
+        assert_eq!(resumed.resumed_at, vec![(0, 4), (1, 0)], "{cell}");
+        assert!(whole.resumed_at.is_empty());
         assert!(whole.metrics.contains_key("participation_ratio"));
     }
 }
@@ -135,6 +138,20 @@ fn a_corrupt_or_foreign_checkpoint_is_set_aside_and_the_run_starts_over() {
     assert!(msgs.contains("run.safetensors") && msgs.contains("set aside") && msgs.contains("truncated"), "{msgs}");
     let aside = std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().contains(".corrupt-"));
     assert!(aside, "the bad checkpoint is kept aside, not deleted");
+
+    // Bytes flipped in the tensor data, the header intact: the checksum refuses it.
+    train_until(&cfg, &ck, 11);
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 64..n - 32] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&ck, &bytes).unwrap();
+    let flipped = train(&cfg, 0, &eigenssl::data::synthetic(), &candle_core::Device::Cpu, &ctl).unwrap();
+    assert_eq!(without_timings(&flipped), without_timings(&whole));
+    assert!(flipped.resumed_at.is_empty(), "resumed from a corrupted checkpoint");
+    let last = notices.borrow().last().unwrap().clone();
+    assert!(last.contains("does not match its checksum") && last.contains("set aside"), "{last}");
 
     // A checkpoint of another run (another tag) is never resumed either.
     train_until(&cfg, &ck, 11);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::live::Live;
 use super::plan::is_done;
 use super::provenance::{self, now_rfc3339, BUILD_COMMIT, CANDLE_VERSION};
-use super::store::{KeptWeights, Provenance, RunRecord, RunStatus, Store, RECORD_SCHEMA};
+use super::store::{KeptWeights, Provenance, ResumePoint, RunRecord, RunStatus, Store, RECORD_SCHEMA};
 use crate::engine::{self, EngineContext, EngineError, RunControl};
 use crate::error::{Error, Result};
 use crate::spec::Run;
@@ -225,6 +225,10 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRe
         started,
         finished: now_rfc3339(),
         wall_seconds: t0.elapsed().as_secs_f64(),
+        resumed_from: result
+            .as_ref()
+            .map(|out| out.resumed_at.iter().map(|&(epoch, batch)| ResumePoint { epoch: epoch + 1, batch }).collect())
+            .unwrap_or_default(),
     };
     let base = |status, outcome, message, metrics, history| RunRecord {
         schema: RECORD_SCHEMA,

@@ -46,6 +46,18 @@ pub struct Provenance {
     pub started: String,
     pub finished: String,
     pub wall_seconds: f64,
+    /// The checkpoints this run was resumed from, in order; empty when it ran in one go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed_from: Vec<ResumePoint>,
+}
+
+/// Where a run was resumed from a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// The epoch in progress, 1-based ...
+    pub epoch: usize,
+    /// ... and how many of its batches were already trained.
+    pub batch: usize,
 }
 
 /// One run's stored result: plain data that any later version can read and compare.

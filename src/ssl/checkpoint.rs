@@ -5,6 +5,8 @@
 //! No RNG state needs saving: every random draw of a run comes from a stream named by (seed, epoch,
 //! sample) or (seed, variable), so the position (epoch, batch) fixes all of them. Files are written
 //! atomically (temp file, fsync, rename): a reader sees the previous checkpoint or the new one, never a part.
+//! The metadata holds the sha256 of the tensor data: a file whose bytes changed after it was written
+//! (a bad disk, a bad copy) is refused, not resumed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -17,8 +19,9 @@ use super::history::SslHistory;
 use crate::error::{Error, Result};
 
 /// Version of the checkpoint layout; a file of another version is not resumed.
-pub const CHECKPOINT_SCHEMA: u32 = 2;
+pub const CHECKPOINT_SCHEMA: u32 = 3;
 const STATE_KEY: &str = "eigenssl.state";
+const PAYLOAD_KEY: &str = "eigenssl.payload_sha256";
 
 /// Where a run stands: the next batch to train and what has been accumulated so far.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ pub struct TrainState {
     /// The first epoch of the current run of collapsed epochs, if the last finished epoch was one.
     pub collapsed_since: Option<usize>,
     pub history: SslHistory,
+    /// Where the run was resumed from checkpoints so far: (epoch in progress, 0-based; batches done).
+    #[serde(default)]
+    pub resumed_at: Vec<(usize, usize)>,
 }
 
 /// A loaded checkpoint: its state and its tensors by name.
@@ -61,10 +67,23 @@ impl Checkpoint {
 pub fn save(path: &Path, state: &TrainState, tensors: &[(String, Tensor)]) -> Result<()> {
     let bad = |msg: String| Error::Record { path: path.to_path_buf(), msg };
     let json = serde_json::to_string(state).map_err(|e| bad(format!("cannot serialise checkpoint state: {e}")))?;
-    let meta = HashMap::from([(STATE_KEY.to_string(), json)]);
-    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta))
-        .map_err(|e| bad(format!("cannot serialise checkpoint tensors: {e}")))?;
+    let serialise = |meta: HashMap<String, String>| {
+        safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), Some(meta)).map_err(|e| bad(format!("cannot serialise checkpoint tensors: {e}")))
+    };
+    // The tensor data does not depend on the metadata: hash it once, then write it with its hash.
+    let unsigned = serialise(HashMap::from([(STATE_KEY.to_string(), json.clone())]))?;
+    let sha = payload_sha256(path, &unsigned)?;
+    let bytes = serialise(HashMap::from([(STATE_KEY.to_string(), json), (PAYLOAD_KEY.to_string(), sha)]))?;
     crate::fsutil::write_atomic(path, &bytes)
+}
+
+/// sha256 of a safetensors file's tensor data (all that follows its header).
+fn payload_sha256(path: &Path, bytes: &[u8]) -> Result<String> {
+    use sha2::Digest;
+    let bad = || Error::Record { path: path.to_path_buf(), msg: "not a readable checkpoint (truncated?)".into() };
+    let header: [u8; 8] = bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+    let start = usize::try_from(u64::from_le_bytes(header)).ok().and_then(|n| n.checked_add(8)).ok_or_else(bad)?;
+    Ok(hex::encode(sha2::Sha256::digest(bytes.get(start..).ok_or_else(bad)?)))
 }
 
 /// Only the state of a checkpoint (where its run stands), without loading tensors.
@@ -94,6 +113,12 @@ pub fn load(path: &Path, device: &Device) -> Result<Checkpoint> {
     let bad = |msg: String| Error::Record { path: path.to_path_buf(), msg };
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let state = state_of(path, &bytes)?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a readable checkpoint: {e:?}")))?;
+    let stored = meta.metadata().as_ref().and_then(|m| m.get(PAYLOAD_KEY)).ok_or_else(|| bad(format!("checkpoint metadata has no `{PAYLOAD_KEY}`")))?;
+    let actual = payload_sha256(path, &bytes)?;
+    if *stored != actual {
+        return Err(bad(format!("the tensor data does not match its checksum (sha256 {actual}, written as {stored}): the file changed after it was written")));
+    }
     let tensors = candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| bad(format!("checkpoint tensors: {e}")))?;
     Ok(Checkpoint { state, tensors })

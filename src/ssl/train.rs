@@ -66,6 +66,8 @@ pub struct SslResult {
     pub metrics: BTreeMap<String, f64>,
     /// sha256 of the kept weights file, when [`TrainControl::weights`] asked for one.
     pub weights_sha256: Option<String>,
+    /// Where the run was resumed from checkpoints: (epoch in progress, 0-based; batches done).
+    pub resumed_at: Vec<(usize, usize)>,
 }
 
 /// (max, min, participation ratio) of a spectrum; all `None` for an empty one.
@@ -132,12 +134,12 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
                 if let Some(&acc) = state.history.readout_top1.last() {
                     metrics.insert("readout_top1".to_string(), acc);
                 }
-                return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step }, history: state.history, metrics, weights_sha256: None });
+                return Ok(SslResult { outcome: SslOutcome::Diverged { epoch, step }, history: state.history, metrics, weights_sha256: None, resumed_at: state.resumed_at });
             }
             Some(interrupted) => {
                 run.write_checkpoint(&state, &learner)?;
                 let metrics = final_metrics(&state.history, None);
-                return Ok(SslResult { outcome: interrupted, history: state.history, metrics, weights_sha256: None });
+                return Ok(SslResult { outcome: interrupted, history: state.history, metrics, weights_sha256: None, resumed_at: state.resumed_at });
             }
             None => {}
         }
@@ -149,7 +151,7 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
         }
         if (ctl.stop)() && state.epoch < cfg.epochs {
             let metrics = final_metrics(&state.history, None);
-            return Ok(SslResult { outcome: SslOutcome::Interrupted { epoch: state.epoch, batch: 0 }, history: state.history, metrics, weights_sha256: None });
+            return Ok(SslResult { outcome: SslOutcome::Interrupted { epoch: state.epoch, batch: 0 }, history: state.history, metrics, weights_sha256: None, resumed_at: state.resumed_at });
         }
     }
     let mut metrics = final_metrics(&state.history, state.collapsed_since);
@@ -162,7 +164,7 @@ pub fn train(cfg: &SslConfig, seed: u64, data: &Dataset, device: &Device, ctl: &
         Some(epoch) => SslOutcome::Collapsed { epoch },
         None => SslOutcome::Finished,
     };
-    Ok(SslResult { outcome, history: state.history, metrics, weights_sha256 })
+    Ok(SslResult { outcome, history: state.history, metrics, weights_sha256, resumed_at: state.resumed_at })
 }
 
 /// The offline evaluations of `learner`'s backbone that `protocols` name and the config enables, by
@@ -252,11 +254,13 @@ impl Run<'_> {
             epoch_seconds: 0.0,
             collapsed_since: None,
             history: SslHistory::default(),
+            resumed_at: Vec::new(),
         };
         let Some(path) = ctl.checkpoint.filter(|p| p.exists()) else { return fresh };
         match checkpoint::resume(path, ctl.tag, learner, device) {
-            Ok(s) => {
+            Ok(mut s) => {
                 (ctl.notice)(&format!("resuming from {} at epoch {}, batch {}", path.display(), s.epoch + 1, s.batch));
+                s.resumed_at.push((s.epoch, s.batch));
                 s
             }
             Err(e) => {
