@@ -407,23 +407,36 @@ fn reproduce(
                 failed += 1;
             }
         }
-        let missing = done.executed.iter().filter(|(_, s)| *s == RunStatus::NotRun).count();
+        let missing = done.not_run.len() + done.executed.iter().filter(|(_, s)| *s == RunStatus::NotRun).count();
         let failed_here = done.executed.iter().filter(|(_, s)| *s == RunStatus::Failed).count();
-        let computed = done.executed.len() - missing - failed_here;
+        let computed = done.executed.len() + done.not_run.len() - missing - failed_here;
         usable += computed + done.skipped + done.done_elsewhere.len();
         not_run += missing;
-        let outputs = eigenssl::present::regenerate(exp, profile, seeds, out)?;
-        println!("{}", outputs.terminal);
-        eprintln!(
-            "{}: {computed} run(s) computed, {failed_here} failed, {missing} not run (no data), {} reused, {} finished by another process, {} interrupted; wrote {}, {}{}",
+        let counts = format!(
+            "{}: {computed} run(s) computed, {failed_here} failed, {missing} not run (no data), {} reused, {} finished by another process, {} interrupted",
             exp.name,
             done.skipped,
             done.done_elsewhere.len(),
             done.interrupted.len(),
-            outputs.table.display(),
-            outputs.summary.display(),
-            outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
         );
+        // Tables and figures change only when a run was stored here (or copied in): a command that
+        // computes nothing writes nothing; `eigenssl table` regenerates them at will.
+        let wrote_runs = computed + failed_here + done.done_elsewhere.len() + done.copied > 0;
+        if wrote_runs {
+            let outputs = eigenssl::present::regenerate(exp, profile, seeds, out)?;
+            println!("{}", outputs.terminal);
+            eprintln!(
+                "{counts}; wrote {}, {}{}",
+                outputs.table.display(),
+                outputs.summary.display(),
+                outputs.figures.iter().map(|f| format!(", {}", f.display())).collect::<String>()
+            );
+        } else {
+            if let Some(terminal) = eigenssl::present::terminal_table(exp, profile, seeds, out)? {
+                println!("{terminal}");
+            }
+            eprintln!("{counts}; nothing new, so tables and figures were left as they are");
+        }
         interrupted += done.interrupted.len();
         if stopped() {
             break;
@@ -722,9 +735,19 @@ fn report(specs: &std::path::Path, out: &std::path::Path, results: String) -> an
 /// `table`: re-aggregate stored runs into the table, summary and figures.
 fn table(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
     let exp = Experiment::find(&stored.experiment, specs)?;
-    let outputs = eigenssl::present::regenerate(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out)?;
-    println!("{}", outputs.terminal);
-    eprintln!("full table: {}", outputs.table.display());
+    match eigenssl::present::regenerate(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out) {
+        Ok(outputs) => {
+            println!("{}", outputs.terminal);
+            eprintln!("full table: {}", outputs.table.display());
+        }
+        // A results folder one may read but not write (a colleague's, a mounted archive): shown, not written.
+        Err(eigenssl::Error::Io { path, source }) if matches!(source.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem) => {
+            let terminal = eigenssl::present::terminal_table(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out)?;
+            println!("{}", terminal.unwrap_or_else(|| "no stored runs".into()));
+            eprintln!("{} is not writable ({source}): the table is shown, table.md and the figures are left as they are", path.display());
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -92,10 +92,10 @@ fn a_sweep_with_no_data_says_so_once_and_exits_3() {
     assert_eq!(stderr.matches("no cifar10 data found").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("no stl10 data found").count(), 1, "{stderr}");
     assert!(stderr.contains("0 run(s) computed, 0 failed, 2 not run (no data)") && stderr.contains("none of the requested runs could run"), "{stderr}");
-    // The table's status is short; the reason comes once below it.
-    assert!(stdout.contains("not run: no data"), "{stdout}");
-    let md = std::fs::read_to_string(dir.path().join("results/table1/mixed/table.md")).unwrap();
-    assert_eq!(md.matches("no cifar10 data found").count(), 1, "{md}");
+    // Issue 36, item 6: a command that computes nothing writes nothing (it used to leave not-run
+    // records, a table and figures, which the report site then showed as results).
+    assert!(!dir.path().join("results").exists(), "{stdout}");
+    assert!(stderr.contains("tables and figures were left as they are"), "{stderr}");
 }
 
 #[test]
@@ -229,4 +229,46 @@ fn diff_of_an_unknown_experiment_and_compare_with_a_missing_baseline_are_errors(
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("no-such-baseline: no such folder"), "{stderr}");
+}
+
+/// Issue 36, item 11: `table` shows a results folder it may read but not write, and writes nothing there.
+/// As root, permissions do not stop writes: the folder is then bind-mounted read-only in a mount
+/// namespace of the command's own (`unshare -m`).
+#[test]
+fn table_shows_a_read_only_results_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results");
+    let ci = out.join("fig2/ci");
+    std::fs::create_dir_all(ci.join("runs")).unwrap();
+    for f in std::fs::read_dir("results/fig2/ci/runs").unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, ci.join("runs").join(f.file_name().unwrap())).unwrap();
+    }
+    let table = format!(
+        "{} table fig2 --profile ci --out {}",
+        env!("CARGO_BIN_EXE_eigenssl"),
+        out.display()
+    );
+    let root = unsafe { libc::geteuid() } == 0;
+    let script = if root {
+        format!("mount --bind {d} {d} && mount -o remount,bind,ro {d} && exec {table}", d = out.display())
+    } else {
+        std::process::Command::new("chmod").args(["-R", "a-w"]).arg(&out).status().unwrap();
+        format!("exec {table}")
+    };
+    let mut cmd = if root { std::process::Command::new("unshare") } else { std::process::Command::new("sh") };
+    if root {
+        cmd.args(["-m", "sh", "-c", &script]);
+    } else {
+        cmd.args(["-c", &script]);
+    }
+    let res = cmd.output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&res.stdout), String::from_utf8_lossy(&res.stderr));
+    if !root {
+        std::process::Command::new("chmod").args(["-R", "u+w"]).arg(&out).status().unwrap();
+    }
+    assert_eq!(res.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is not writable") && stderr.contains("left as they are"), "{stderr}");
+    assert!(stdout.contains("2d/isoloss"), "{stdout}");
+    assert!(!ci.join("table.md").exists() && !ci.join("summary.json").exists(), "nothing written");
 }

@@ -259,3 +259,47 @@ fn no_committed_record_is_dirty() {
     }
     assert!(checked > 100, "found only {checked} records");
 }
+
+/// Issue 36, item 9: `diff` compares every run record, not only the summaries — a metric edited in a
+/// record (its summary untouched) and a truncated record are both named, and a rerun that changes only
+/// provenance is counted, not listed.
+#[test]
+fn diff_names_records_changed_without_their_summary() {
+    let repo = tempfile::tempdir().unwrap();
+    let r = repo.path();
+    git(r, &["init", "-q"]);
+    let src = std::path::Path::new("results/table1/ci");
+    let dest = r.join("results/table1/ci");
+    std::fs::create_dir_all(dest.join("runs")).unwrap();
+    std::fs::copy(src.join("summary.json"), dest.join("summary.json")).unwrap();
+    let names = ["cifar10__simsiam__ema__seed0.json", "cifar10__simsiam__ema__seed1.json", "cifar10__isoloss__ema__seed0.json"];
+    for n in names {
+        std::fs::copy(src.join("runs").join(n), dest.join("runs").join(n)).unwrap();
+    }
+    git(r, &["add", "."]);
+    git(r, &["commit", "-qm", "a"]);
+    let runs = dest.join("runs");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join(names[0])).unwrap()).unwrap();
+    v["metrics"]["readout_top1"] = 99999.0.into();
+    std::fs::write(runs.join(names[0]), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let text = std::fs::read_to_string(runs.join(names[1])).unwrap();
+    std::fs::write(runs.join(names[1]), &text[..text.len() / 2]).unwrap();
+    let mut w: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join(names[2])).unwrap()).unwrap();
+    w["provenance"]["wall_seconds"] = 1.0.into();
+    std::fs::write(runs.join(names[2]), serde_json::to_string_pretty(&w).unwrap()).unwrap();
+
+    let opts = DiffOptions { experiments: Vec::new(), all: false, specs: PathBuf::from("experiments") };
+    let out = diff(r, "results", &Side::Rev("HEAD".into()), &Side::WorkTree, &opts).unwrap();
+    assert!(!out.contains("No changes in: table1 / ci"), "{out}");
+    let edited = out.lines().find(|l| l.contains("`cifar10__simsiam__ema__seed0`") && l.contains("readout_top1")).unwrap_or_else(|| panic!("{out}"));
+    assert!(edited.contains("99999"), "{edited}");
+    let truncated = out.lines().find(|l| l.contains("`cifar10__simsiam__ema__seed1`")).unwrap_or_else(|| panic!("{out}"));
+    assert!(truncated.contains("unreadable"), "{truncated}");
+    assert!(!out.contains("`cifar10__isoloss__ema__seed0`"), "{out}");
+    assert!(out.contains("1 run record(s) differ in provenance only"), "{out}");
+    // Between two commits as well.
+    git(r, &["add", "."]);
+    git(r, &["commit", "-qm", "b"]);
+    let revs = diff(r, "results", &Side::Rev("HEAD~1".into()), &Side::Rev("HEAD".into()), &opts).unwrap();
+    assert!(revs.contains("99999") && revs.contains("unreadable"), "{revs}");
+}

@@ -101,6 +101,11 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
             return Ok(Attempt::Interrupted);
         };
         drop(line);
+        if rec.status == RunStatus::NotRun {
+            // Its data went missing since planning: nothing computed, nothing written.
+            live.finished(&format!("{} seed {}", run.cell, run.seed), rec.status.as_str());
+            return Ok(Attempt::Finished(rec.status));
+        }
         store.save(run, &rec)?;
         // The record is the result now; the checkpoint only ever served to reach it.
         if checkpoint.exists() {

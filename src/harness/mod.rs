@@ -23,13 +23,17 @@ use store::Store;
 pub struct Reproduced {
     pub executed: Vec<(String, store::RunStatus)>,
     pub skipped: usize,
+    /// Of those, the records copied in from a sibling profile's folder (same spec hash).
+    pub copied: usize,
     /// Runs stopped on request (resumable) or not started because of it.
     pub interrupted: Vec<String>,
     /// Runs another process on the same folder finished meanwhile.
     pub done_elsewhere: Vec<String>,
     /// Datasets the pending runs need that are not on this machine, with where they were looked for;
-    /// their runs are recorded as not run.
+    /// their runs are not started and nothing is written for them.
     pub missing_data: Vec<(DatasetKind, String)>,
+    /// The runs left out for lack of their data.
+    pub not_run: Vec<String>,
 }
 
 /// Runs every pending run of `profile` (the caller regenerates tables and figures:
@@ -45,16 +49,24 @@ pub fn reproduce(
     say: &dyn Fn(&str),
 ) -> Result<Reproduced> {
     let store = Store::new(out, &exp.name, profile);
-    store.check_writable()?;
     let (plan, missing_data) = announce(exp, profile, seeds, &store, force, opts, say, false)?;
-    let report = execute::execute(&plan.pending, &store, opts, force)?;
+    // A run whose data is missing is left out: a command that computes nothing writes nothing.
+    let (runnable, no_data): (Vec<_>, Vec<_>) = plan.pending.into_iter().partition(|r| !lacks_data(r, &missing_data));
+    let report = if runnable.is_empty() { execute::ExecReport::default() } else { execute::execute(&runnable, &store, opts, force)? };
     Ok(Reproduced {
         executed: report.finished,
         skipped: plan.done.len(),
         interrupted: report.interrupted,
         done_elsewhere: report.done_elsewhere,
+        copied: plan.reusable.len(),
         missing_data,
+        not_run: no_data.iter().map(|r| format!("{} seed {}", r.cell, r.seed)).collect(),
     })
+}
+
+/// Whether `run` reads one of the `missing` datasets.
+fn lacks_data(run: &crate::spec::Run, missing: &[(DatasetKind, String)]) -> bool {
+    matches!(&run.config, crate::spec::RunConfig::Ssl(c) if missing.iter().any(|(k, _)| *k == c.dataset))
 }
 
 /// `reproduce --dry-run`: what `reproduce` would say before it starts (runs to compute, missing data, the
@@ -91,12 +103,12 @@ fn announce(
             plan.reusable.len(),
             from.into_iter().collect::<Vec<_>>().join(", ")
         ));
-        for (run, from) in std::mem::take(&mut plan.reusable) {
+        for (run, from) in &plan.reusable {
             if !dry_run {
-                let bytes = std::fs::read(&from).map_err(|e| crate::Error::io(&from, e))?;
-                store::write_atomic(&store.run_path(&run), &bytes)?;
+                let bytes = std::fs::read(from).map_err(|e| crate::Error::io(from, e))?;
+                store::write_atomic(&store.run_path(run), &bytes)?;
             }
-            plan.done.push(run);
+            plan.done.push(run.clone());
         }
     }
     if !plan.other_data.is_empty() {
@@ -131,7 +143,13 @@ fn announce(
     let pending: Vec<&crate::spec::RunConfig> = plan.pending.iter().map(|r| &r.config).collect();
     let missing_data = crate::engine::missing_data(&pending, &opts.engine)?;
     for (kind, why) in &missing_data {
-        say(&format!("{kind}: {why}\n  Its runs will be recorded as not run."));
+        let verb = if dry_run { "would be left out" } else { "are left out; nothing is written for them" };
+        say(&format!("{kind}: {why}\n  Its runs {verb}."));
+    }
+    // Checked before the step timing, which can take a minute: only when something will be written.
+    let writes = plan.pending.iter().any(|r| !lacks_data(r, &missing_data));
+    if !dry_run && writes {
+        store.check_writable()?;
     }
     // On the CPU, runs share the cores out (`--jobs`): each step is timed on a run's share, and the runs
     // overlap. On a GPU they share the one device, so they are counted one after another.
@@ -161,9 +179,11 @@ fn announce(
 /// once); `table` does that.
 pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Result<execute::ExecReport> {
     let store = Store::new(out, &run.experiment, &run.profile);
+    // A malformed dataset stops here, naming the file; a missing one leaves the run out, nothing written.
+    if let Some((kind, why)) = crate::engine::missing_data(&[&run.config], &opts.engine)?.into_iter().next() {
+        return Err(crate::Error::DataMissing(format!("{kind}: {why}")));
+    }
     store.check_writable()?;
-    // A malformed dataset stops here, naming the file; a missing one is recorded as not run by the run.
-    crate::engine::missing_data(&[&run.config], &opts.engine)?;
     execute::execute(std::slice::from_ref(run), &store, opts, false)
 }
 

@@ -27,6 +27,21 @@ pub struct Outputs {
     pub terminal: String,
 }
 
+/// The terminal table of the stored runs of `profile` (its seeds and any `extra_seeds`), aggregated
+/// without writing anything: `None` when no run of it is stored.
+pub fn terminal_table(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, out: &Path) -> Result<Option<String>> {
+    let mut seeds = exp.profile(profile)?.seeds.clone();
+    seeds.extend(extra_seeds.unwrap_or_default());
+    let runs = exp.runs(profile, Some(&seeds))?;
+    let records = Store::new(out, &exp.name, profile).load_all()?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let summary = aggregate::aggregate(exp, profile, &runs, &records);
+    let width = comfy_table::Table::new().width().unwrap_or(100);
+    Ok(Some(report::terminal(exp, &summary, width)))
+}
+
 /// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures: its own
 /// seeds and any `extra_seeds` besides (a `--seeds` sweep adds runs to a table, it never shrinks it).
 pub fn regenerate(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, out: &Path) -> Result<Outputs> {
