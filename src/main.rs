@@ -162,7 +162,7 @@ enum Command {
         /// interval was ±0.04 at width/4, with 15 rounds ±0.04 to ±0.10).
         #[arg(long, default_value_t = 25)]
         rounds: usize,
-        /// Folder for `bench.json` and `bench.md`.
+        /// Folder of the per-CPU-model folders that hold `bench.json` and `bench.md`.
         #[arg(long, default_value = "results/bench")]
         out: PathBuf,
         /// Batch (image pairs) of the training-step measurement.
@@ -549,13 +549,29 @@ struct BenchSizes {
 }
 
 /// `bench`: the training step beside PyTorch's, one `cpu`-profile epoch, and the theory step beside
-/// NumPy's; printed as markdown and written to `out` as `bench.md` and `bench.json`.
+/// NumPy's; printed as markdown and merged into `out/<cpu model>/bench.{md,json}` (the parts not measured
+/// now are kept as they were).
 fn bench(specs: &std::path::Path, python: &str, sizes: BenchSizes, out: &std::path::Path, theory_only: bool) -> anyhow::Result<ExitCode> {
-    use eigenssl::bench::{self, training, BenchReport, TheoryBench};
+    use eigenssl::bench::{self, machine::Machine, training, BenchReport, Section, TheoryBench};
     use eigenssl::harness::provenance;
     let repo = std::env::current_dir().context("reading the current folder")?;
     let exe = std::env::current_exe().context("locating the eigenssl binary")?;
-    let started = provenance::now_rfc3339();
+    let machine = Machine::this();
+    let dir = out.join(machine.slug());
+    let json = dir.join("bench.json");
+    // Read before measuring: an unreadable file is found now, not after half an hour of measurements.
+    let stored: Option<BenchReport> = match std::fs::read(&json) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let aside = eigenssl::fsutil::set_aside(&json)?;
+                eprintln!("warning: {} is not a bench file of this version ({e}); set aside as {}", json.display(), aside.display());
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", json.display()))),
+    };
     let training = if theory_only {
         None
     } else {
@@ -568,23 +584,18 @@ fn bench(specs: &std::path::Path, python: &str, sizes: BenchSizes, out: &std::pa
             reps: sizes.train_reps,
             rounds: sizes.rounds,
         };
-        Some(training::measure(&setup, &|m| eprintln!("bench: {m}"))?)
+        let started = provenance::now_rfc3339();
+        Some(Section::now(started, training::measure(&setup, &|m| eprintln!("bench: {m}"))?))
     };
     eprintln!("bench: theory step");
+    let started = provenance::now_rfc3339();
     let theory = TheoryBench { normal_samples_per_s: bench::theory::normal_rate(), steps: bench::theory::steps(&repo, python, sizes.reps) };
-    let report = BenchReport {
-        commit: provenance::BUILD_COMMIT.to_string(),
-        dirty: provenance::source_diff().is_some(),
-        started,
-        training,
-        theory,
-    };
+    let report = BenchReport::merge(stored, machine, training, Some(Section::now(started, theory)));
     let md = bench::report::markdown(&report);
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    eigenssl::fsutil::write_atomic(&out.join("bench.md"), md.as_bytes())?;
-    eigenssl::fsutil::write_atomic(&out.join("bench.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    eigenssl::fsutil::write_atomic(&dir.join("bench.md"), md.as_bytes())?;
+    eigenssl::fsutil::write_atomic(&json, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("{md}");
-    eprintln!("written to {}", out.join("bench.{md,json}").display());
+    eprintln!("written to {}", dir.join("bench.{md,json}").display());
     Ok(ExitCode::SUCCESS)
 }
 

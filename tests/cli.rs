@@ -272,3 +272,40 @@ fn table_shows_a_read_only_results_folder() {
     assert!(stdout.contains("2d/isoloss"), "{stdout}");
     assert!(!ci.join("table.md").exists() && !ci.join("summary.json").exists(), "nothing written");
 }
+
+/// Issue 36, item 6 (and issue 34): `bench --theory-only` merges into this CPU model's file instead of
+/// erasing the training measurements there; each CPU model has a folder of its own; an unreadable file
+/// is set aside, not overwritten.
+#[test]
+fn a_partial_bench_keeps_what_it_did_not_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench");
+    let bench = || {
+        let res = eigenssl().args(["bench", "--theory-only", "--reps", "1", "--python", "/nonexistent", "--out"]).arg(&out).output().unwrap();
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    };
+    bench();
+    let model = eigenssl::bench::machine::Machine::this();
+    let json = out.join(model.slug()).join("bench.json");
+    let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(stored["machine"]["model"], model.model.as_str());
+    assert!(stored["training"].is_null());
+    // A training section as a full `bench` stores it (the measurements of the committed legacy file).
+    let legacy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("results/bench/bench.json").unwrap()).unwrap();
+    stored["training"] = serde_json::json!({ "commit": "earlier", "dirty": false, "started": "then", "measured": legacy["training"] });
+    let theory_started = stored["theory"]["started"].clone();
+    std::fs::write(&json, serde_json::to_string(&stored).unwrap()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    bench();
+    let merged: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(merged["training"]["commit"], "earlier", "the training part is kept");
+    assert_eq!(merged["training"]["measured"]["epoch"], legacy["training"]["epoch"]);
+    assert_ne!(merged["theory"]["started"], theory_started, "the theory part is measured anew");
+    let md = std::fs::read_to_string(out.join(model.slug()).join("bench.md")).unwrap();
+    assert!(md.contains("VGG11-BN + projector, width 1 ") && md.contains("Measured by the build of `earlier`"), "{md}");
+
+    std::fs::write(&json, "{ not json").unwrap();
+    bench();
+    let aside: Vec<_> = std::fs::read_dir(out.join(model.slug())).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains("bench.json.")).collect();
+    assert_eq!(aside.len(), 1, "the unreadable file is set aside");
+}

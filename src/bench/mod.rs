@@ -1,6 +1,7 @@
 //! Benchmarks: measurement of engine hot paths, with reference implementations (NumPy, PyTorch) run in
 //! the same invocation so that every figure is a ratio measured side by side.
 
+pub mod machine;
 pub mod report;
 pub mod theory;
 pub mod training;
@@ -36,14 +37,40 @@ pub struct TheoryBench {
     pub steps: Vec<theory::StepResult>,
 }
 
-/// Everything one `bench` run measured: plain data, written as `bench.json` beside `bench.md`.
+/// One part of a bench file with the build that measured it: parts are measured by different commands
+/// (`bench`, `bench --theory-only`) and kept side by side, each with its own commit and date.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct BenchReport {
+pub struct Section<T> {
     /// The build's commit (and whether its sources differed from it).
     pub commit: String,
     pub dirty: bool,
     pub started: String,
-    /// `None` with `--theory-only`.
-    pub training: Option<training::TrainingBench>,
-    pub theory: TheoryBench,
+    pub measured: T,
+}
+
+impl<T> Section<T> {
+    /// `measured` by this build, started at `started`.
+    pub fn now(started: String, measured: T) -> Self {
+        use crate::harness::provenance;
+        Section { commit: provenance::BUILD_COMMIT.to_string(), dirty: provenance::source_diff().is_some(), started, measured }
+    }
+}
+
+/// Everything measured on one CPU model: plain data, written as `bench.json` beside `bench.md` in the
+/// model's own folder ([`machine::Machine::slug`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BenchReport {
+    pub machine: machine::Machine,
+    /// The training measurements, `None` until a `bench` without `--theory-only` ran on this model.
+    pub training: Option<Section<training::TrainingBench>>,
+    pub theory: Option<Section<TheoryBench>>,
+}
+
+impl BenchReport {
+    /// `stored` (this model's earlier file, if any) with the parts measured now put in place of its own:
+    /// a partial bench never erases the part it did not measure.
+    pub fn merge(stored: Option<BenchReport>, machine: machine::Machine, training: Option<Section<training::TrainingBench>>, theory: Option<Section<TheoryBench>>) -> Self {
+        let (old_training, old_theory) = stored.map_or((None, None), |s| (s.training, s.theory));
+        BenchReport { machine, training: training.or(old_training), theory: theory.or(old_theory) }
+    }
 }

@@ -3,38 +3,51 @@
 use std::fmt::Write;
 
 use super::training::{median_round, StepBench, TrainingBench, RATIO_CONFIDENCE};
-use super::BenchReport;
+use super::{BenchReport, TheoryBench};
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
-/// The report as markdown tables and lines.
+/// The report as markdown: the machine, then each part with the commit and date that measured it.
 pub fn markdown(r: &BenchReport) -> String {
-    let mut md = String::new();
-    if let Some(t) = &r.training {
-        training(&mut md, t);
+    let m = &r.machine;
+    let mut md = format!("# Benchmarks on {} ({}), {} cores, {}\n\n", m.model, m.vendor, m.cores, m.simd);
+    let measured_by = |md: &mut String, what: &str, commit: &str, dirty: bool, started: &str| {
+        let _ = writeln!(md, "## {what}\n\nMeasured by the build of `{commit}`{} on {started}.\n", if dirty { " (with uncommitted changes)" } else { "" });
+    };
+    match &r.training {
+        Some(t) => {
+            measured_by(&mut md, "Training", &t.commit, t.dirty, &t.started);
+            training(&mut md, &t.measured);
+        }
+        None => md.push_str("## Training\n\nNot measured on this model yet (`eigenssl bench` without `--theory-only`).\n\n"),
     }
-    let _ = writeln!(md, "normal sampler: {:.0} M samples/s (one core)\n", r.theory.normal_samples_per_s / 1e6);
+    if let Some(t) = &r.theory {
+        measured_by(&mut md, "Theory", &t.commit, t.dirty, &t.started);
+        theory(&mut md, &t.measured);
+    }
+    md
+}
+
+fn theory(md: &mut String, t: &TheoryBench) {
+    let _ = writeln!(md, "normal sampler: {:.0} M samples/s (one core)\n", t.normal_samples_per_s / 1e6);
     let _ = writeln!(md, "| theory step (one core) | eigenssl ms | NumPy ms | NumPy / eigenssl |");
     let _ = writeln!(md, "|---|---|---|---|");
-    for s in &r.theory.steps {
+    for s in &t.steps {
         let np = s.numpy.map(|t| format!("{:.2}", t.median_s * 1e3)).unwrap_or_else(|| "n/a".into());
         let sp = s.speedup.map(|v| format!("{v:.1}×")).unwrap_or_else(|| "n/a (no NumPy)".into());
         let _ = writeln!(md, "| {} | {:.2} | {np} | {sp} |", s.case, s.eigenssl.median_s * 1e3);
     }
-    md
 }
 
 fn training(md: &mut String, t: &TrainingBench) {
     let _ = writeln!(
         md,
-        "Machine: {} cores, {}. Each measurement is the median of {} steps after a warm-up, in a fresh process; \
+        "Each measurement is the median of {} steps after a warm-up, in a fresh process; \
          {} round(s) alternate ours and PyTorch's, and the ratio is the median round's, with the {:.0} % confidence \
          interval of that median from the rounds' order statistics (no interval below 6 rounds) and all rounds' \
          ratios in brackets.\n",
-        t.cores,
-        t.simd,
         t.reps,
         t.rounds,
         100.0 * RATIO_CONFIDENCE
@@ -92,7 +105,7 @@ fn training(md: &mut String, t: &TrainingBench) {
             a.step_pairs_per_s
         );
     }
-    let quarter = t.steps.first().and_then(|c| median_round(&c.ours));
+    let quarter = t.quarter_width();
     let _ = writeln!(
         md,
         "DirectPred update (both views: correlation updates and W_P from two 256×256 eigendecompositions in f64, in parallel): {:.2} ms{}",

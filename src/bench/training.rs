@@ -1,4 +1,4 @@
-//! Benchmarks of the deep-SSL hot paths: the training step of the table1 model (full width and width/4,
+//! Benchmarks of the deep-SSL hot paths: the training step of the table1 model (widths 1/8, 1/4 and 1,
 //! each in its own process so that its peak memory is its own), the augmentation pipeline, the
 //! DirectPred update, and one whole epoch of the `cpu` profile; PyTorch's identical step
 //! (`bench/torch_reference.py`) in the same invocation when a Python with torch is there, alternating
@@ -289,12 +289,10 @@ pub struct AugmentBench {
 /// Everything `bench` measures of training, as plain data (written as JSON beside its markdown).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingBench {
-    pub cores: usize,
-    pub simd: String,
     /// Steps timed per measurement, and alternating rounds of ours and PyTorch's.
     pub reps: usize,
     pub rounds: usize,
-    /// Width/4 and full width, ours beside PyTorch's.
+    /// Width 1/8 (the `cpu` profile's), width/4 and full width, ours beside PyTorch's.
     pub steps: Vec<StepComparison>,
     /// The width/4 step at STL-10's 96 px.
     pub stl10_step: StepBench,
@@ -302,6 +300,16 @@ pub struct TrainingBench {
     /// One step's DirectPred work (two views), batch × 256 embeddings.
     pub directpred: Timing,
     pub epoch: EpochBench,
+}
+
+/// The width the STL-10 step, the augmentation and the DirectPred share are measured against.
+pub const REFERENCE_WIDTH: f64 = 0.25;
+
+impl TrainingBench {
+    /// Our median round at [`REFERENCE_WIDTH`].
+    pub fn quarter_width(&self) -> Option<&StepBench> {
+        self.steps.iter().find(|c| c.width == REFERENCE_WIDTH).and_then(|c| median_round(&c.ours))
+    }
 }
 
 /// What `bench` sets for the training measurements.
@@ -323,13 +331,18 @@ pub struct TrainingBenchSetup<'a> {
 pub fn measure(s: &TrainingBenchSetup, say: &dyn Fn(&str)) -> crate::Result<TrainingBench> {
     let failed = |what: &str, why: String| crate::Error::Environment(format!("bench, {what}: {why}"));
     let mut steps = Vec::new();
-    for width in [0.25, 1.0] {
+    for width in [0.125, REFERENCE_WIDTH, 1.0] {
         say(&format!("training step at width {width}: {} round(s) of {} steps, ours then PyTorch's", s.rounds, s.reps));
         steps.push(compare_step(s.exe, s.specs, s.repo, s.python, width, s.batch, s.reps, s.rounds).map_err(|e| failed("step", e))?);
     }
     say("training step at STL-10's 96 px");
-    let stl10_step = step_in_process(s.exe, s.specs, DatasetKind::Stl10, 0.25, s.batch, s.reps).map_err(|e| failed("STL-10 step", e))?;
-    let quarter = steps.first().and_then(|c| median_round(&c.ours)).cloned().ok_or_else(|| failed("step", "no measurement".into()))?;
+    let stl10_step = step_in_process(s.exe, s.specs, DatasetKind::Stl10, REFERENCE_WIDTH, s.batch, s.reps).map_err(|e| failed("STL-10 step", e))?;
+    let quarter = steps
+        .iter()
+        .find(|c| c.width == REFERENCE_WIDTH)
+        .and_then(|c| median_round(&c.ours))
+        .cloned()
+        .ok_or_else(|| failed("step", "no measurement".into()))?;
     say("augmentation");
     let augmentation = [(DatasetKind::Cifar10, &quarter), (DatasetKind::Stl10, &stl10_step)]
         .into_iter()
@@ -342,8 +355,6 @@ pub fn measure(s: &TrainingBenchSetup, say: &dyn Fn(&str)) -> crate::Result<Trai
     say("one epoch of the cpu profile (table1 cifar10/simsiam/ema)");
     let epoch = epoch(s.specs, "cifar10/simsiam/ema", "cpu")?;
     Ok(TrainingBench {
-        cores: num_cpus::get(),
-        simd: crate::harness::provenance::simd_level().to_string(),
         reps: s.reps,
         rounds: s.rounds,
         steps,
