@@ -16,7 +16,7 @@ use crate::ssl::config::SslConfig;
 use crate::ssl::train::{train, SslOutcome};
 use crate::theory::{self, Outcome, TheoryConfig};
 
-/// How a deep-SSL run checkpoints, stops and reports progress (the theory engine ignores it).
+/// How a run checkpoints, stops and reports progress (the theory engine only stops).
 pub use crate::ssl::train::TrainControl as RunControl;
 /// Where a running deep-SSL run stands (what [`RunControl::progress`] receives).
 pub use crate::ssl::train::Progress;
@@ -131,6 +131,16 @@ impl RunConfig {
             RunConfig::Theory(_) => None,
             RunConfig::Ssl(c) if c.freeze_backbone => Some(FloorRole::Floor(c.dataset)),
             RunConfig::Ssl(c) => Some(FloorRole::Judged(c.dataset)),
+        }
+    }
+
+    /// Bytes of host memory one run of this config is expected to hold at its peak, besides the process
+    /// itself (on the CPU; on a GPU the tensors live on the device): what planning checks against the
+    /// memory this machine has before any run starts.
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            RunConfig::Theory(c) => c.memory_bytes(),
+            RunConfig::Ssl(c) => c.memory_bytes(),
         }
     }
 
@@ -249,13 +259,14 @@ pub fn execute(config: &RunConfig, seed: u64, ctx: &EngineContext) -> Result<Eng
     execute_with(config, seed, ctx, &RunControl::none())
 }
 
-/// Computes one run under `ctl`: deep-SSL runs resume from and write its checkpoint and stop when it
-/// says (the theory engine takes seconds and ignores both).
+/// Computes one run under `ctl`: deep-SSL runs resume from and write its checkpoint; both engines stop
+/// when it says (a theory run, which takes seconds, without a checkpoint).
 pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &RunControl) -> Result<EngineOutput, EngineError> {
     let json = |v: &dyn erased::Ser| v.to_json().map_err(EngineError::Failed);
     match config {
         RunConfig::Theory(cfg) => {
-            let sim = theory::simulate(cfg, seed);
+            // No checkpoint: a stopped theory run starts over next time (it takes seconds).
+            let sim = theory::simulate_until(cfg, seed, ctl.stop).ok_or_else(|| EngineError::Interrupted("stopped".into()))?;
             let status = match sim.outcome {
                 Outcome::Diverged => RunStatus::Diverged,
                 Outcome::Collapsed => RunStatus::Collapsed,

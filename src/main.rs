@@ -113,6 +113,9 @@ enum Command {
         /// runs whose data is missing included); compute and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Start even when the sweep is expected to take more than a day here.
+        #[arg(long)]
+        yes: bool,
     },
     /// Execute exactly one planned run and store its record (what each Slurm task runs).
     Run {
@@ -299,11 +302,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let exps = self::experiments(&experiments, &specs)?;
             plan_only(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine)
         }
-        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights, dry_run: false } => {
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights, dry_run: false, yes } => {
             let exps = self::experiments(&experiments, &specs)?;
             match executor {
                 Executor::Slurm => submit_slurm(&exps, &specs, &profile, seeds.as_deref(), &out, force, engine, slurm_args),
-                Executor::Local => reproduce(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine, keep_weights),
+                Executor::Local => reproduce(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine, keep_weights, yes),
             }
         }
         Command::Run { run_id, out, engine, keep_weights } => run_one(&specs, &run_id, &out, engine, keep_weights),
@@ -386,6 +389,7 @@ fn reproduce(
     force: bool,
     engine: EngineArgs,
     keep_weights: bool,
+    long_sweep_ok: bool,
 ) -> anyhow::Result<ExitCode> {
     engine.device.open()?;
     let opts = ExecOptions {
@@ -394,6 +398,7 @@ fn reproduce(
         engine: engine.context(),
         keep_weights,
         stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
+        long_sweep_ok,
     };
     let stopped = || opts.stop.load(std::sync::atomic::Ordering::Relaxed);
     let mut interrupted = 0;
@@ -469,6 +474,8 @@ fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine:
         engine: engine.context(),
         keep_weights,
         stop: eigenssl::interrupt::on_signals().context("installing the SIGINT/SIGTERM handler")?,
+        // One run, as a Slurm task or by hand: the sweep's length was weighed when it was planned.
+        long_sweep_ok: true,
     };
     let report = harness::run_single(&run, out, &opts)?;
     if let Some((_, status)) = report.finished.first() {

@@ -27,6 +27,8 @@ pub struct ExecOptions {
     /// Set (by a signal handler) to stop: running deep-SSL runs checkpoint at their next step and
     /// return, runs not yet started are left pending.
     pub stop: Arc<AtomicBool>,
+    /// Start a sweep expected to take more than a day (`--yes`).
+    pub long_sweep_ok: bool,
 }
 
 impl Default for ExecOptions {
@@ -37,6 +39,7 @@ impl Default for ExecOptions {
             engine: EngineContext::default(),
             keep_weights: false,
             stop: Arc::new(AtomicBool::new(false)),
+            long_sweep_ok: false,
         }
     }
 }

@@ -146,17 +146,47 @@ fn announce(
         let verb = if dry_run { "would be left out" } else { "are left out; nothing is written for them" };
         say(&format!("{kind}: {why}\n  Its runs {verb}."));
     }
-    // Checked before the step timing, which can take a minute: only when something will be written.
-    let writes = plan.pending.iter().any(|r| !lacks_data(r, &missing_data));
-    if !dry_run && writes {
-        store.check_writable()?;
-    }
     // On the CPU, runs share the cores out (`--jobs`): each step is timed on a run's share, and the runs
     // overlap. On a GPU they share the one device, so they are counted one after another.
     let on_cpu = opts.engine.device == crate::device::DeviceKind::Cpu;
     let at_once = if on_cpu { opts.jobs.clamp(1, plan.pending.len().max(1)) } else { 1 };
+    // Memory first: a run that cannot fit is refused before a minute of step timing (theory runs are
+    // always on the CPU; a deep run on a GPU keeps its tensors there).
+    let host: Vec<crate::spec::Run> =
+        plan.pending.iter().filter(|r| !lacks_data(r, &missing_data) && (on_cpu || matches!(r.config, crate::spec::RunConfig::Theory(_)))).cloned().collect();
+    if let Some(available) = plan::available_memory() {
+        match plan::check_memory(&exp.source, &host, at_once, available) {
+            Err(e) if dry_run => say(&format!("warning: {e}")),
+            other => other?,
+        }
+    }
+    // Checked before the step timing, which can take a minute: only when something will be written.
+    if !dry_run && plan.pending.iter().any(|r| !lacks_data(r, &missing_data)) {
+        store.check_writable()?;
+    }
+    let networks = pending.iter().filter(|c| matches!(c, crate::spec::RunConfig::Ssl(_))).count();
+    if networks > 0 {
+        say(&format!("timing a training step of each network on {} to estimate the time (up to a minute or two)…", opts.engine.device));
+    }
     let timed = execute::in_run_pool(at_once, || crate::engine::estimate_seconds(&pending, &opts.engine, dry_run));
-    match timed.and_then(|r| r) {
+    let timed = timed.and_then(|r| r);
+    if let Ok(Some(est)) = &timed {
+        if est.wall_s(at_once) > LONG_SWEEP_S && !opts.long_sweep_ok {
+            let what = format!(
+                "{} / profile {profile} would take about {} on {}",
+                exp.name,
+                human_duration(est.wall_s(at_once)),
+                opts.engine.device
+            );
+            let instead = "what fits instead: `--profile cpu` (the paper's cells at a scale for a CPU), `--device cuda` on a GPU machine, or `--executor slurm` on a cluster";
+            if dry_run {
+                say(&format!("note: {what}; it would start only with --yes ({instead})"));
+            } else {
+                return Err(crate::Error::Usage(format!("{what}: more than a day, so it starts only with --yes; {instead}")));
+            }
+        }
+    }
+    match timed {
         Ok(Some(est)) => say(&format!(
             "expected time on {}: about {} for the {} pending run(s){}, {} ({:.0} s of training steps); from \
              training steps timed here on {} thread(s) each, with data loading, augmentation and evaluation on top",
@@ -199,6 +229,9 @@ pub fn eval_kept(run: &crate::spec::Run, out: &Path, ctx: &crate::engine::Engine
     let now = crate::engine::evaluate_kept(&rec.config, rec.seed, &weights, &kept.sha256, protocol, ctx)?;
     Ok((now, rec.metrics.get(protocol.metric()).copied()))
 }
+
+/// Expected wall time above which a sweep waits for `--yes`.
+pub const LONG_SWEEP_S: f64 = 86_400.0;
 
 /// "3 h 20 min", "12 min", "45 s", "2.1 days".
 pub fn human_duration(secs: f64) -> String {

@@ -91,3 +91,56 @@ fn stored_elsewhere(store: &Store, run: &Run, data: Option<&str>) -> Option<Path
         path.is_file() && super::store::read_record(path).is_ok_and(|rec| is_done(&rec, run, data))
     })
 }
+
+/// Bytes of memory this process may still take: `MemAvailable` of /proc/meminfo, lowered to what the
+/// cgroup's limit leaves (containers, Slurm jobs) where one is set; `None` where neither can be read.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    });
+    let read = |f: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{f}")).ok()?.trim().parse::<u64>().ok();
+    let cgroup = read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// "1.5 GiB", "320 MiB".
+pub fn human_bytes(bytes: u64) -> String {
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    if gib >= 1.0 {
+        format!("{gib:.1} GiB")
+    } else {
+        format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// Refuses `runs` when `at_once` of the largest, side by side, would need more memory than `available`:
+/// a clear error naming the spec, the cell and the fields that set the size, before anything starts
+/// (an allocation that fails mid-run aborts the process; one that succeeds can push the machine into swap).
+pub fn check_memory(source: &std::path::Path, runs: &[Run], at_once: usize, available: u64) -> Result<()> {
+    let Some(largest) = runs.iter().max_by_key(|r| r.config.memory_bytes()) else { return Ok(()) };
+    let need = largest.config.memory_bytes().saturating_mul(at_once.max(1) as u64);
+    if need <= available {
+        return Ok(());
+    }
+    let fields = match &largest.config {
+        crate::spec::RunConfig::Theory(_) => "batch, eval_pool, steps / log_every",
+        crate::spec::RunConfig::Ssl(_) => "batch, width, dataset",
+    };
+    Err(crate::Error::Spec {
+        path: source.to_path_buf(),
+        msg: format!(
+            "profile {}, cell {}: {} run(s) at once need about {} of memory ({} each, set by {fields}), and this machine has {} available; \
+             lower those values or --jobs, or run where there is more memory",
+            largest.profile,
+            largest.cell,
+            at_once.max(1),
+            human_bytes(need),
+            human_bytes(largest.config.memory_bytes()),
+            human_bytes(available)
+        ),
+    })
+}

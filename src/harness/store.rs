@@ -191,14 +191,15 @@ impl Store {
     }
 
     /// Fails early, with the folder named, when results cannot be written here (read-only or full
-    /// disk): writes, syncs and removes a 1 MiB probe file.
+    /// disk): writes, syncs and removes a 1 MiB probe file in the folder, or in the nearest folder above
+    /// it that exists (nothing is created: a sweep refused later leaves no trace).
     pub fn check_writable(&self) -> Result<()> {
         let fail = |e: std::io::Error| Error::Environment(format!(
             "results folder {} is not writable ({e}); choose another with --out or free space there",
             self.dir.display()
         ));
-        std::fs::create_dir_all(&self.dir).map_err(fail)?;
-        let mut probe = tempfile::Builder::new().prefix(".probe-").tempfile_in(&self.dir).map_err(fail)?;
+        let existing = self.dir.ancestors().find(|d| d.is_dir()).unwrap_or(Path::new("."));
+        let mut probe = tempfile::Builder::new().prefix(".probe-").tempfile_in(existing).map_err(fail)?;
         probe.write_all(&vec![0u8; 1 << 20]).map_err(fail)?;
         probe.as_file().sync_all().map_err(fail)?;
         Ok(())

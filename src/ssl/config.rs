@@ -112,6 +112,25 @@ impl SslConfig {
         if self.train_subset == 0 { full } else { self.train_subset.min(full) }
     }
 
+    /// Expected peak bytes of a run on the CPU: the activations a step keeps for its backward pass
+    /// (5.2 MiB per image pair at width 1 and 32 px, from the bench's peak memory at widths 1/4 and 1 and
+    /// at 96 px; taken as 6 to stay on the safe side, linear in width and in pixels), the parameters with
+    /// their gradients, momenta and EMA copies, the whole dataset in memory, and the features the closing
+    /// k-NN and linear probe hold.
+    pub fn memory_bytes(&self) -> u64 {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let side = self.image_side() as f64;
+        let pixels = (side / 32.0).powi(2);
+        let activations = self.batch as f64 * 6.0 * MIB * self.width * pixels;
+        let (h, o) = (self.proj_hidden as f64, self.proj_out as f64);
+        let features = 512.0 * self.width;
+        let parameters = 9.23e6 * self.width * self.width + features * h + h * o + o * o;
+        let images = self.dataset.train_images() as f64 * 1.2;
+        let data = images * side * side * 3.0;
+        let eval = images * features * 4.0 * 2.0;
+        (activations + parameters * 4.0 * 6.0 + data + eval).min(u64::MAX as f64) as u64
+    }
+
     /// Side of the dataset's square images.
     pub fn image_side(&self) -> usize {
         self.dataset.image_side()

@@ -95,7 +95,22 @@ crate::overlay_config! {
     }
 }
 
+/// Largest batch × n_in × n_out of one step: about a second of one core, so that a stop request (checked
+/// between steps) is honoured within seconds. The paper's setting is 7.5 × 10⁶.
+pub const MAX_STEP_WORK: f64 = 1e9;
+
 impl TheoryConfig {
+    /// Expected peak bytes of a run: the sample blocks of a step, the evaluation pool, and the history
+    /// (each logged number costs about 64 bytes as the JSON value the record is built from).
+    pub fn memory_bytes(&self) -> u64 {
+        let (n, m) = (self.n_in as f64, self.n_out as f64);
+        let blocks = 9.0 * (crate::theory::simulate::BLOCK.min(self.batch) as f64) * n.max(m) * 8.0;
+        let pool = self.eval_pool as f64 * (n * 8.0 + 48.0);
+        let logs = (self.steps / self.log_every.max(1)) as f64 + 2.0;
+        let history = logs * (m + self.eval_points as f64 * m) * 64.0;
+        (blocks + pool + history).min(u64::MAX as f64) as u64
+    }
+
     /// Range checks; each problem names its field and what was expected.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut checks = crate::overlay::Checks::default();
@@ -107,6 +122,11 @@ impl TheoryConfig {
         need(self.lr.is_finite() && self.lr > 0.0, "lr: expected a finite number > 0");
         need(self.alpha.is_finite() && self.alpha > 0.0, "alpha: expected a finite number > 0");
         need(self.steps >= 1, "steps: expected an integer >= 1");
+        let work = self.batch as f64 * self.n_in as f64 * self.n_out as f64;
+        need(
+            work <= MAX_STEP_WORK,
+            &format!("batch, n_in, n_out: expected batch × n_in × n_out <= {MAX_STEP_WORK:e} (one step within about a second), got {work:e}"),
+        );
         need(self.init_scale.is_finite() && self.init_scale > 0.0, "init_scale: expected a finite number > 0");
         need(self.log_every >= 1, "log_every: expected an integer >= 1");
         need(self.eval_points <= self.eval_pool, "eval_points: expected at most eval_pool");

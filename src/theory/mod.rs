@@ -8,7 +8,7 @@ pub mod predictor;
 pub mod simulate;
 
 pub use config::{Loss, Nonlinearity, Predictor, Sampler, TheoryConfig, TheoryOverlay};
-pub use simulate::{simulate, Outcome, Simulation, Simulator, TheoryHistory};
+pub use simulate::{simulate, simulate_until, Outcome, Simulation, Simulator, TheoryHistory};
 
 /// Bumped whenever this engine's results change for the same config, so that its stored runs are not
 /// reused (part of each run's spec hash; the deep-SSL engine has its own).

@@ -31,7 +31,7 @@ use crate::rng::stream;
 use crate::stats::round_sig5;
 
 /// Samples per block: large enough for efficient matrix products, small enough to stay in L2.
-const BLOCK: usize = 512;
+pub(crate) const BLOCK: usize = 512;
 /// The theory comparison covers eigenvalues in [COMPARE_FLOOR, COMPARE_CEILING], the range of the
 /// paper's eigenvalue panels. Below the floor a relative error is meaningless (a collapsed mode is all
 /// noise). Above the ceiling the wrong-side map is in its finite-time blow-up: each step amplifies any
@@ -337,6 +337,12 @@ fn gemm_tn(g: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
 
 /// Runs a whole simulation and derives its metrics.
 pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
+    simulate_until(cfg, seed, &|| false).unwrap_or_else(|| unreachable!("a run that is never stopped ends"))
+}
+
+/// [`simulate`], asked before every step whether to stop (a step of a bounded spec takes well under a
+/// second: [`TheoryConfig::validate`]); `None` when it stopped.
+pub fn simulate_until(cfg: &TheoryConfig, seed: u64, stop: &dyn Fn() -> bool) -> Option<Simulation> {
     let mut sim = Simulator::new(cfg, seed);
     let mut gram = sim.gram_spectrum();
     let initial = gram.values.clone();
@@ -362,6 +368,9 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
     let mut outcome = None;
     let mut step = 0;
     while step < cfg.steps {
+        if stop() {
+            return None;
+        }
         step += 1;
         sim.step(&gram);
         let next = sim.gram_spectrum();
@@ -411,7 +420,7 @@ pub fn simulate(cfg: &TheoryConfig, seed: u64) -> Simulation {
 
     let tracked = Tracked { initial, last_finite, last_outside, max_rel_err };
     let metrics = outcome_metrics(cfg, outcome, step, &tracked);
-    Simulation { outcome, outcome_step: step, history, metrics }
+    Some(Simulation { outcome, outcome_step: step, history, metrics })
 }
 
 /// What a simulation tracked along the way, for its metrics.
