@@ -139,7 +139,7 @@ impl RunConfig {
     /// memory this machine has before any run starts.
     pub fn memory_bytes(&self) -> u64 {
         match self {
-            RunConfig::Theory(c) => c.memory_bytes(),
+            RunConfig::Theory(c) => theory::simulate::memory_bytes(c),
             RunConfig::Ssl(c) => c.memory_bytes(),
         }
     }

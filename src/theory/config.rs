@@ -100,17 +100,6 @@ crate::overlay_config! {
 pub const MAX_STEP_WORK: f64 = 1e9;
 
 impl TheoryConfig {
-    /// Expected peak bytes of a run: the sample blocks of a step, the evaluation pool, and the history
-    /// (each logged number costs about 64 bytes as the JSON value the record is built from).
-    pub fn memory_bytes(&self) -> u64 {
-        let (n, m) = (self.n_in as f64, self.n_out as f64);
-        let blocks = 9.0 * (crate::theory::simulate::BLOCK.min(self.batch) as f64) * n.max(m) * 8.0;
-        let pool = self.eval_pool as f64 * (n * 8.0 + 48.0);
-        let logs = (self.steps / self.log_every.max(1)) as f64 + 2.0;
-        let history = logs * (m + self.eval_points as f64 * m) * 64.0;
-        (blocks + pool + history).min(u64::MAX as f64) as u64
-    }
-
     /// Range checks; each problem names its field and what was expected.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut checks = crate::overlay::Checks::default();

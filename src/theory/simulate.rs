@@ -31,7 +31,7 @@ use crate::rng::stream;
 use crate::stats::round_sig5;
 
 /// Samples per block: large enough for efficient matrix products, small enough to stay in L2.
-pub(crate) const BLOCK: usize = 512;
+const BLOCK: usize = 512;
 /// The theory comparison covers eigenvalues in [COMPARE_FLOOR, COMPARE_CEILING], the range of the
 /// paper's eigenvalue panels. Below the floor a relative error is meaningless (a collapsed mode is all
 /// noise). Above the ceiling the wrong-side map is in its finite-time blow-up: each step amplifies any
@@ -333,6 +333,17 @@ fn gemm_tn(g: &mut DMatrix<f64>, a: &DMatrix<f64>, b: &DMatrix<f64>) {
             m as isize,
         );
     }
+}
+
+/// Expected peak bytes of a run of `cfg`: the sample blocks of a step, the evaluation pool, and the history
+/// (each logged number costs about 64 bytes as the JSON value the record is built from).
+pub fn memory_bytes(cfg: &TheoryConfig) -> u64 {
+    let (n, m) = (cfg.n_in as f64, cfg.n_out as f64);
+    let blocks = 9.0 * (BLOCK.min(cfg.batch) as f64) * n.max(m) * 8.0;
+    let pool = cfg.eval_pool as f64 * (n * 8.0 + 48.0);
+    let logs = (cfg.steps / cfg.log_every.max(1)) as f64 + 2.0;
+    let history = logs * (m + cfg.eval_points as f64 * m) * 64.0;
+    (blocks + pool + history).min(u64::MAX as f64) as u64
 }
 
 /// Runs a whole simulation and derives its metrics.
