@@ -42,3 +42,25 @@ pub fn set_aside(path: &Path) -> Result<PathBuf> {
     std::fs::rename(path, &aside).map_err(|e| Error::io(path, e))?;
     Ok(aside)
 }
+
+/// Removes what a killed process left of its temporary files in `dir`: `.tmp-figure-<pid>.*` of a process
+/// that no longer runs, and `.tmp-*.partial` ([`write_atomic`]'s) older than an hour (a live writer
+/// renames its file within seconds). Best effort: a file that cannot be removed is left.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = if let Some(rest) = name.strip_prefix(".tmp-figure-") {
+            let pid = rest.split('.').next().and_then(|p| p.parse::<u32>().ok());
+            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists() && Path::new("/proc/self").exists())
+        } else if name.starts_with(".tmp-") && name.ends_with(".partial") {
+            let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+            age.is_some_and(|a| a > std::time::Duration::from_secs(3600))
+        } else {
+            false
+        };
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

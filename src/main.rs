@@ -30,11 +30,15 @@ enum Executor {
 /// The stored runs of one experiment and profile (for `table` and `status`).
 #[derive(clap::Args)]
 struct Stored {
+    /// Experiment name (a spec in --specs: fig1, fig2, table1).
     experiment: String,
+    /// Profile whose stored runs to read.
     #[arg(long, default_value = "paper")]
     profile: String,
+    /// Seeds to include besides the profile's own, e.g. 4,5,6,7.
     #[arg(long, value_delimiter = ',')]
     seeds: Option<Vec<u64>>,
+    /// Results folder.
     #[arg(long, default_value = "results")]
     out: PathBuf,
 }
@@ -282,10 +286,25 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::from(e.downcast_ref::<eigenssl::Error>().map_or(1, eigenssl::Error::exit_code))
         }
     }
+}
+
+/// The error and its causes on one line, each said once: our I/O errors name their cause in their own
+/// message already (`path: os error`), which `{:#}` would print a second time.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if !line.contains(&cause) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<Experiment>> {
@@ -380,6 +399,7 @@ fn plan_only(exps: &[Experiment], profile: &str, seeds: Option<&[u64]>, jobs: Op
 }
 
 /// `reproduce`: every pending run here, then the tables and figures; exit 130 when stopped on request.
+#[allow(clippy::too_many_arguments)]
 fn reproduce(
     exps: &[Experiment],
     profile: &str,
@@ -448,9 +468,11 @@ fn reproduce(
         }
     }
     if stopped() {
+        // With --force the same command would compute the finished runs again; without it, they are kept.
+        let again = if force { "Run the same command without --force" } else { "Run the same command again" };
         eprintln!(
             "stopped on request: {interrupted} run(s) left unfinished (deep-SSL runs with a checkpoint \
-             of their last step). Run the same command again to resume them; finished runs are kept."
+             of their last step). {again} to resume them; finished runs are kept."
         );
         return Ok(ExitCode::from(EXIT_STOPPED));
     }
@@ -532,8 +554,18 @@ fn list(specs: &std::path::Path) -> anyhow::Result<ExitCode> {
         for (pname, p) in &exp.profiles {
             println!("  profile {pname}: seeds {:?} — {}", p.seeds, p.description);
         }
+        // Column labels say what a profile runs ({dataset}, {epochs}): shown as the default profile runs them.
+        let shown = if exp.profiles.contains_key("paper") { Some("paper".to_string()) } else { exp.profiles.keys().next().cloned() };
+        let runs = match &shown {
+            Some(p) => exp.runs(p, None)?,
+            None => Vec::new(),
+        };
+        if let Some(p) = &shown {
+            println!("  cells (labelled as profile {p} runs them):");
+        }
         for c in &exp.cells {
-            println!("  cell {}: {} / {}", c.id, c.row, c.column);
+            let column = runs.iter().find(|r| r.cell == c.id).map_or_else(|| c.column.clone(), |r| c.column_for(&r.config));
+            println!("  cell {}: {} / {column}", c.id, c.row);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -624,18 +656,23 @@ fn compare(
     let names = if names.is_empty() { gate.experiments.clone() } else { names };
     let mut text = String::new();
     let mut failed = Vec::new();
+    let mut lines = Vec::new();
     for exp in experiments(&names, specs)? {
         let cmp = eigenssl::present::compare::compare(&exp, &profile, out, baseline, &gate)?;
         if cmp.failed() {
             failed.push(exp.name.clone());
+            // What failed is shown in full; a passing experiment is one line (its rows are in the report).
+            lines.push(cmp.markdown());
+        } else {
+            lines.push(cmp.summary_line());
         }
         text.push_str(&cmp.markdown());
         text.push('\n');
     }
     let report = report.unwrap_or_else(|| out.join(format!("compare-{profile}.md")));
     eigenssl::fsutil::write_atomic(&report, text.as_bytes())?;
-    println!("{text}");
-    eprintln!("report written to {}", report.display());
+    println!("{}", lines.join("\n"));
+    eprintln!("full report: {}", report.display());
     if failed.is_empty() {
         eprintln!("gate: pass");
         Ok(ExitCode::SUCCESS)

@@ -156,3 +156,32 @@ fn a_full_or_read_only_results_disk_fails_before_any_run_starts() {
         assert!(t0.elapsed() < Duration::from_secs(10));
     }
 }
+
+/// Issue 36, item 11: a `--force` sweep stopped midway says to rerun without `--force`, and that rerun
+/// resumes the run with a checkpoint (over its older record) and keeps the runs the forced sweep finished.
+#[test]
+fn a_forced_sweep_stopped_midway_resumes_without_force() {
+    let specs = specs();
+    let out = tempfile::tempdir().unwrap();
+    let o = sweep(specs.path(), out.path()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let child = sweep(specs.path(), out.path()).arg("--force").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let ck = out.path().join("table1/kill/checkpoints");
+    let t0 = Instant::now();
+    while !files(&ck).iter().any(|p| p.extension().is_some_and(|e| e == "safetensors")) {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no checkpoint appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("Run the same command without --force"), "{err}");
+    let unfinished = files(&ck).iter().filter(|p| p.extension().is_some_and(|e| e == "safetensors")).count();
+    assert!(unfinished >= 1);
+    let o = sweep(specs.path(), out.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("{unfinished} run(s) to compute")), "the checkpointed runs are resumed, the rest kept: {err}");
+    assert!(files(&ck).iter().all(|p| p.extension().is_none_or(|e| e != "safetensors")), "no checkpoint left");
+}

@@ -73,7 +73,8 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
         let Some(_lock) = store.lock(run, wait)? else { return Ok(Attempt::Busy) };
         // Another process may have finished it between planning and now.
         let data = engine::data_sha256(&run.config, &opts.engine);
-        if !force && store.load(run).ok().flatten().is_some_and(|rec| is_done(&rec, run, data.as_deref())) {
+        let unfinished = store.checkpoint_path(run).exists();
+        if !force && !unfinished && store.load(run).ok().flatten().is_some_and(|rec| is_done(&rec, run, data.as_deref())) {
             live.finished(&format!("{} seed {}", run.cell, run.seed), "done elsewhere");
             return Ok(Attempt::DoneElsewhere);
         }

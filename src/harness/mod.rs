@@ -219,6 +219,12 @@ pub fn run_single(run: &crate::spec::Run, out: &Path, opts: &ExecOptions) -> Res
 
 /// Re-evaluates a stored run's kept weights with `protocol`: (the value now, the value its record holds).
 pub fn eval_kept(run: &crate::spec::Run, out: &Path, ctx: &crate::engine::EngineContext, protocol: crate::engine::Protocol) -> Result<(f64, Option<f64>)> {
+    if let crate::spec::RunConfig::Theory(_) = run.config {
+        return Err(crate::Error::Usage(format!(
+            "{}: a theory run has no network to evaluate; `eval` re-evaluates the kept backbone of a deep-SSL run (table1)",
+            run.id()
+        )));
+    }
     let store = Store::new(out, &run.experiment, &run.profile);
     let path = store.run_path(run);
     let rec = store.load(run)?.ok_or_else(|| crate::Error::Usage(format!("{}: no stored record of run {}", path.display(), run.id())))?;

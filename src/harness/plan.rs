@@ -40,7 +40,8 @@ fn same_data(rec: &RunRecord, data: Option<&str>) -> bool {
     data.is_none_or(|sha| rec.provenance.data.as_ref().is_some_and(|d| d.sha256 == sha))
 }
 
-/// Splits `runs` into pending and done ([`is_done`]); `force` makes every run pending.
+/// Splits `runs` into pending and done ([`is_done`]); `force` makes every run pending, and so does a
+/// checkpoint of the run.
 pub fn plan(runs: Vec<Run>, store: &Store, force: bool, data: DataOf) -> Result<Plan> {
     let mut p = Plan::default();
     let planned: BTreeSet<String> = runs.iter().map(|r| r.file_name()).collect();
@@ -54,7 +55,9 @@ pub fn plan(runs: Vec<Run>, store: &Store, force: bool, data: DataOf) -> Result<
     }
     p.foreign.sort();
     for run in runs {
-        if force {
+        // A checkpoint is an unfinished computation (removed once its record is stored): resumed, even
+        // over an older record (a `--force` sweep stopped midway).
+        if force || store.checkpoint_path(&run).exists() {
             p.pending.push(run);
             continue;
         }

@@ -111,6 +111,22 @@ impl Comparison {
         self.rows.iter().any(|r| r.verdict.fails())
     }
 
+    /// One line: the experiment, profile and how many rows had each verdict, failures first.
+    pub fn summary_line(&self) -> String {
+        let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
+        format!(
+            "{} / {}: {} changed, {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass",
+            self.experiment,
+            self.profile,
+            count(Verdict::Changed),
+            count(Verdict::Regressed),
+            count(Verdict::RebaselineNeeded),
+            count(Verdict::Missing),
+            count(Verdict::Improved),
+            count(Verdict::Pass),
+        )
+    }
+
     /// The report: every row, failures first in the summary line.
     pub fn markdown(&self) -> String {
         let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();

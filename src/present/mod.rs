@@ -38,8 +38,7 @@ pub fn terminal_table(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64
         return Ok(None);
     }
     let summary = aggregate::aggregate(exp, profile, &runs, &records);
-    let width = comfy_table::Table::new().width().unwrap_or(100);
-    Ok(Some(report::terminal(exp, &summary, width)))
+    Ok(Some(report::terminal(exp, &summary, report::terminal_width())))
 }
 
 /// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures: its own
@@ -50,6 +49,7 @@ pub fn regenerate(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, 
     let runs = exp.runs(profile, Some(&seeds))?;
     let store = Store::new(out, &exp.name, profile);
     let records = store.load_all()?;
+    crate::fsutil::remove_stale_temps(&store.dir);
     let summary = aggregate::aggregate(exp, profile, &runs, &records);
     let summary_path = store.dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Record {
@@ -74,8 +74,7 @@ pub fn regenerate(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, 
     }
     let table = store.dir.join("table.md");
     write_atomic(&table, markdown.as_bytes())?;
-    let width = comfy_table::Table::new().width().unwrap_or(100);
-    let terminal = report::terminal(exp, &summary, width);
+    let terminal = report::terminal(exp, &summary, report::terminal_width());
     Ok(Outputs { summary: summary_path, table, figures, markdown, terminal })
 }
 

@@ -55,16 +55,25 @@ pub(crate) fn paper_value(exp: &Experiment, cell: &CellSummary) -> String {
     }
 }
 
-/// The summary as a compact table for a terminal of `width` columns: cell, runs, status, the headline
-/// metrics (those with a better direction) and the paper's value, wrapped to fit.
-pub fn terminal(exp: &Experiment, summary: &Summary, width: u16) -> String {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_width(width);
+/// The columns of a terminal: `COLUMNS` where set (as shells and CI logs set it), else the terminal's
+/// width; `None` when output goes to a pipe or file (nothing is wrapped then).
+pub fn terminal_width() -> Option<u16> {
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse().ok()).or_else(|| Table::new().width())
+}
+
+/// The summary for a terminal of `width` columns: a table of cell, runs, status, the headline metrics
+/// (those with a better direction) and the paper's value where it fits (and always when `width` is
+/// `None`: in a pipe or log nothing is wrapped), else the same as a list, one block per cell, so that
+/// no number or word is ever split.
+pub fn terminal(exp: &Experiment, summary: &Summary, width: Option<u16>) -> String {
     let has_outcomes = summary.cells.iter().any(|c| !c.outcome_counts.is_empty());
     let headline: Vec<&MetricSpec> = exp.metrics.iter().filter(|m| m.better != crate::spec::Better::None).collect();
     let has_paper = exp.cells.iter().any(|c| c.paper.is_some());
+    let label = |m: &MetricSpec| if m.unit.is_empty() { m.label.clone() } else { format!("{} ({})", m.label, m.unit) };
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     let mut header = vec!["cell".to_string(), "runs".to_string(), if has_outcomes { "outcome" } else { "status" }.to_string()];
-    header.extend(headline.iter().map(|m| if m.unit.is_empty() { m.label.clone() } else { format!("{} ({})", m.label, m.unit) }));
+    header.extend(headline.iter().map(|m| label(m)));
     if has_paper {
         header.push("paper".to_string());
     }
@@ -79,17 +88,48 @@ pub fn terminal(exp: &Experiment, summary: &Summary, width: u16) -> String {
         }
         table.add_row(row);
     }
-    // Cell, runs and status stay on one line; the numbers wrap.
-    for i in 0..3 {
-        if let Some(column) = table.column_mut(i) {
-            column.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+    let wide = table.to_string();
+    let fits = width.is_none_or(|w| wide.lines().all(|l| l.chars().count() <= w as usize));
+    let title = format!("{} — profile {}", exp.title, summary.profile);
+    let mut out = match width {
+        Some(w) if !fits => wrap_words(&title, w as usize),
+        _ => title,
+    };
+    out.push('\n');
+    if fits {
+        out.push_str(&wide);
+        out.push('\n');
+    } else {
+        let pad = headline.iter().map(|m| label(m).chars().count()).chain([5]).max().unwrap_or(0);
+        for cell in &summary.cells {
+            out.push_str(&format!("\n{} · {}/{} runs · {}\n", cell.cell, cell.seeds.len(), cell.planned.len(), cell_status(cell, has_outcomes)));
+            for m in &headline {
+                out.push_str(&format!("  {:<pad$}  {}\n", label(m), cell_metric(cell, m)));
+            }
+            if has_paper {
+                out.push_str(&format!("  {:<pad$}  {}\n", "paper", paper_value(exp, cell)));
+            }
         }
     }
-    let mut out = format!("{} — profile {}\n{table}\n", exp.title, summary.profile);
     for why in not_run_reasons(summary) {
         out.push_str(&format!("not run: {why}\n"));
     }
     out
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word keeps its own line).
+fn wrap_words(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join("\n")
 }
 
 /// The summary as a markdown table, with a header naming the experiment, profile and how to regenerate.
