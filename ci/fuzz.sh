@@ -4,7 +4,7 @@
 # cargo-fuzz needs nightly-only compiler flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
 # FUZZ_SANITIZER picks cargo-fuzz's sanitizer. CI's default is none: the code these targets reach is safe
 # Rust but for dependencies' unsafe blocks, panics and libFuzzer's coverage guidance work without one, and
-# the fuzz build is one of CI's slowest steps (README, "Regression checks": 5.0 min without, 6.6 min with
+# the fuzz build is one of CI's slowest steps (the guide, docs/src/gate.md: 5.0 min without, 6.6 min with
 # AddressSanitizer on a 2-core AVX-512 machine). FUZZ_SANITIZER=address for a deeper run by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."

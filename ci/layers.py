@@ -1,4 +1,4 @@
-"""Checks that modules only use modules of their own layer or below (README, "Architecture"), and that
+"""Checks that modules only use modules of their own layer or below (the guide, docs/src/architecture.md), and that
 the files of a folder module (ssl/, theory/, ...) use each other without cycles.
 
 Each top-level module of src/ is in one layer; a file's `crate::<module>` and `super::` references
