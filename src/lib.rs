@@ -1,7 +1,7 @@
 //! eigenssl: a reproducibility suite for "An eigenspace view reveals how predictor networks and
 //! stop-grads provide implicit variance regularization" (Halvagal, Laborieux, Zenke).
 //!
-//! Layers, each using only those below it (checked by `ci/layers.py`; the README's "Architecture" draws
+//! Layers, each using only those below it (checked by `ci/layers.py`; the guide's docs/src/architecture.md draws
 //! them): foundations ([`error`], [`rng`], [`normal`], [`stats`], [`fsutil`], [`git`], [`linalg`],
 //! [`overlay`], [`device`], [`interrupt`]) → [`data`] → the engines [`theory`] (toy networks, Figs. 1–2)
 //! and [`ssl`] (deep SSL, Table 1) → [`engine`] (dispatch, run configs, typed statuses) → [`spec`]

@@ -49,7 +49,7 @@ struct EngineArgs {
     /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
-    /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the README, "Data").
+    /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the guide, docs/src/data.md).
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
 }
@@ -809,7 +809,7 @@ fn table(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
 // glibc's allocator returns the large tensors of every step to the OS and faults them back in on the
 // next (a quarter of a CPU training step went to page faults and zeroing fresh pages); mimalloc, told
 // never to purge freed memory, reuses them: width/4 step 803 → 577 ms, full width 4.8 → 3.7 s here, for
-// a higher peak memory (see the README's speed section).
+// a higher peak memory (see docs/src/performance-log.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -357,3 +357,52 @@ fn a_passing_gate_prints_a_few_lines() {
     let full = std::fs::read_to_string(&report).unwrap();
     assert!(full.lines().count() > 20 && full.contains("| cell | what | baseline |"), "{full}");
 }
+
+/// Issue 36, items 10 and 11: an OS error is printed once; `eval` on a theory run says it has no network;
+/// `status` and `table` explain their arguments; the dry run says runs without data would be left out.
+#[test]
+fn small_messages_say_what_is_meant_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-gate.yaml");
+    let out = eigenssl().args(["compare", "--gate"]).arg(&missing).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let out = eigenssl().args(["eval", "fig2/ci/2d/isoloss/seed0", "--protocol", "knn"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a theory run has no network to evaluate") && !err.contains("--keep-weights"), "{err}");
+
+    for command in ["status", "table"] {
+        let out = eigenssl().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Experiment name") && help.contains("Profile whose stored runs to read") && help.contains("Results folder"), "{help}");
+    }
+
+    let specs = mixed_specs(dir.path());
+    let out = eigenssl().env("HF_HUB_OFFLINE", "1").arg("--specs").arg(&specs).args(["reproduce", "table1", "--profile", "mixed", "--dry-run", "--data-dir"]).arg(dir.path().join("empty")).arg("--out").arg(dir.path().join("results")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("Its runs would be left out") && !err.contains("will be recorded"), "{err}");
+    assert!(!dir.path().join("results").exists());
+}
+
+/// Issue 36, item 11: a figure's temp file left by a killed process is removed by the next regeneration.
+#[test]
+fn a_killed_process_leaves_no_temp_figure_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let ci = dir.path().join("fig2/ci");
+    std::fs::create_dir_all(ci.join("runs")).unwrap();
+    for f in std::fs::read_dir("results/fig2/ci/runs").unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, ci.join("runs").join(f.file_name().unwrap())).unwrap();
+    }
+    // A pid no process has (above the kernel's pid_max).
+    let stale = ci.join(".tmp-figure-99999999.svg");
+    std::fs::write(&stale, "<svg/>").unwrap();
+    let out = eigenssl().args(["table", "fig2", "--profile", "ci", "--out"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stale.exists(), "the dead process's temp figure is gone");
+    assert!(ci.join("fig2.svg").exists());
+}

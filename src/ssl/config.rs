@@ -1,6 +1,6 @@
 //! The configuration of one deep-SSL run (Table 1): every hyper-parameter of the authors' code that the
 //! paper leaves out is a field, and so is every way in which we may train differently from that code
-//! (`docs/table1-protocol.md` says where each default comes from).
+//! (`docs/src/table1-protocol.md` says where each default comes from).
 
 use serde::{Deserialize, Serialize};
 
