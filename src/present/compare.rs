@@ -111,13 +111,11 @@ impl Comparison {
         self.rows.iter().any(|r| r.verdict.fails())
     }
 
-    /// One line: the experiment, profile and how many rows had each verdict, failures first.
-    pub fn summary_line(&self) -> String {
+    /// How many rows had each verdict, failures first.
+    fn verdict_counts(&self) -> String {
         let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
         format!(
-            "{} / {}: {} changed, {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass",
-            self.experiment,
-            self.profile,
+            "{} changed, {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass",
             count(Verdict::Changed),
             count(Verdict::Regressed),
             count(Verdict::RebaselineNeeded),
@@ -127,21 +125,20 @@ impl Comparison {
         )
     }
 
+    /// One line: the experiment, profile and how many rows had each verdict.
+    pub fn summary_line(&self) -> String {
+        format!("{} / {}: {}", self.experiment, self.profile, self.verdict_counts())
+    }
+
     /// The report: every row, failures first in the summary line.
     pub fn markdown(&self) -> String {
-        let count = |v: Verdict| self.rows.iter().filter(|r| r.verdict == v).count();
         let mut out = format!(
-            "## compare {} / {}\n\nbaseline `{}` vs current `{}`: {} changed, {} regressed, {} re-baseline needed, {} missing, {} improved, {} pass.\n\n",
+            "## compare {} / {}\n\nbaseline `{}` vs current `{}`: {}.\n\n",
             self.experiment,
             self.profile,
             self.baseline_dir,
             self.current_dir,
-            count(Verdict::Changed),
-            count(Verdict::Regressed),
-            count(Verdict::RebaselineNeeded),
-            count(Verdict::Missing),
-            count(Verdict::Improved),
-            count(Verdict::Pass),
+            self.verdict_counts(),
         );
         out.push_str("Seeds computed in the same environment (engine version, SIMD level, target, device, threads, data) must give identical records; otherwise each metric is compared seed by seed with a paired t-test and must move by more than its minimum effect to fail. *detectable*: the smallest change the gate sees with these seeds (0 = exact).\n\n");
         out.push_str("| cell | what | baseline | current | delta | p | detectable | verdict |\n|---|---|---|---|---|---|---|---|\n");
