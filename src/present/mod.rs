@@ -27,12 +27,17 @@ pub struct Outputs {
     pub terminal: String,
 }
 
+/// The runs a table of `profile` aggregates: its own seeds and any `extra_seeds` besides.
+fn table_runs(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>) -> Result<Vec<crate::spec::Run>> {
+    let mut seeds = exp.profile(profile)?.seeds.clone();
+    seeds.extend(extra_seeds.unwrap_or_default());
+    exp.runs(profile, Some(&seeds))
+}
+
 /// The terminal table of the stored runs of `profile` (its seeds and any `extra_seeds`), aggregated
 /// without writing anything: `None` when no run of it is stored.
 pub fn terminal_table(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, out: &Path) -> Result<Option<String>> {
-    let mut seeds = exp.profile(profile)?.seeds.clone();
-    seeds.extend(extra_seeds.unwrap_or_default());
-    let runs = exp.runs(profile, Some(&seeds))?;
+    let runs = table_runs(exp, profile, extra_seeds)?;
     let records = Store::new(out, &exp.name, profile).load_all()?;
     if records.is_empty() {
         return Ok(None);
@@ -44,9 +49,7 @@ pub fn terminal_table(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64
 /// Re-aggregates the stored runs of `profile` into `summary.json`, `table.md` and the figures: its own
 /// seeds and any `extra_seeds` besides (a `--seeds` sweep adds runs to a table, it never shrinks it).
 pub fn regenerate(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, out: &Path) -> Result<Outputs> {
-    let mut seeds = exp.profile(profile)?.seeds.clone();
-    seeds.extend(extra_seeds.unwrap_or_default());
-    let runs = exp.runs(profile, Some(&seeds))?;
+    let runs = table_runs(exp, profile, extra_seeds)?;
     let store = Store::new(out, &exp.name, profile);
     let records = store.load_all()?;
     crate::fsutil::remove_stale_temps(&store.dir);
