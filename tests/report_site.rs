@@ -22,6 +22,8 @@ fn the_site_has_a_page_per_stored_profile_with_tables_figures_history_and_runs()
     let t1 = std::fs::read_to_string(dir.path().join("table1-ci.html")).unwrap();
     assert!(t1.contains("<table>") && t1.contains("74.0 ± 0.6"), "the paper's value beside ours");
     assert!(t1.contains("table1-ci.svg") && t1.contains("table1-ci-history.svg"), "figure and history");
+    let noema = std::fs::read_to_string(dir.path().join("table1-noema.html")).unwrap();
+    assert!(noema.contains("table1-noema-outcomes.svg"), "the outcome study's figure");
     assert!(t1.contains("<details>") && t1.contains("&quot;simd&quot;") && t1.contains("&quot;knn_k&quot;"), "provenance and config per run");
     for p in &pages {
         let html = std::fs::read_to_string(p).unwrap();

@@ -78,15 +78,40 @@ fn experiment_page(opts: &SiteOptions, exp: &Experiment, profile: &str, summary:
     body.push_str(&table_html(exp, summary));
     let dir = opts.repo.join(&opts.results).join(&exp.name).join(profile);
     body.push_str("<h2>Figures</h2>");
-    let fig = dir.join(format!("{}.svg", exp.name));
-    if fig.exists() {
-        let target = format!("{}-{profile}.svg", exp.name);
-        std::fs::copy(&fig, opts.out.join(&target)).map_err(|e| Error::io(&fig, e))?;
+    if let Some(target) = figure(opts, exp, profile, summary)? {
         body.push_str(&format!("<img src=\"{target}\" alt=\"{} figure\">", escape(&exp.name)));
+    }
+    let outcomes = dir.join("outcomes.svg");
+    if outcomes.exists() {
+        let target = format!("{}-{profile}-outcomes.svg", exp.name);
+        std::fs::copy(&outcomes, opts.out.join(&target)).map_err(|e| Error::io(&outcomes, e))?;
+        body.push_str(&format!("<img src=\"{target}\" alt=\"how often a run learns\">"));
     }
     body.push_str(&history_html(opts, exp, profile)?);
     body.push_str(&runs_html(opts, exp, profile)?);
     Ok(body)
+}
+
+/// Draws the experiment's figure from the stored records of every seed the summary planned, so the site
+/// never depends on a figure file that is regenerated but not committed (those of `ci`); returns the
+/// file's name in the site.
+fn figure(opts: &SiteOptions, exp: &Experiment, profile: &str, summary: &Summary) -> Result<Option<String>> {
+    let Some(fig) = &exp.figure else { return Ok(None) };
+    let seeds: Vec<u64> = summary.cells.iter().flat_map(|c| c.planned.iter().copied()).collect();
+    let runs = super::table_runs(exp, profile, Some(&seeds))?;
+    let records = Store::new(&opts.repo.join(&opts.results), &exp.name, profile).load_all()?;
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let scratch = opts.out.join(format!(".figure-{}-{profile}", exp.name));
+    let drawn = crate::plot::draw(exp, fig, &runs, &records, &scratch)?;
+    let target = format!("{}-{profile}.svg", exp.name);
+    let svg = drawn.iter().find(|p| p.extension().is_some_and(|e| e == "svg"));
+    if let Some(svg) = svg {
+        std::fs::rename(svg, opts.out.join(&target)).map_err(|e| Error::io(svg, e))?;
+    }
+    std::fs::remove_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+    Ok(svg.map(|_| target))
 }
 
 fn table_html(exp: &Experiment, summary: &Summary) -> String {
