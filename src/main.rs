@@ -10,6 +10,7 @@ use eigenssl::device::DeviceKind;
 use eigenssl::engine::RunStatus;
 use eigenssl::harness::{self, ExecOptions};
 use eigenssl::spec::Experiment;
+use eigenssl::ssl::kernels::Kernels;
 
 #[derive(Parser)]
 #[command(name = "eigenssl", version, about = "Reproduce 'An eigenspace view reveals how predictor networks and stop-grads provide implicit variance regularization'")]
@@ -120,6 +121,11 @@ enum Command {
         /// Start even when the sweep is expected to take more than a day here.
         #[arg(long)]
         yes: bool,
+        /// Which code computes the deep networks' layers, overriding the spec's `kernels`: native (our
+        /// CPU kernels where they apply) or candle (candle's ops, what CUDA and Metal run). Runs it
+        /// changes get their own spec hash.
+        #[arg(long)]
+        kernels: Option<Kernels>,
     },
     /// Execute exactly one planned run and store its record (what each Slurm task runs).
     Run {
@@ -132,6 +138,11 @@ enum Command {
         /// Keep the final backbone and projector (see `reproduce --keep-weights`).
         #[arg(long)]
         keep_weights: bool,
+        /// Which code computes the deep networks' layers, overriding the spec's `kernels`: native (our
+        /// CPU kernels where they apply) or candle (candle's ops, what CUDA and Metal run). Runs it
+        /// changes get their own spec hash.
+        #[arg(long)]
+        kernels: Option<Kernels>,
     },
     /// Re-evaluate a run's kept weights (`--keep-weights`) with k-NN or the linear probe, exactly as the
     /// run evaluated them, beside the value its record holds.
@@ -178,6 +189,10 @@ enum Command {
         /// Only the theory step (the training step at full width takes minutes on 2 cores).
         #[arg(long)]
         theory_only: bool,
+        /// What computes our step in the rounds against PyTorch: native (ours where they apply) or candle
+        /// (candle's ops). With native, the step by candle's ops is measured besides, once per width.
+        #[arg(long, default_value = "native")]
+        kernels: Kernels,
     },
     /// One training-step measurement in this process (used by `bench`; prints JSON).
     #[command(hide = true)]
@@ -194,6 +209,8 @@ enum Command {
         /// cpu, cuda or metal.
         #[arg(long, default_value = "cpu")]
         device: DeviceKind,
+        #[arg(long, default_value = "native")]
+        kernels: Kernels,
     },
     /// Regression gate: compare stored runs with a baseline; exit 1 on a regression (report in markdown).
     Compare {
@@ -307,34 +324,38 @@ fn one_line(e: &anyhow::Error) -> String {
     line
 }
 
-fn experiments(names: &[String], dir: &std::path::Path) -> eigenssl::Result<Vec<Experiment>> {
+/// The named experiments (`all`: every spec), with `--kernels` applied where given.
+fn experiments(names: &[String], dir: &std::path::Path, kernels: Option<Kernels>) -> eigenssl::Result<Vec<Experiment>> {
     let names: Vec<String> =
         if names.iter().any(|n| n == "all") { Experiment::names(dir) } else { names.to_vec() };
-    names.iter().map(|n| Experiment::find(n, dir)).collect()
+    names.iter().map(|n| Experiment::find(n, dir).map(|e| match kernels {
+        Some(k) => e.with_kernels(k),
+        None => e,
+    })).collect()
 }
 
 /// Dispatches to the subcommand's function; each decides its own exit code, `main` reports errors.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let specs = cli.specs;
     match cli.command {
-        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, dry_run: true, .. } => {
-            let exps = self::experiments(&experiments, &specs)?;
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, dry_run: true, kernels, .. } => {
+            let exps = self::experiments(&experiments, &specs, kernels)?;
             plan_only(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine)
         }
-        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights, dry_run: false, yes } => {
-            let exps = self::experiments(&experiments, &specs)?;
+        Command::Reproduce { experiments, profile, seeds, jobs, out, force, engine, executor, slurm_args, keep_weights, dry_run: false, yes, kernels } => {
+            let exps = self::experiments(&experiments, &specs, kernels)?;
             match executor {
-                Executor::Slurm => submit_slurm(&exps, &specs, &profile, seeds.as_deref(), &out, force, engine, slurm_args),
+                Executor::Slurm => submit_slurm(&exps, &specs, &profile, seeds.as_deref(), &out, force, engine, kernels, slurm_args),
                 Executor::Local => reproduce(&exps, &profile, seeds.as_deref(), jobs, &out, force, engine, keep_weights, yes),
             }
         }
-        Command::Run { run_id, out, engine, keep_weights } => run_one(&specs, &run_id, &out, engine, keep_weights),
+        Command::Run { run_id, out, engine, keep_weights, kernels } => run_one(&specs, &run_id, &out, engine, keep_weights, kernels),
         Command::Eval { run_id, protocol, out, engine } => eval(&specs, &run_id, protocol, &out, engine),
         Command::Status { stored } => status(&specs, &stored),
         Command::List => list(&specs),
-        Command::BenchStep { dataset, width, batch, reps, device } => bench_step(&specs, dataset, width, batch, reps, device),
-        Command::Bench { python, reps, train_reps, rounds, out, batch, theory_only } => {
-            bench(&specs, &python, BenchSizes { reps, train_reps, rounds, batch }, &out, theory_only)
+        Command::BenchStep { dataset, width, batch, reps, device, kernels } => bench_step(&specs, dataset, width, batch, reps, device, kernels),
+        Command::Bench { python, reps, train_reps, rounds, out, batch, theory_only, kernels } => {
+            bench(&specs, &python, BenchSizes { reps, train_reps, rounds, batch }, &out, theory_only, kernels)
         }
         Command::Compare { experiments, profile, out, baseline, gate, report } => {
             compare(&specs, experiments, profile, &out, &baseline, &gate, report)
@@ -357,6 +378,7 @@ fn submit_slurm(
     out: &std::path::Path,
     force: bool,
     engine: EngineArgs,
+    kernels: Option<Kernels>,
     slurm_args: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     if force {
@@ -368,6 +390,7 @@ fn submit_slurm(
         out: out.to_path_buf(),
         data_dir: engine.data_dir,
         device: engine.device,
+        kernels,
         extra_args: slurm_args.map(|a| a.split_whitespace().map(String::from).collect()).unwrap_or_default(),
     };
     for exp in exps {
@@ -488,8 +511,12 @@ fn reproduce(
 }
 
 /// `run`: exactly one planned run (what each Slurm task runs).
-fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine: EngineArgs, keep_weights: bool) -> anyhow::Result<ExitCode> {
+fn run_one(specs: &std::path::Path, run_id: &str, out: &std::path::Path, engine: EngineArgs, keep_weights: bool, kernels: Option<Kernels>) -> anyhow::Result<ExitCode> {
     let run = Experiment::find_run(run_id, specs)?;
+    let run = match kernels {
+        Some(k) => run.with_kernels(k),
+        None => run,
+    };
     let opts = ExecOptions {
         jobs: 1,
         progress: false,
@@ -572,8 +599,8 @@ fn list(specs: &std::path::Path) -> anyhow::Result<ExitCode> {
 }
 
 /// `bench-step`: one training-step measurement in this process, as JSON (for `bench`).
-fn bench_step(specs: &std::path::Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize, device: DeviceKind) -> anyhow::Result<ExitCode> {
-    let cfg = eigenssl::bench::training::table1_config(specs, dataset, width, batch)?;
+fn bench_step(specs: &std::path::Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize, device: DeviceKind, kernels: Kernels) -> anyhow::Result<ExitCode> {
+    let cfg = eigenssl::bench::training::table1_config(specs, dataset, width, batch, kernels)?;
     let r = eigenssl::bench::training::step(&cfg, reps, &device.open()?)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(ExitCode::SUCCESS)
@@ -590,7 +617,7 @@ struct BenchSizes {
 /// `bench`: the training step beside PyTorch's, one `cpu`-profile epoch, and the theory step beside
 /// NumPy's; printed as markdown and merged into `out/<cpu model>/bench.{md,json}` (the parts not measured
 /// now are kept as they were).
-fn bench(specs: &std::path::Path, python: &str, sizes: BenchSizes, out: &std::path::Path, theory_only: bool) -> anyhow::Result<ExitCode> {
+fn bench(specs: &std::path::Path, python: &str, sizes: BenchSizes, out: &std::path::Path, theory_only: bool, kernels: Kernels) -> anyhow::Result<ExitCode> {
     use eigenssl::bench::{self, machine::Machine, training, BenchReport, Section, TheoryBench};
     use eigenssl::harness::provenance;
     let repo = std::env::current_dir().context("reading the current folder")?;
@@ -622,6 +649,7 @@ fn bench(specs: &std::path::Path, python: &str, sizes: BenchSizes, out: &std::pa
             batch: sizes.batch,
             reps: sizes.train_reps,
             rounds: sizes.rounds,
+            kernels,
         };
         let started = provenance::now_rfc3339();
         Some(Section::now(started, training::measure(&setup, &|m| eprintln!("bench: {m}"))?))
@@ -657,7 +685,7 @@ fn compare(
     let mut text = String::new();
     let mut failed = Vec::new();
     let mut lines = Vec::new();
-    for exp in experiments(&names, specs)? {
+    for exp in experiments(&names, specs, None)? {
         let cmp = eigenssl::present::compare::compare(&exp, &profile, out, baseline, &gate)?;
         if cmp.failed() {
             failed.push(exp.name.clone());
@@ -703,7 +731,7 @@ fn verify(specs: &std::path::Path, names: &[String], profile: &str, sample: Opti
     engine.device.open()?;
     let ctx = engine.context();
     let (mut changed, mut compared, mut not_run) = (0, 0, 0);
-    for exp in experiments(names, specs)? {
+    for exp in experiments(names, specs, None)? {
         let results = verify(&exp, profile, out, sample, rtol, &ctx)?;
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header(["run", "result", "field", "stored", "now"]);

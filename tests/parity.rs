@@ -19,10 +19,17 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use eigenssl::spec::{Experiment, RunConfig};
 use eigenssl::ssl::config::SslConfig;
+use eigenssl::ssl::kernels::Kernels;
 use eigenssl::ssl::step::{Learner, Step};
 
-/// Largest allowed ‖eigenssl − twin‖ / ‖twin‖ of any compared tensor.
+/// Largest allowed ‖eigenssl − twin‖ / ‖twin‖ of any compared tensor, on our kernels.
 const RELATIVE_TOLERANCE: f64 = 1e-4;
+/// The same on candle's ops (`kernels: candle`, the path CUDA and Metal take): also f32 in different
+/// orders (candle's im2col convolution and its own reductions), with the same 4 steps to grow in; every
+/// tensor is within 2.7e-5 of the twin's, so one tolerance serves both paths. (Before the generic max
+/// pool routed each window's gradient to its first maximum, the first layers' gradients were off by
+/// 40–330 %: this test is what found that.)
+const GENERIC_TOLERANCE: f64 = 1e-4;
 /// Largest allowed relative difference between a weight's init std and torchvision's (sampling noise of a
 /// std over ≥ 256 values is below 5 %; candle's law differs by 40 % to 145 %).
 const INIT_STD_TOLERANCE: f64 = 0.15;
@@ -89,12 +96,13 @@ fn spec_config(cell: &str) -> SslConfig {
     }
 }
 
-fn compare_cell(dir: &Path, batches: &HashMap<String, Tensor>) -> Comparison {
+fn compare_cell(dir: &Path, batches: &HashMap<String, Tensor>, kernels: Kernels, tolerance: f64) -> Comparison {
     let (meta, inputs) = load(&dir.join("inputs.safetensors"));
     let (_, expected) = load(&dir.join("expected.safetensors"));
     let cell = meta["cell"].clone();
     let cfg: SslConfig = serde_json::from_str(&meta["config"]).expect("fixture config");
     assert_eq!(cfg, spec_config(&cell), "{cell}: the fixture was made for another config; regenerate it with bench/make_parity_fixtures.sh");
+    let cfg = SslConfig { kernels, ..cfg };
     let number = |k: &str| meta[k].parse::<usize>().expect("number in fixture metadata");
     let (steps, steps_per_epoch, classes) = (number("steps"), number("steps_per_epoch"), number("classes"));
     let seed = meta["seed"].parse::<u64>().expect("seed");
@@ -113,7 +121,7 @@ fn compare_cell(dir: &Path, batches: &HashMap<String, Tensor>) -> Comparison {
                 let our_std = (ours.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (ours.len() - 1) as f64).sqrt();
                 let rel = (our_std / torch_std - 1.0).abs();
                 // Scaled so that the init check shares the report with the tensor comparisons.
-                cmp.errors.push((format!("init std of {name} ({our_std:.4} vs torchvision {torch_std:.4})"), rel * RELATIVE_TOLERANCE / INIT_STD_TOLERANCE));
+                cmp.errors.push((format!("init std of {name} ({our_std:.4} vs torchvision {torch_std:.4})"), rel * tolerance / INIT_STD_TOLERANCE));
             }
         }
     }
@@ -162,6 +170,15 @@ fn compare_cell(dir: &Path, batches: &HashMap<String, Tensor>) -> Comparison {
 
 #[test]
 fn training_steps_match_the_pytorch_twin_of_the_authors_code() {
+    compare_all(Kernels::Native, RELATIVE_TOLERANCE);
+}
+
+#[test]
+fn training_steps_by_candles_ops_match_the_pytorch_twin_too() {
+    compare_all(Kernels::Candle, GENERIC_TOLERANCE);
+}
+
+fn compare_all(kernels: Kernels, tolerance: f64) {
     let root = fixtures();
     let (_, batches) = load(&root.join("batches.safetensors"));
     let mut cells: Vec<PathBuf> = std::fs::read_dir(&root).expect("fixtures dir").filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
@@ -169,14 +186,14 @@ fn training_steps_match_the_pytorch_twin_of_the_authors_code() {
     assert_eq!(cells.len(), 5, "expected the 5 CIFAR-10 cells of table1's parity profile under {}", root.display());
     let mut failures = Vec::new();
     for dir in &cells {
-        let cmp = compare_cell(dir, &batches);
+        let cmp = compare_cell(dir, &batches, kernels, tolerance);
         let worst = cmp.errors.iter().cloned().fold((String::new(), 0.0f64), |a, b| if b.1 > a.1 { b } else { a });
-        println!("{}: {} comparisons, worst relative error {:.2e} ({})", cmp.cell, cmp.errors.len(), worst.1, worst.0);
+        println!("{} ({kernels} kernels): {} comparisons, worst relative error {:.2e} ({})", cmp.cell, cmp.errors.len(), worst.1, worst.0);
         for (what, err) in &cmp.errors {
-            if !(*err <= RELATIVE_TOLERANCE) {
+            if !(*err <= tolerance) {
                 failures.push(format!("{}: {what}: relative error {err:.3e}", cmp.cell));
             }
         }
     }
-    assert!(failures.is_empty(), "{} tensors differ from the PyTorch twin beyond {RELATIVE_TOLERANCE:e}:\n{}", failures.len(), failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+    assert!(failures.is_empty(), "{} tensors differ from the PyTorch twin beyond {tolerance:e} ({kernels} kernels):\n{}", failures.len(), failures.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
 }

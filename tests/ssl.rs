@@ -3,6 +3,7 @@
 use candle_core::{DType, Device, Module, ModuleT, Tensor, Var};
 use eigenssl::ssl::directpred::DirectPred;
 use eigenssl::ssl::ema::ema_update;
+use eigenssl::ssl::kernels::Kernels;
 use eigenssl::ssl::schedule::tau_schedule;
 use eigenssl::ssl::init::SeededVarMap;
 use eigenssl::ssl::loss::{directional, symmetric, LossForm, LossKind};
@@ -37,7 +38,7 @@ fn max_pool_gradient_goes_whole_to_each_window_maximum() {
         &CPU,
     )
     .unwrap();
-    let y = MaxPool2x2.forward(x.as_tensor()).unwrap();
+    let y = MaxPool2x2::default().forward(x.as_tensor()).unwrap();
     assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![6., 8., 14., 16.]);
     // Weighted sum so each window's gradient is distinct: dL/dy = [1, 2, 3, 4].
     let w = Tensor::new(&[[[[1f32, 2.], [3., 4.]]]], &CPU).unwrap();
@@ -51,7 +52,7 @@ fn max_pool_gradient_goes_whole_to_each_window_maximum() {
     assert_eq!(gx, expect);
     // Tied windows (zeros after ReLU): the whole gradient to the first maximum, as PyTorch.
     let z = Var::from_vec(vec![0f32, 0., 2., 2., 0., 0., 1., 2.], (1, 1, 2, 4), &CPU).unwrap();
-    let g = MaxPool2x2.forward(z.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    let g = MaxPool2x2::default().forward(z.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
     let gz = g.get(z.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(gz, vec![1., 0., 1., 0., 0., 0., 0., 0.]);
 }
@@ -61,7 +62,7 @@ fn max_pool_matches_the_reshape_and_max_reference_on_random_inputs() {
     use candle_core::Device;
     for (case, (n, c, h, w)) in [(3, 5, 8, 6), (2, 17, 2, 2), (1, 1, 32, 32)].into_iter().enumerate() {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, c, h, w), &Device::Cpu).unwrap()).unwrap();
-        let y = MaxPool2x2.forward(x.as_tensor()).unwrap();
+        let y = MaxPool2x2::default().forward(x.as_tensor()).unwrap();
         let y_ref = x.as_tensor().reshape((n, c, h / 2, 2, w / 2, 2)).unwrap().max(5).unwrap().max(3).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), y_ref.flatten_all().unwrap().to_vec1::<f32>().unwrap(), "case {case}");
         let r = Tensor::randn(0f32, 1.0, y.dims(), &Device::Cpu).unwrap();
@@ -76,7 +77,7 @@ fn max_pool_matches_the_reshape_and_max_reference_on_random_inputs() {
 fn seeded_init_is_repeatable_and_seed_dependent() {
     let build = |seed| {
         let vm = SeededVarMap::new(seed);
-        let net = Vgg11::new(0.125, vm.var_builder(DType::F32, &CPU)).unwrap();
+        let net = Vgg11::new(0.125, Kernels::Native, vm.var_builder(DType::F32, &CPU)).unwrap();
         let x = Tensor::ones((2, 3, 32, 32), DType::F32, &CPU).unwrap();
         (net.forward_t(&x, true).unwrap(), vm.named_vars().len())
     };
@@ -93,9 +94,9 @@ fn seeded_init_is_repeatable_and_seed_dependent() {
 fn vgg_and_projector_shapes_at_cifar_and_stl_sizes() {
     let vm = SeededVarMap::new(0);
     let vb = vm.var_builder(DType::F32, &CPU);
-    let net = Vgg11::new(0.25, vb.pp("backbone")).unwrap();
+    let net = Vgg11::new(0.25, Kernels::Native, vb.pp("backbone")).unwrap();
     assert_eq!(net.out_dim(), 128);
-    let proj = Projector::new(net.out_dim(), 64, 32, vb.pp("projector")).unwrap();
+    let proj = Projector::new(net.out_dim(), 64, 32, Kernels::Native, vb.pp("projector")).unwrap();
     for size in [32, 96] {
         let x = Tensor::randn(0f32, 1., (2, 3, size, size), &CPU).unwrap();
         let z = proj.forward_t(&net.forward_t(&x, true).unwrap(), true).unwrap();
@@ -210,7 +211,7 @@ fn lars_step_by_hand_with_clipping_and_bias_exclusion() {
 fn ema_update_by_hand() {
     let t = Var::from_vec(vec![1f32, 2.], 2, &CPU).unwrap();
     let o = Var::from_vec(vec![3f32, 6.], 2, &CPU).unwrap();
-    ema_update(&[t.clone()], &[o], 0.75).unwrap();
+    ema_update(&[t.clone()], &[o], 0.75, Kernels::Native).unwrap();
     assert_eq!(t.as_tensor().to_vec1::<f32>().unwrap(), vec![1.5, 3.0]);
     assert!(tau_schedule(0.99, 1.0, 10, 10) == 1.0);
 }
@@ -220,7 +221,7 @@ fn resnet18_has_torchvisions_parameter_count_and_both_stems_work() {
     use candle_core::{DType, Device, ModuleT, Tensor};
     use eigenssl::ssl::{init::SeededVarMap, resnet::ResNet18};
     let vm = SeededVarMap::new(0);
-    let net = ResNet18::new(1.0, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let net = ResNet18::new(1.0, true, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
     let params: usize = vm.named_vars().iter().filter(|(n, _)| !n.contains("running_")).map(|(_, v)| v.elem_count()).sum();
     // torchvision resnet18: 11 689 512, less its fc (513 000), with the 3×3 CIFAR stem (1 728) in place
     // of the 7×7 one (9 408).
@@ -228,7 +229,7 @@ fn resnet18_has_torchvisions_parameter_count_and_both_stems_work() {
     assert_eq!(net.out_dim(), 512);
     // STL-10 size through the ImageNet stem: 96 → 48 → 24 → … → 3, pooled to 512·width.
     let vm = SeededVarMap::new(0);
-    let small = ResNet18::new(0.125, false, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let small = ResNet18::new(0.125, false, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
     let x = Tensor::randn(0f32, 1.0, (2, 3, 96, 96), &Device::Cpu).unwrap();
     assert_eq!(small.forward_t(&x, true).unwrap().dims(), &[2, 64]);
 }
@@ -474,7 +475,7 @@ fn batch_norm_with_the_pool_fused_equals_batch_norm_then_pool_exactly() {
         let apart = BatchNorm::new(shape.1, relu, vm_b.var_builder(DType::F32, &dev)).unwrap();
         let x = Var::from_tensor(&Tensor::randn(0.3f32, 1.5, shape, &dev).unwrap()).unwrap();
         let y_fused = fused.forward_pooled_t(x.as_tensor(), true).unwrap();
-        let y_apart = MaxPool2x2.forward(&apart.forward_t(x.as_tensor(), true).unwrap()).unwrap();
+        let y_apart = MaxPool2x2::default().forward(&apart.forward_t(x.as_tensor(), true).unwrap()).unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&y_fused), flat(&y_apart), "case {case}: forward");
         assert_eq!(flat(fused.running_var()), flat(apart.running_var()), "case {case}: running variance");

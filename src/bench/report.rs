@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use super::training::{median_round, StepBench, TrainingBench, RATIO_CONFIDENCE};
 use super::{BenchReport, TheoryBench};
+use crate::ssl::kernels::Kernels;
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
@@ -85,6 +86,24 @@ fn training(md: &mut String, t: &TrainingBench) {
             ours.images_per_s,
             mib(ours.peak_rss)
         );
+    }
+    if t.kernels != Kernels::Native {
+        let _ = writeln!(md, "\nOur rounds ran on {} kernels (`bench --kernels {}`).", t.kernels, t.kernels);
+    }
+    if !t.generic.is_empty() {
+        let _ = writeln!(md, "\n| training step, batch 2×{} | native ms/step | candle's ops (the GPUs' path) ms/step | native / candle img/s |", t.steps.first().map_or(0, |c| c.batch));
+        let _ = writeln!(md, "|---|---|---|---|");
+        for g in &t.generic {
+            let Some(native) = t.steps.iter().find(|c| c.width == g.width).and_then(|c| median_round(&c.ours)) else { continue };
+            let _ = writeln!(
+                md,
+                "| width {} | {:.0} | {:.0} | {:.2}× |",
+                g.width,
+                native.step.median_s * 1e3,
+                g.step.median_s * 1e3,
+                native.images_per_s / g.images_per_s
+            );
+        }
     }
     let s = &t.stl10_step;
     let _ = writeln!(

@@ -17,6 +17,7 @@ use crate::data::{Dataset, DatasetKind, Split};
 use crate::spec::{Experiment, RunConfig};
 use crate::ssl::config::SslConfig;
 use crate::ssl::directpred::DirectPred;
+use crate::ssl::kernels::Kernels;
 use crate::ssl::step::Learner;
 use crate::ssl::train::{random_batch, train, Progress, TrainControl};
 
@@ -37,6 +38,9 @@ pub struct StepBench {
     /// PyTorch's version, in PyTorch's measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub torch: Option<String>,
+    /// The kernels that computed our step (PyTorch's measurements say `native`).
+    #[serde(default)]
+    pub kernels: Kernels,
 }
 
 /// The config of table1's `cell` in `profile`, seed 0.
@@ -50,11 +54,12 @@ fn table1_cell(specs: &Path, cell: &str, profile: &str) -> crate::Result<SslConf
 }
 
 /// The benchmarked model: table1's `cifar10/simsiam/no_ema` cell of the `paper` profile (VGG11-BN,
-/// projector 4096/256, DirectPred, momentum SGD) of `dataset` at `width` and `batch`.
-pub fn table1_config(specs: &Path, dataset: DatasetKind, width: f64, batch: usize) -> crate::Result<SslConfig> {
+/// projector 4096/256, DirectPred, momentum SGD) of `dataset` at `width` and `batch`, computed by `kernels`.
+pub fn table1_config(specs: &Path, dataset: DatasetKind, width: f64, batch: usize, kernels: Kernels) -> crate::Result<SslConfig> {
     let mut c = table1_cell(specs, &format!("{dataset}/simsiam/no_ema"), "paper")?;
     c.width = width;
     c.batch = batch;
+    c.kernels = kernels;
     Ok(c)
 }
 
@@ -84,6 +89,7 @@ pub fn step(cfg: &SslConfig, reps: usize, device: &Device) -> candle_core::Resul
         peak_rss: peak_rss(),
         threads: rayon::current_num_threads(),
         torch: None,
+        kernels: cfg.kernels.effective(device),
     })
 }
 
@@ -129,14 +135,15 @@ pub fn predictor(batch: usize, dim: usize, reps: usize) -> candle_core::Result<T
     err.map_or(Ok(t), Err)
 }
 
-/// Our step of `dataset`'s model at `width`, timed by `exe bench-step` in a process of its own (so that its
-/// peak memory is its own).
-pub fn step_in_process(exe: &Path, specs: &Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize) -> Result<StepBench, String> {
+/// Our step of `dataset`'s model at `width` computed by `kernels`, timed by `exe bench-step` in a process
+/// of its own (so that its peak memory is its own).
+#[allow(clippy::too_many_arguments)]
+pub fn step_in_process(exe: &Path, specs: &Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize, kernels: Kernels) -> Result<StepBench, String> {
     let out = Command::new(exe)
         .arg("--specs")
         .arg(specs)
         .args(["bench-step", "--dataset", dataset.name(), "--width", &width.to_string(), "--batch", &batch.to_string()])
-        .args(["--reps", &reps.to_string()])
+        .args(["--reps", &reps.to_string(), "--kernels", kernels.name()])
         .output()
         .map_err(|e| format!("{}: {e}", exe.display()))?;
     if !out.status.success() {
@@ -187,13 +194,13 @@ pub fn median_round(rounds: &[StepBench]) -> Option<&StepBench> {
     sorted.get(sorted.len() / 2).copied()
 }
 
-/// Our step and PyTorch's at `width`: `rounds` rounds, each timing `reps` steps of ours, then `reps` of
-/// PyTorch's, each in a fresh process.
-#[allow(clippy::too_many_arguments)]
-pub fn compare_step(exe: &Path, specs: &Path, repo: &Path, python: &str, width: f64, batch: usize, reps: usize, rounds: usize) -> Result<StepComparison, String> {
+/// Our step (computed by `s.kernels`) and PyTorch's at `width`: `s.rounds` rounds, each timing `s.reps`
+/// steps of ours, then as many of PyTorch's, each in a fresh process.
+pub fn compare_step(s: &TrainingBenchSetup, width: f64) -> Result<StepComparison, String> {
+    let (exe, specs, repo, python, batch, reps) = (s.exe, s.specs, s.repo, s.python, s.batch, s.reps);
     let mut c = StepComparison { width, batch, ours: Vec::new(), torch: Vec::new(), torch_missing: None };
-    for _ in 0..rounds.max(1) {
-        c.ours.push(step_in_process(exe, specs, DatasetKind::Cifar10, width, batch, reps)?);
+    for _ in 0..s.rounds.max(1) {
+        c.ours.push(step_in_process(exe, specs, DatasetKind::Cifar10, width, batch, reps, s.kernels)?);
         if c.torch_missing.is_none() {
             match torch_step(repo, python, width, batch, reps) {
                 Ok(t) => c.torch.push(t),
@@ -292,8 +299,15 @@ pub struct TrainingBench {
     /// Steps timed per measurement, and alternating rounds of ours and PyTorch's.
     pub reps: usize,
     pub rounds: usize,
+    /// The kernels of our rounds.
+    #[serde(default)]
+    pub kernels: Kernels,
     /// Width 1/8 (the `cpu` profile's), width/4 and full width, ours beside PyTorch's.
     pub steps: Vec<StepComparison>,
+    /// With native rounds: the step by candle's ops (the path CUDA and Metal take) at the same widths,
+    /// one measurement each, after the rounds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic: Vec<StepBench>,
     /// The width/4 step at STL-10's 96 px.
     pub stl10_step: StepBench,
     pub augmentation: Vec<AugmentBench>,
@@ -324,6 +338,8 @@ pub struct TrainingBenchSetup<'a> {
     pub batch: usize,
     pub reps: usize,
     pub rounds: usize,
+    /// What computes our step in the rounds against PyTorch (`bench --kernels`).
+    pub kernels: Kernels,
 }
 
 /// Measures everything of [`TrainingBench`]; `say` hears of each part as it starts (a full-width round
@@ -331,12 +347,20 @@ pub struct TrainingBenchSetup<'a> {
 pub fn measure(s: &TrainingBenchSetup, say: &dyn Fn(&str)) -> crate::Result<TrainingBench> {
     let failed = |what: &str, why: String| crate::Error::Environment(format!("bench, {what}: {why}"));
     let mut steps = Vec::new();
-    for width in [0.125, REFERENCE_WIDTH, 1.0] {
-        say(&format!("training step at width {width}: {} round(s) of {} steps, ours then PyTorch's", s.rounds, s.reps));
-        steps.push(compare_step(s.exe, s.specs, s.repo, s.python, width, s.batch, s.reps, s.rounds).map_err(|e| failed("step", e))?);
+    const WIDTHS: [f64; 3] = [0.125, REFERENCE_WIDTH, 1.0];
+    for width in WIDTHS {
+        say(&format!("training step at width {width} ({} kernels): {} round(s) of {} steps, ours then PyTorch's", s.kernels, s.rounds, s.reps));
+        steps.push(compare_step(s, width).map_err(|e| failed("step", e))?);
+    }
+    let mut generic = Vec::new();
+    if s.kernels == Kernels::Native {
+        for width in WIDTHS {
+            say(&format!("training step at width {width} by candle's ops (the GPUs' path): {} steps", s.reps));
+            generic.push(step_in_process(s.exe, s.specs, DatasetKind::Cifar10, width, s.batch, s.reps, Kernels::Candle).map_err(|e| failed("generic step", e))?);
+        }
     }
     say("training step at STL-10's 96 px");
-    let stl10_step = step_in_process(s.exe, s.specs, DatasetKind::Stl10, REFERENCE_WIDTH, s.batch, s.reps).map_err(|e| failed("STL-10 step", e))?;
+    let stl10_step = step_in_process(s.exe, s.specs, DatasetKind::Stl10, REFERENCE_WIDTH, s.batch, s.reps, s.kernels).map_err(|e| failed("STL-10 step", e))?;
     let quarter = steps
         .iter()
         .find(|c| c.width == REFERENCE_WIDTH)
@@ -357,7 +381,9 @@ pub fn measure(s: &TrainingBenchSetup, say: &dyn Fn(&str)) -> crate::Result<Trai
     Ok(TrainingBench {
         reps: s.reps,
         rounds: s.rounds,
+        kernels: s.kernels,
         steps,
+        generic,
         stl10_step,
         augmentation,
         directpred,
@@ -385,7 +411,7 @@ mod tests {
 
     fn measured(images_per_s: f64) -> StepBench {
         let step = Timing { median_s: 256.0 / images_per_s, min_s: 256.0 / images_per_s, reps: 10 };
-        StepBench { width: 0.25, batch: 128, parameters: 1, step, images_per_s, peak_rss: 0, threads: 2, torch: None }
+        StepBench { width: 0.25, batch: 128, parameters: 1, step, images_per_s, peak_rss: 0, threads: 2, torch: None, kernels: Kernels::Native }
     }
 
     /// Round-by-round ratios, their median and its interval: PyTorch at 1000 img/s in every round, ours

@@ -227,6 +227,7 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRe
         simd: provenance::simd_level().to_string(),
         data,
         device: run.config.device(ctx),
+        kernels: run.config.kernels(ctx),
         threads: match run.config {
             crate::spec::RunConfig::Theory(_) => 1,
             crate::spec::RunConfig::Ssl(_) => rayon::current_num_threads(),

@@ -22,6 +22,8 @@ pub struct SlurmOptions {
     pub out: PathBuf,
     pub data_dir: PathBuf,
     pub device: crate::device::DeviceKind,
+    /// The `--kernels` the sweep was submitted with, passed on to every task.
+    pub kernels: Option<crate::ssl::kernels::Kernels>,
     /// Extra `sbatch` arguments; they come after the profile's and so override them.
     pub extra_args: Vec<String>,
 }
@@ -104,7 +106,7 @@ pub fn submit(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, opts: &Slu
          set -u\n\
          id=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {runs})\n\
          echo \"$(date -Is) task $SLURM_ARRAY_TASK_ID (job $SLURM_JOB_ID, restart ${{SLURM_RESTART_COUNT:-0}}) on $(hostname): $id\"\n\
-         {bin} --specs {specs} run \"$id\" --out {out} --data-dir {data} --device {device} &\n\
+         {bin} --specs {specs} run \"$id\" --out {out} --data-dir {data} --device {device}{kernels} &\n\
          pid=$!\n\
          # Pass a SIGTERM sent to this script only (scancel -b) on to the run, so it checkpoints; a repeated\n\
          # SIGTERM is harmless to eigenssl.\n\
@@ -121,6 +123,7 @@ pub fn submit(exp: &Experiment, profile: &str, seeds: Option<&[u64]>, opts: &Slu
         out = quote(&out.display().to_string()),
         data = quote(&absolute(&opts.data_dir)?.display().to_string()),
         device = opts.device,
+        kernels = opts.kernels.map(|k| format!(" --kernels {k}")).unwrap_or_default(),
     );
     let script_path = dir.join("job.sbatch");
     write_atomic(&script_path, script.as_bytes())?;

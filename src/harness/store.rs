@@ -39,6 +39,9 @@ pub struct Provenance {
     #[serde(default)]
     pub simd: String,
     pub device: crate::device::DeviceKind,
+    /// The kernels that computed a deep-SSL run (`native`: ours; `candle`: candle's ops, as on GPUs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<crate::ssl::kernels::Kernels>,
     pub threads: usize,
     /// The dataset read (deep-SSL runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]

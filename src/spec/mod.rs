@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ssl::config::{SslConfig, SslOverlay};
+use crate::ssl::kernels::Kernels;
 use crate::theory::{TheoryConfig, TheoryOverlay};
 use crate::overlay::Overlay;
 
@@ -290,6 +291,21 @@ impl Run {
     pub fn id(&self) -> String {
         format!("{}/{}/{}/seed{}", self.experiment, self.profile, self.cell, self.seed)
     }
+
+    /// The run computed by `kernels` (the CLI's `--kernels`), with its hash: a deep-SSL run only.
+    pub fn with_kernels(self, kernels: Kernels) -> Run {
+        let config = kernels_set(self.config, kernels);
+        let hash = run_hash(&self.experiment, &self.cell, self.seed, &config);
+        Run { config, hash, ..self }
+    }
+}
+
+/// `config` computed by `kernels`, where it is a deep-SSL config (the theory engine has no kernels).
+fn kernels_set(config: RunConfig, kernels: Kernels) -> RunConfig {
+    match config {
+        RunConfig::Ssl(cfg) => RunConfig::Ssl(SslConfig { kernels, ..cfg }),
+        theory => theory,
+    }
 }
 
 /// A name that can stand as one folder of a results path: letters, digits, `_` and `-`, not empty (so
@@ -521,6 +537,15 @@ impl Experiment {
         run.ok_or_else(|| {
             Error::Usage(format!("run id `{id}`: profile `{}` of `{}` has no cell `{cell}`; it has: {}", prof.name, exp.name, prof.cells.join(", ")))
         })
+    }
+
+    /// The experiment as if its spec set `kernels` in every profile (the CLI's `--kernels`); theory
+    /// configs have none and stay as they are.
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        for prof in self.profiles.values_mut() {
+            prof.configs = std::mem::take(&mut prof.configs).into_iter().map(|c| kernels_set(c, kernels)).collect();
+        }
+        self
     }
 
     /// Every (cell, seed) run of a profile; `seeds` overrides the profile's seeds. A seed named twice is

@@ -7,6 +7,7 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 
 use super::batchnorm::BatchNorm;
 use super::conv::Conv2d;
+use super::kernels::Kernels;
 use super::layer::VggLayer;
 
 use super::config::Backbone;
@@ -21,10 +22,10 @@ pub enum Features {
 
 impl Features {
     /// `side` is the input image size (ResNet-18 takes the CIFAR stem at 32 px).
-    pub fn new(kind: Backbone, width: f64, side: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(kind: Backbone, width: f64, side: usize, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         Ok(match kind {
-            Backbone::Vgg11 => Features::Vgg11(Vgg11::new(width, vb)?),
-            Backbone::Resnet18 => Features::Resnet18(ResNet18::new(width, side <= 32, vb)?),
+            Backbone::Vgg11 => Features::Vgg11(Vgg11::new(width, kernels, vb)?),
+            Backbone::Resnet18 => Features::Resnet18(ResNet18::new(width, side <= 32, kernels, vb)?),
         })
     }
 
@@ -52,9 +53,9 @@ const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{backbone::Vgg11, init::SeededVarMap};
+/// use eigenssl::ssl::{backbone::Vgg11, init::SeededVarMap, kernels::Kernels};
 /// let vm = SeededVarMap::new(0);
-/// let net = Vgg11::new(0.125, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let net = Vgg11::new(0.125, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
 /// let x = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
 /// assert_eq!(net.forward_t(&x, true).unwrap().dims(), &[2, net.out_dim()]);
 /// ```
@@ -65,7 +66,7 @@ pub struct Vgg11 {
 }
 
 impl Vgg11 {
-    pub fn new(width: f64, vb: VarBuilder) -> Result<Self> {
+    pub fn new(width: f64, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         if !(width > 0.0) {
             candle_core::bail!("VGG11 width must be > 0, got {width}");
         }
@@ -78,8 +79,8 @@ impl Vgg11 {
             }
             let out = ((c as f64 * width).round() as usize).max(1);
             // The image needs no gradient: the first layer skips its input gradient.
-            let conv = Conv2d::new(in_ch, out, 3, conv_cfg, i > 0, vb.pp(format!("features.{i}.conv")))?;
-            let bn = BatchNorm::new(out, true, vb.pp(format!("features.{i}.bn")))?;
+            let conv = Conv2d::new(in_ch, out, 3, conv_cfg, i > 0, vb.pp(format!("features.{i}.conv")))?.with_kernels(kernels);
+            let bn = BatchNorm::new(out, true, vb.pp(format!("features.{i}.bn")))?.with_kernels(kernels);
             let pool = VGG11.get(i + 1) == Some(&0);
             layers.push(VggLayer::new(conv, bn, pool));
             in_ch = out;

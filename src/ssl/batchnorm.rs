@@ -11,13 +11,14 @@
 //! step than the convolutions. In eval mode, on other devices and for other dtypes, candle-nn's own layer
 //! runs (it is also the reference the tests compare with).
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Storage, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape, Storage, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
 use super::conv::{self, contiguous_f32};
 use super::simd;
+use super::kernels::Kernels;
 use super::pool::{plane_dims, MaxPool2x2};
 
 const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, affine: true, momentum: 0.1 };
@@ -42,6 +43,7 @@ pub struct BatchNorm {
     running_mean: Var,
     running_var: Var,
     relu: bool,
+    kernels: Kernels,
 }
 
 impl BatchNorm {
@@ -54,7 +56,12 @@ impl BatchNorm {
         // The running statistics are variables of the var map: these handles share their storage.
         let running_mean = Var::from_tensor(reference.running_mean())?;
         let running_var = Var::from_tensor(reference.running_var())?;
-        Ok(BatchNorm { reference, weight, bias, running_mean, running_var, relu })
+        Ok(BatchNorm { reference, weight, bias, running_mean, running_var, relu, kernels: Kernels::Native })
+    }
+
+    /// Computed by `kernels` (our kernels by default).
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        BatchNorm { kernels, ..self }
     }
 
     pub fn running_mean(&self) -> &Tensor {
@@ -72,11 +79,11 @@ impl BatchNorm {
         if self.fused(x, train) && x.rank() == 4 {
             return self.forward_fused(x, true);
         }
-        MaxPool2x2.forward(&self.forward_t(x, train)?)
+        MaxPool2x2::new(self.kernels).forward(&self.forward_t(x, train)?)
     }
 
     fn fused(&self, x: &Tensor, train: bool) -> bool {
-        train && x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 && x.rank() >= 2
+        train && self.kernels.native_on(&[x, &self.weight]) && x.rank() >= 2
     }
 
     fn forward_fused(&self, x: &Tensor, pool: bool) -> Result<Tensor> {

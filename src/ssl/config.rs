@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::{LossForm, LossKind};
 use super::init::InitLaw;
+use super::kernels::Kernels;
 use crate::data::augment::Pipeline;
 use crate::data::DatasetKind;
 
@@ -89,6 +90,11 @@ crate::overlay_config! {
         pub linear_lr: f64,
         #[serde(default = "defaults::linear_batch")]
         pub linear_batch: usize,
+        /// `native`: our CPU kernels where they apply (CPU, f32); `candle`: candle's ops everywhere, so that
+        /// the CPU runs what CUDA and Metal run. Left out of the serialised config when `native`, so that
+        /// the spec hashes of the runs our kernels trained did not move when the field came.
+        #[serde(default, skip_serializing_if = "Kernels::is_native")]
+        pub kernels: Kernels,
     }
 }
 

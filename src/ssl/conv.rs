@@ -9,11 +9,12 @@
 //! do not depend on the thread count), and the first layer skips its input gradient. Other devices and dtypes
 //! use candle's own `conv2d`.
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
+use super::kernels::Kernels;
 use super::{matmul, winograd};
 pub(super) use winograd::TransformedInput;
 
@@ -457,6 +458,7 @@ pub struct Conv2d {
     weight: Tensor,
     cfg: Conv2dConfig,
     input_grad: bool,
+    kernels: Kernels,
 }
 
 impl Conv2d {
@@ -466,7 +468,16 @@ impl Conv2d {
             candle_core::bail!("conv2d: groups and dilation other than 1 are not supported");
         }
         let weight = candle_nn::conv2d_no_bias(cin, cout, kernel, cfg, vb)?.weight().clone();
-        Ok(Conv2d { weight, cfg, input_grad })
+        Ok(Conv2d { weight, cfg, input_grad, kernels: Kernels::Native })
+    }
+
+    /// Computed by `kernels` (our kernels by default).
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Conv2d { kernels, ..self }
+    }
+
+    pub(super) fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -489,7 +500,7 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 && self.weight.dtype() == DType::F32 {
+        if self.kernels.native_on(&[x, &self.weight]) {
             let op = ConvForward { stride: self.cfg.stride, pad: self.cfg.padding, input_grad: self.input_grad };
             x.contiguous()?.apply_op2(&self.weight.contiguous()?, op)
         } else {

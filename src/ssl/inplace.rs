@@ -6,22 +6,21 @@
 //! including candle's affine `x · a + 0` for a tensor times a scalar — so results are bit-identical to
 //! the expression (tested in [`super::optim`]'s tests). Other devices and dtypes keep the expression.
 
-use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+use candle_core::{CpuStorage, Layout, Result, Tensor};
 use rayon::prelude::*;
+use super::kernels::Kernels;
 use super::simd;
 
 /// Elements per parallel task: large enough that thread hand-offs stay negligible.
 pub(super) const CHUNK: usize = 1 << 15;
 
-/// Whether the in-place kernels can run on these tensors (CPU, f32, contiguous, same length).
-pub(crate) fn applies(tensors: &[&Tensor]) -> bool {
+/// Whether the in-place kernels run on these tensors: asked for, CPU, f32, contiguous, same length.
+pub(crate) fn applies(kernels: Kernels, tensors: &[&Tensor]) -> bool {
     if tests::expressions_only() {
         return false;
     }
     let len = tensors.first().map(|t| t.elem_count());
-    tensors.iter().all(|t| {
-        t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() && Some(t.elem_count()) == len
-    })
+    kernels.native_on(tensors) && tensors.iter().all(|t| t.is_contiguous() && Some(t.elem_count()) == len)
 }
 
 /// candle's `tensor * scalar` on f32: `x · a + 0` (the `+ 0` turns −0 into +0).

@@ -8,7 +8,7 @@
 //! kernels in the same order as [`Conv2d`] then [`BatchNorm`], so its values are theirs bit for bit
 //! (`tests` below compare them); in eval mode and on other devices the layer is those ops one after another.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, ModuleT, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::batchnorm::{channel_stats, cpu_slice, BatchNorm, FusedBatchNorm};
@@ -41,7 +41,7 @@ impl VggLayer {
 
     fn fused(&self, x: &Tensor, train: bool) -> bool {
         let (gamma, _) = self.bn.scale_and_shift();
-        train && x.device().is_cpu() && x.dtype() == DType::F32 && self.conv.weight().dtype() == DType::F32 && gamma.dtype() == DType::F32
+        train && self.conv.kernels().native_on(&[x, self.conv.weight(), gamma])
     }
 }
 
@@ -131,7 +131,7 @@ impl CustomOp3 for LayerOp {
 mod tests {
     use super::*;
     use crate::ssl::init::SeededVarMap;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
     use candle_nn::Conv2dConfig;
 
     fn layer(vm: &SeededVarMap, cin: usize, cout: usize, input_grad: bool, pool: bool) -> VggLayer {

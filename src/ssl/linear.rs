@@ -9,11 +9,12 @@
 //! rows in candle's order, so that values and gradients are candle's bit for bit (`tests` below). Other
 //! devices, dtypes and ranks use candle-nn's layer.
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use super::batchnorm::cpu_slice;
 use super::conv::contiguous_f32;
+use super::kernels::Kernels;
 use super::matmul::gemm;
 
 /// y = x·wᵀ + b for x of shape (batch, in).
@@ -29,18 +30,23 @@ use super::matmul::gemm;
 #[derive(Debug, Clone)]
 pub struct Linear {
     reference: candle_nn::Linear,
+    kernels: Kernels,
 }
 
 impl Linear {
     /// The layer candle-nn's `linear` builds: variables `weight` (out, in) and `bias` (out), same init.
     pub fn new(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Linear { reference: candle_nn::linear(in_dim, out_dim, vb)? })
+        Ok(Linear { reference: candle_nn::linear(in_dim, out_dim, vb)?, kernels: Kernels::Native })
+    }
+
+    /// Computed by `kernels` (our kernels by default).
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Linear { kernels, ..self }
     }
 
     fn fused(&self, x: &Tensor) -> Option<&Tensor> {
         let (w, b) = (self.reference.weight(), self.reference.bias()?);
-        let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
-        (x.rank() == 2 && cpu_f32(x) && cpu_f32(w) && cpu_f32(b)).then_some(b)
+        (x.rank() == 2 && self.kernels.native_on(&[x, w, b])).then_some(b)
     }
 }
 
@@ -103,7 +109,7 @@ impl CustomOp3 for LinearOp {
 mod tests {
     use super::*;
     use crate::ssl::init::SeededVarMap;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     fn bits(t: &Tensor) -> Vec<u32> {
         t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod history;
 mod inplace;
 pub mod init;
+pub mod kernels;
 pub mod layer;
 pub mod linear;
 mod matmul;

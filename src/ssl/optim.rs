@@ -7,6 +7,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
 use super::inplace;
+use super::kernels::Kernels;
 
 /// A set of parameters sharing a learning-rate scale and a weight decay.
 #[derive(Debug, Clone)]
@@ -33,6 +34,7 @@ pub struct Optimizer {
     groups: Vec<ParamGroup>,
     /// Momentum buffers, one per var per group (created on first use).
     buffers: Vec<Vec<Option<Tensor>>>,
+    kernels: Kernels,
 }
 
 /// (‖w‖, ‖g‖) of each of a group's parameters that LARS scales (more than one dimension, a gradient):
@@ -73,7 +75,13 @@ fn momentum_in_place(buf: &Tensor, g: &Tensor, w: &Tensor, decay: Option<f64>, r
 impl Optimizer {
     pub fn new(rule: Rule, momentum: f64, groups: Vec<ParamGroup>) -> Self {
         let buffers = groups.iter().map(|g| vec![None; g.vars.len()]).collect();
-        Optimizer { rule, momentum, groups, buffers }
+        Optimizer { rule, momentum, groups, buffers, kernels: Kernels::Native }
+    }
+
+    /// Updates in place where our kernels apply with `kernels` (the default), else by candle's
+    /// expression (the same values).
+    pub fn with_kernels(self, kernels: Kernels) -> Self {
+        Optimizer { kernels, ..self }
     }
 
     /// One step; `lr_of` maps a group's base rate to this step's rate (the schedule).
@@ -105,11 +113,11 @@ impl Optimizer {
                 };
                 let momentum = (self.momentum != 0.0 && buf.is_some()).then_some(self.momentum);
                 *buf = Some(match buf.take() {
-                    Some(b) if inplace::applies(&[&b, g, w]) => {
+                    Some(b) if inplace::applies(self.kernels, &[&b, g, w]) => {
                         momentum_in_place(&b, g, w, decay, ratio, momentum, glr)?;
                         b
                     }
-                    None if inplace::applies(&[g, w]) => {
+                    None if inplace::applies(self.kernels, &[g, w]) => {
                         let b = g.zeros_like()?;
                         momentum_in_place(&b, g, w, decay, ratio, None, glr)?;
                         b
@@ -154,6 +162,7 @@ mod tests {
 
     use super::{Optimizer, ParamGroup, Rule};
     use crate::ssl::ema::ema_update;
+    use crate::ssl::kernels::Kernels;
     use crate::ssl::inplace::tests::on_expressions;
 
     fn bits(t: &Tensor) -> Vec<u32> {
@@ -187,7 +196,7 @@ mod tests {
                 .unwrap();
             let grads = loss.backward().unwrap();
             opt.step(&grads, |base| base * (1.0 - 0.1 * step as f64)).unwrap();
-            ema_update(&targets, &vars, 0.99 - 0.01 * step as f64).unwrap();
+            ema_update(&targets, &vars, 0.99 - 0.01 * step as f64, Kernels::Native).unwrap();
         }
         let buffers = opt.buffers().iter().flatten().flatten().map(bits);
         vars.iter().chain(&targets).map(|v| bits(v.as_tensor())).chain(buffers).collect()

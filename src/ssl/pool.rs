@@ -1,15 +1,19 @@
 //! 2×2 max pooling, stride 2, with PyTorch's gradient: the whole gradient of a window goes to its
 //! maximum (the first one, in row-major order, where several are equal).
 //!
-//! candle 0.11.1's `max_pool2d` backward on CPU is wrong: a window's unique maximum receives 1/4 of its
+//! candle 0.11.1's `max_pool2d` backward is wrong: a window's unique maximum receives 1/4 of its
 //! gradient, and every element of a tied window receives all of it. On CPU f32 this is one pass forward
-//! and one backward; elsewhere it is written with reshapes and `max`, whose gradient goes whole to the
-//! maximum (to each tied one; in VGG pools follow ReLU, where ties are zeros whose gradient ReLU stops).
+//! and one backward; elsewhere ([`Kernels::Candle`], and every GPU) it is written with candle's element-wise
+//! ops: each window's first maximum selected by masks, so that the gradient reaches it alone. candle's
+//! `max` would not do: its gradient goes whole to every tied element, and ties are common in real images
+//! (flat regions, crops upsampled from few pixels) — with it the gradients of the first layers were
+//! several times PyTorch's on the parity test's CIFAR-10 batches.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Module, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::conv::contiguous_f32;
+use super::kernels::Kernels;
 
 /// Max over non-overlapping 2×2 windows of an (N, C, H, W) tensor; H and W must be even.
 ///
@@ -17,11 +21,19 @@ use super::conv::contiguous_f32;
 /// use candle_core::{Device, Module, Tensor};
 /// use eigenssl::ssl::pool::MaxPool2x2;
 /// let x = Tensor::new(&[[[[1f32, 2., 5., 0.], [3., 4., 1., 1.]]]], &Device::Cpu).unwrap();
-/// let y = MaxPool2x2.forward(&x).unwrap();
+/// let y = MaxPool2x2::default().forward(&x).unwrap();
 /// assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![4., 5.]);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MaxPool2x2;
+pub struct MaxPool2x2 {
+    kernels: Kernels,
+}
+
+impl MaxPool2x2 {
+    pub fn new(kernels: Kernels) -> Self {
+        MaxPool2x2 { kernels }
+    }
+}
 
 impl Module for MaxPool2x2 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -29,10 +41,58 @@ impl Module for MaxPool2x2 {
         if h % 2 != 0 || w % 2 != 0 {
             candle_core::bail!("MaxPool2x2 needs even height and width, got {h}×{w}");
         }
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
+        if self.kernels.native_on(&[x]) {
             return x.contiguous()?.apply_op1(Pool);
         }
-        x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)
+        first_max_by_masks(&x.reshape((n, c, h / 2, 2, w / 2, 2))?)
+    }
+}
+
+/// The max over dims 3 and 5 of an (N, C, H/2, 2, W/2, 2) tensor, its gradient to the first maximum of
+/// each window in row-major order: the four elements, each times a detached 0/1 mask that is 1 at the
+/// first one equal to the window's maximum. Exactly the maximum's value, on any device.
+fn first_max_by_masks(windows: &Tensor) -> Result<Tensor> {
+    let at = |i: usize, j: usize| windows.narrow(3, i, 1)?.narrow(5, j, 1)?.squeeze(5)?.squeeze(3);
+    let corners = [at(0, 0)?, at(0, 1)?, at(1, 0)?, at(1, 1)?];
+    let max = corners[0].maximum(&corners[1])?.maximum(&corners[2].maximum(&corners[3])?)?.detach();
+    let mut taken = max.zeros_like()?;
+    let mut out: Option<Tensor> = None;
+    for x in &corners {
+        // 1 where this element is the maximum and no earlier one was.
+        let first = (x.detach().eq(&max)?.to_dtype(x.dtype())? * (1.0 - &taken)?)?;
+        taken = (&taken + &first)?;
+        let term = (x * &first)?;
+        out = Some(match out {
+            Some(o) => (o + term)?,
+            None => term,
+        });
+    }
+    out.ok_or_else(|| candle_core::Error::Msg("2×2 max pool: no window element".into()))
+}
+
+#[cfg(test)]
+mod generic_tests {
+    use candle_core::{Device, Module, Tensor, Var};
+
+    use super::MaxPool2x2;
+    use crate::ssl::kernels::Kernels;
+
+    /// Both paths on windows with ties (equal maxima, equal zeros after ReLU, a negative maximum): the same
+    /// values, and the whole gradient at each window's first maximum, as PyTorch routes it.
+    #[test]
+    fn candle_ops_route_the_gradient_to_the_first_maximum_as_our_kernel_does() {
+        let x = Var::new(&[[[[3f32, 3., 0., 0.], [1., 3., 0., 0.], [-2., -1., 5., 7.], [-1., -3., 7., 6.]]]], &Device::Cpu).unwrap();
+        let g = Tensor::new(&[[[[1f32, 2.], [3., 4.]]]], &Device::Cpu).unwrap();
+        let mut grads = Vec::new();
+        for kernels in [Kernels::Native, Kernels::Candle] {
+            let y = MaxPool2x2::new(kernels).forward(x.as_tensor()).unwrap();
+            assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![3., 0., -1., 7.], "{kernels}");
+            let grad = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            grads.push(grad.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+        let expected = vec![1f32, 0., 2., 0., 0., 0., 0., 0., 0., 3., 0., 4., 0., 0., 0., 0.];
+        assert_eq!(grads[0], expected, "native");
+        assert_eq!(grads[1], expected, "candle's ops");
     }
 }
 

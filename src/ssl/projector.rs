@@ -4,15 +4,16 @@ use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
 use super::batchnorm::BatchNorm;
+use super::kernels::Kernels;
 use super::linear::Linear;
 
 /// One-hidden-layer projector.
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{init::SeededVarMap, projector::Projector};
+/// use eigenssl::ssl::{init::SeededVarMap, kernels::Kernels, projector::Projector};
 /// let vm = SeededVarMap::new(0);
-/// let p = Projector::new(8, 16, 4, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let p = Projector::new(8, 16, 4, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
 /// let z = p.forward_t(&Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap(), true).unwrap();
 /// assert_eq!(z.dims(), &[3, 4]);
 /// ```
@@ -24,11 +25,11 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(in_dim: usize, hidden: usize, out_dim: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(in_dim: usize, hidden: usize, out_dim: usize, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         Ok(Projector {
-            fc1: Linear::new(in_dim, hidden, vb.pp("fc1"))?,
-            bn: BatchNorm::new(hidden, true, vb.pp("bn"))?,
-            fc2: Linear::new(hidden, out_dim, vb.pp("fc2"))?,
+            fc1: Linear::new(in_dim, hidden, vb.pp("fc1"))?.with_kernels(kernels),
+            bn: BatchNorm::new(hidden, true, vb.pp("bn"))?.with_kernels(kernels),
+            fc2: Linear::new(hidden, out_dim, vb.pp("fc2"))?.with_kernels(kernels),
         })
     }
 }

@@ -8,14 +8,15 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 
 use super::batchnorm::BatchNorm;
 use super::conv::Conv2d;
+use super::kernels::Kernels;
 
 /// Convolution then batch norm, with ReLU after it when `relu`.
 #[allow(clippy::too_many_arguments)]
-fn conv_bn(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, relu: bool, vb: &VarBuilder, name: &str) -> Result<(Conv2d, BatchNorm)> {
+fn conv_bn(cin: usize, cout: usize, k: usize, stride: usize, padding: usize, relu: bool, kernels: Kernels, vb: &VarBuilder, name: &str) -> Result<(Conv2d, BatchNorm)> {
     let cfg = Conv2dConfig { padding, stride, ..Default::default() };
     // Only the stem sees the image, which needs no gradient.
-    let conv = Conv2d::new(cin, cout, k, cfg, name != "stem", vb.pp(format!("{name}.conv")))?;
-    Ok((conv, BatchNorm::new(cout, relu, vb.pp(format!("{name}.bn")))?))
+    let conv = Conv2d::new(cin, cout, k, cfg, name != "stem", vb.pp(format!("{name}.conv")))?.with_kernels(kernels);
+    Ok((conv, BatchNorm::new(cout, relu, vb.pp(format!("{name}.bn")))?.with_kernels(kernels)))
 }
 
 fn apply(cb: &(Conv2d, BatchNorm), x: &Tensor, train: bool) -> Result<Tensor> {
@@ -31,9 +32,9 @@ struct BasicBlock {
 }
 
 impl BasicBlock {
-    fn new(cin: usize, cout: usize, stride: usize, vb: &VarBuilder) -> Result<Self> {
-        let shortcut = if stride != 1 || cin != cout { Some(conv_bn(cin, cout, 1, stride, 0, false, vb, "downsample")?) } else { None };
-        Ok(BasicBlock { a: conv_bn(cin, cout, 3, stride, 1, true, vb, "a")?, b: conv_bn(cout, cout, 3, 1, 1, false, vb, "b")?, shortcut })
+    fn new(cin: usize, cout: usize, stride: usize, kernels: Kernels, vb: &VarBuilder) -> Result<Self> {
+        let shortcut = if stride != 1 || cin != cout { Some(conv_bn(cin, cout, 1, stride, 0, false, kernels, vb, "downsample")?) } else { None };
+        Ok(BasicBlock { a: conv_bn(cin, cout, 3, stride, 1, true, kernels, vb, "a")?, b: conv_bn(cout, cout, 3, 1, 1, false, kernels, vb, "b")?, shortcut })
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
@@ -78,9 +79,9 @@ fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{init::SeededVarMap, resnet::ResNet18};
+/// use eigenssl::ssl::{init::SeededVarMap, kernels::Kernels, resnet::ResNet18};
 /// let vm = SeededVarMap::new(0);
-/// let net = ResNet18::new(0.125, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let net = ResNet18::new(0.125, true, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
 /// let x = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
 /// assert_eq!(net.forward_t(&x, true).unwrap().dims(), &[2, net.out_dim()]);
 /// ```
@@ -95,18 +96,18 @@ pub struct ResNet18 {
 
 impl ResNet18 {
     /// `cifar_stem`: the 3×3/1 stem without max pool (32 px images); otherwise the ImageNet stem.
-    pub fn new(width: f64, cifar_stem: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn new(width: f64, cifar_stem: bool, kernels: Kernels, vb: VarBuilder) -> Result<Self> {
         if !(width > 0.0) {
             candle_core::bail!("ResNet-18 width must be > 0, got {width}");
         }
         let ch = |c: usize| ((c as f64 * width).round() as usize).max(1);
-        let stem = if cifar_stem { conv_bn(3, ch(64), 3, 1, 2, true, &vb, "stem")? } else { conv_bn(3, ch(64), 7, 2, 3, true, &vb, "stem")? };
+        let stem = if cifar_stem { conv_bn(3, ch(64), 3, 1, 2, true, kernels, &vb, "stem")? } else { conv_bn(3, ch(64), 7, 2, 3, true, kernels, &vb, "stem")? };
         let mut blocks = Vec::new();
         let mut cin = ch(64);
         for (stage, &c) in [64, 128, 256, 512].iter().enumerate() {
             for b in 0..2 {
                 let stride = if stage > 0 && b == 0 { 2 } else { 1 };
-                blocks.push(BasicBlock::new(cin, ch(c), stride, &vb.pp(format!("layer{}.{b}", stage + 1)))?);
+                blocks.push(BasicBlock::new(cin, ch(c), stride, kernels, &vb.pp(format!("layer{}.{b}", stage + 1)))?);
                 cin = ch(c);
             }
         }

@@ -33,8 +33,8 @@ pub(crate) struct Network {
 impl Network {
     fn new(cfg: &SslConfig, side: usize, vm: &SeededVarMap, device: &Device) -> candle_core::Result<Self> {
         let vb = vm.var_builder(DType::F32, device);
-        let backbone = Features::new(cfg.backbone, cfg.width, side, vb.pp("backbone"))?;
-        let projector = Projector::new(backbone.out_dim(), cfg.proj_hidden, cfg.proj_out, vb.pp("projector"))?;
+        let backbone = Features::new(cfg.backbone, cfg.width, side, cfg.kernels, vb.pp("backbone"))?;
+        let projector = Projector::new(backbone.out_dim(), cfg.proj_hidden, cfg.proj_out, cfg.kernels, vb.pp("projector"))?;
         Ok(Network { backbone, projector })
     }
 
@@ -112,7 +112,7 @@ impl Learner {
     pub fn new(cfg: &SslConfig, seed: u64, side: usize, classes: usize, steps_per_epoch: usize, device: &Device) -> candle_core::Result<Self> {
         let online_vars = SeededVarMap::with_law(seed, cfg.init);
         let online = Network::new(cfg, side, &online_vars, device)?;
-        let head = Linear::new(online.backbone.out_dim(), classes, online_vars.var_builder(DType::F32, device).pp("classifier"))?;
+        let head = Linear::new(online.backbone.out_dim(), classes, online_vars.var_builder(DType::F32, device).pp("classifier"))?.with_kernels(cfg.kernels);
         // The target starts equal to the online network: same seed, same names, same init.
         let (target_vars, target) = if cfg.ema && !cfg.freeze_backbone {
             let vm = SeededVarMap::with_law(seed, cfg.init);
@@ -146,7 +146,7 @@ impl Learner {
             online,
             target,
             head,
-            opt: Optimizer::new(rule, cfg.momentum, groups),
+            opt: Optimizer::new(rule, cfg.momentum, groups).with_kernels(cfg.kernels),
             group_names,
             dp: DirectPred::new(cfg.proj_out, cfg.dp_tau, cfg.dp_alpha, cfg.dp_eps),
             schedule: WarmupCosine { warmup: steps_per_epoch * cfg.warmup_epochs, total: total_steps, start: cfg.warmup_start_lr },
@@ -210,7 +210,7 @@ impl Learner {
         let schedule = self.schedule;
         self.opt.step(&grads, |base| schedule.lr(t, base))?;
         if self.target.is_some() {
-            ema_update(&self.target_params, &self.online_body, tau_schedule(self.cfg.tau_base, self.cfg.tau_final, t, self.total_steps))?;
+            ema_update(&self.target_params, &self.online_body, tau_schedule(self.cfg.tau_base, self.cfg.tau_final, t, self.total_steps), self.cfg.kernels)?;
         }
         Ok(Step::Trained(StepStats { ssl_loss, readout_ce, z_std, logits, predictors }))
     }
