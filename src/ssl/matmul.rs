@@ -72,7 +72,12 @@ pub(super) fn gemm_nt((m, n, k): (usize, usize, usize), a: &[f32], a_rs: usize, 
         // SAFETY: the CPU has AVX-512F (checked above).
         return unsafe { avx512::gemm_nt((m, n, k), a, a_rs, b, b_rs, c, c_rs, accumulate) };
     }
-    simd::wide(#[inline(always)] || blocks((m, n, k), a, a_rs, b, b_rs, c, c_rs, accumulate, block_sums))
+    // A closure, not the function item: the item's `Fn::call` shim was not inlined into the wide code, so
+    // it ran at the baseline target, where `mul_add` is a call to libm's `fmaf` (on AVX2 machines 63 % of
+    // a width/4 step went there, 15x slower than the step on AVX-512 machines).
+    simd::wide(#[inline(always)] || {
+        blocks((m, n, k), a, a_rs, b, b_rs, c, c_rs, accumulate, #[inline(always)] |a_rows, b_rows, k| block_sums(a_rows, b_rows, k))
+    })
 }
 
 /// [`gemm_nt`]'s loop over BLOCK × BLOCK blocks of C, each block's dot products by `sums_of`.
