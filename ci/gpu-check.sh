@@ -2,15 +2,18 @@
 # The GPU check: on a machine with an NVIDIA GPU and PyTorch, in about five minutes,
 #   1. the table1 training step (width/4 and full width, batch 256) beside PyTorch's on the same GPU:
 #      ms/step, img/s, peak GPU memory (ours sampled from nvidia-smi, PyTorch's from its allocator);
-#   2. the `smoke` profile on CUDA against the same runs on the CPU: `eigenssl verify` with a relative
-#      tolerance of 2 % on every stored number (losses, readouts, spectra);
+#   2. the `smoke` profile on CUDA against the same runs on the CPU, computed there by candle's ops and by
+#      our kernels: `eigenssl verify` with a relative tolerance of 2 % on every stored number;
 #   3. the expected time of one table1 cell (cifar10/simsiam/ema, full width, 2 epochs: `gpucheck`
 #      profile) and of the whole `paper` profile from training steps timed on this GPU
 #      (`reproduce --dry-run`); then that cell run for real, its time per epoch; and the paper profile's
 #      expected time scaled by what the measured cell spent per epoch beyond its steps (data,
 #      augmentation, evaluation).
 # Each section runs under a time limit; one that fails is recorded (sections.jsonl, the summary) and the
-# check goes on, so that a broken part still leaves the others' measurements.
+# check goes on, so that a broken part still leaves the others' measurements. All of them share one
+# budget (--budget, 9 minutes: a lent GPU machine gives 15 in all, its start and a retry included): each
+# section may use what is left of it, and a section reached with less than 20 s left is recorded as
+# skipped. The sections come in the order of what they are worth; the one-cell run, the slowest, is last.
 # Usage: ci/gpu-check.sh [--bin PATH] [--python PY] [--data-dir DIR] [--out DIR] [--cell-limit SECONDS]
 #   --bin         the CUDA build (default target/cuda/release/eigenssl, from ci/build-cuda.sh; strip it to
 #                 carry it to another machine: `strip -o eigenssl-cuda target/cuda/release/eigenssl`)
@@ -18,12 +21,13 @@
 #                 LD_LIBRARY_PATH for the binary, as ci/build-cuda.sh says
 #   --data-dir    where cifar10-jpeg.tar.gz (or another CIFAR-10 layout) is (default data)
 #   --out         where the log, the records and gpu-check.json go (default results/gpu-check)
-#   --cell-limit  seconds the 2-epoch cell may take before it is stopped (default 600)
+#   --cell-limit  seconds the 2-epoch cell may take before it is stopped (default 600; the budget caps it)
+#   --budget      seconds all sections together may take (default 540)
 # Exit: 0 checked (the log and the summary say which sections passed); 2 bad usage, no binary, a binary
 # that does not start, or no torch with CUDA; 3 no NVIDIA GPU here (nothing run, nothing written).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=target/cuda/release/eigenssl PY=python3 DATA=data OUT=results/gpu-check CELL_LIMIT=600
+BIN=target/cuda/release/eigenssl PY=python3 DATA=data OUT=results/gpu-check CELL_LIMIT=600 BUDGET=540
 while [ $# -gt 0 ]; do
   case "$1" in
     --bin) BIN="$2"; shift 2 ;;
@@ -31,6 +35,7 @@ while [ $# -gt 0 ]; do
     --data-dir) DATA="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --cell-limit) CELL_LIMIT="$2"; shift 2 ;;
+    --budget) BUDGET="$2"; shift 2 ;;
     *) echo "gpu-check: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -55,13 +60,20 @@ echo "gpu-check $(date -u +%FT%TZ): GPU $GPU; binary $BIN ($("$BIN" --version));
 set +e
 : > "$OUT/sections.jsonl"
 
-# One section of the check: runs the command, records its exit code and seconds in sections.jsonl, and
-# goes on when it fails, so that one broken part still leaves the others' measurements.
+# One section of the check: runs the command within what is left of the budget, records its exit code and
+# seconds in sections.jsonl, and goes on when it fails, so that one broken part still leaves the others'
+# measurements. `timeout` signals the command's whole process group, so nothing it started outlives it.
+DEADLINE=$((SECONDS + BUDGET))
 section() {
-  local name=$1 t0=$SECONDS rc
+  local name=$1 t0=$SECONDS rc left=$((DEADLINE - SECONDS))
   shift
   echo "== $name"
-  "$@"
+  if [ "$left" -lt 20 ]; then
+    echo "gpu-check: section '$name' skipped: ${left} s of the ${BUDGET} s budget left"
+    echo "{\"section\": \"$name\", \"exit\": 125, \"seconds\": 0, \"skipped\": true}" >> "$OUT/sections.jsonl"
+    return
+  fi
+  timeout "$left" bash -c '"$@"' section "$@"
   rc=$?
   echo "{\"section\": \"$name\", \"exit\": $rc, \"seconds\": $((SECONDS - t0))}" >> "$OUT/sections.jsonl"
   [ "$rc" -eq 0 ] || echo "gpu-check: section '$name' failed with exit $rc$([ "$rc" -eq 124 ] && echo ' (over its time limit)')"
@@ -102,18 +114,27 @@ logged() {
   return $rc
 }
 
+# The smoke profile's seed 0 computed on the CPU by each kernel path, then recomputed on CUDA (which runs
+# candle's ops whatever the spec asks) and compared: `candle` is the same ops on another device, `native`
+# our CPU kernels against them.
 smoke() {
-  timeout 300 "$BIN" reproduce table1 --profile smoke --seeds 0 --device cpu --out "$OUT/smoke" > /dev/null || return $?
-  logged "$OUT/smoke-verify.txt" timeout 300 "$BIN" verify table1 --profile smoke --device cuda --out "$OUT/smoke" --rtol 0.02
+  local k rc=0
+  for k in candle native; do
+    timeout 200 "$BIN" reproduce table1 --profile smoke --seeds 0 --device cpu --kernels "$k" --out "$OUT/smoke-$k" > /dev/null || return $?
+    logged "$OUT/smoke-verify-$k.txt" timeout 200 "$BIN" verify table1 --profile smoke --device cuda --out "$OUT/smoke-$k" --rtol 0.02 || rc=$?
+  done
+  return $rc
 }
 
 plan() {
   logged "$OUT/$1-plan.txt" timeout 300 "$BIN" reproduce table1 --profile "$1" --device cuda --data-dir "$DATA" --out "$OUT/$2" --dry-run
 }
 
+export BIN PY DATA OUT
+export -f peak_mib step_pair logged smoke plan
 section "1. training step, width/4, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 0.25
 section "1. training step, full width, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 1
-section "2. smoke profile: CUDA against CPU (relative tolerance 2 %)" smoke
+section "2. smoke profile: CUDA against the CPU, both kernel paths (relative tolerance 2 %)" smoke
 section "3a. expected time of the one-cell run (steps timed on this GPU)" plan gpucheck cell
 section "3b. expected time of the whole paper profile (steps timed on this GPU)" plan paper plan
 section "3c. one table1 cell at full width, 2 epochs" \

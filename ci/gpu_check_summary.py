@@ -44,7 +44,7 @@ for w in ("0.25", "1"):
     rows.append(row)
 
 smoke = section("2.")
-smoke_verdict = "not run" if smoke is None else "pass" if smoke["exit"] == 0 else f"CHANGED or failed (exit {smoke['exit']}; see smoke-verify.txt)"
+smoke_verdict = "not run" if smoke is None else "skipped (the budget was spent)" if smoke.get("skipped") else "pass" if smoke["exit"] == 0 else f"CHANGED or failed (exit {smoke['exit']}; see smoke-verify-candle.txt and smoke-verify-native.txt)"
 summary = {"gpu": gpu, "sections": sections, "steps": rows, "smoke_cuda_vs_cpu": smoke_verdict}
 
 cell = [json.load(open(f)) for f in sorted(glob.glob(f"{out}/cell/table1/gpucheck/runs/*.json"))]
@@ -74,7 +74,7 @@ def num(row, key, fmt):
 
 print("\n| section | exit | s |\n|---|---|---|")
 for s in sections:
-    print(f"| {s['section']} | {s['exit']} | {s['seconds']} |")
+    print(f"| {s['section']} | {'skipped' if s.get('skipped') else s['exit']} | {s['seconds']} |")
 print("\n| step, batch 2x256 | eigenssl ms | img/s | GPU MiB | PyTorch ms | img/s | GPU MiB | ratio |\n|---|---|---|---|---|---|---|---|")
 for r in rows:
     cols = [num(r, "ours_ms", ".1f"), num(r, "ours_img_s", ".0f"), num(r, "ours_gpu_mib", ".0f"),

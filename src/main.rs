@@ -47,7 +47,9 @@ struct Stored {
 /// Where the deep-network engines run and find their data (for `reproduce` and `run`).
 #[derive(clap::Args)]
 struct EngineArgs {
-    /// Device for deep-network engines: cpu, cuda or metal (the theory engine always uses the CPU).
+    /// Device for deep-network engines: cpu, cuda (every GPU CUDA shows this process, honouring
+    /// CUDA_VISIBLE_DEVICES: a sweep's runs are spread over them, --jobs of them at once), cuda:K (GPU K)
+    /// or metal. The theory engine always uses the CPU.
     #[arg(long, default_value = "cpu")]
     device: DeviceKind,
     /// Where datasets are looked for (e.g. a folder holding cifar10-jpeg.tar.gz; see the guide, docs/src/data.md).
@@ -93,7 +95,7 @@ enum Command {
         /// Seeds to run instead of the profile's, e.g. 0,1,2,3.
         #[arg(long, value_delimiter = ',')]
         seeds: Option<Vec<u64>>,
-        /// Runs executed at once (default: number of cores).
+        /// Runs executed at once (default: the number of cores; with --device cuda, the number of GPUs).
         #[arg(long, value_parser = at_least_one)]
         jobs: Option<usize>,
         /// Results folder.
@@ -414,7 +416,7 @@ fn submit_slurm(
 /// `reproduce --dry-run`: the plan and the expected time of each experiment's pending runs.
 fn plan_only(exps: &[Experiment], profile: &str, seeds: Option<&[u64]>, jobs: Option<usize>, out: &std::path::Path, force: bool, engine: EngineArgs) -> anyhow::Result<ExitCode> {
     engine.device.open()?;
-    let opts = ExecOptions { jobs: jobs.unwrap_or_else(num_cpus::get), engine: engine.context(), ..ExecOptions::default() };
+    let opts = ExecOptions { jobs: jobs.unwrap_or_else(|| harness::default_jobs(engine.device)), engine: engine.context(), ..ExecOptions::default() };
     for exp in exps {
         harness::plan_only(exp, profile, seeds, out, force, &opts, &|m| eprintln!("{m}"))?;
     }
@@ -436,7 +438,7 @@ fn reproduce(
 ) -> anyhow::Result<ExitCode> {
     engine.device.open()?;
     let opts = ExecOptions {
-        jobs: jobs.unwrap_or_else(num_cpus::get),
+        jobs: jobs.unwrap_or_else(|| harness::default_jobs(engine.device)),
         progress: true,
         engine: engine.context(),
         keep_weights,

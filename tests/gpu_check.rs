@@ -174,3 +174,24 @@ fn summary_reports_failed_sections_and_keeps_the_rest() {
     assert!(summary.get("paper_profile").is_none(), "{summary}");
     assert!(text.contains("| 1. training step, full width | 124 | 240 |"), "{text}");
 }
+
+/// With its budget spent before a section starts, the check runs nothing of it, records every section as
+/// skipped and still writes the summary; `--budget` is how the 15 minutes of a lent GPU machine are kept.
+#[test]
+fn a_spent_budget_skips_the_remaining_sections_and_still_summarises() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
+    // A Python whose torch "sees the GPU": the check's own preconditions pass.
+    let py = dir.path().join("fake-bin/python-with-torch");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    let out = dir.path().join("out");
+    let o = gpu_check(&path, &["--bin", BIN, "--out", out.to_str().unwrap(), "--python", py.to_str().unwrap(), "--budget", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sections = std::fs::read_to_string(out.join("sections.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = sections.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 6, "{sections}");
+    assert!(lines.iter().all(|s| s["skipped"] == true && s["seconds"] == 0), "{sections}");
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("gpu-check.json")).unwrap()).unwrap();
+    assert_eq!(summary["smoke_cuda_vs_cpu"], "skipped (the budget was spent)");
+}

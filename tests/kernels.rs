@@ -157,3 +157,29 @@ fn the_smoke_profile_ends_alike_on_both_paths_and_the_records_say_which_trained_
     };
     assert_eq!(outcomes(&native_out), outcomes(&generic_out), "outcome counts per cell");
 }
+
+#[test]
+fn a_slurm_sweep_passes_kernels_on_to_every_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // A stand-in sbatch: accepts the job and names it.
+    let sbatch = bin.join("sbatch");
+    std::fs::write(&sbatch, "#!/bin/sh\necho 4242\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&sbatch).status().unwrap();
+    let out = dir.path().join("results");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new(BIN)
+        .arg("--specs")
+        .arg(specs())
+        .args(["reproduce", "table1", "--profile", "smoke", "--seeds", "0", "--executor", "slurm", "--kernels", "candle", "--out"])
+        .arg(&out)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let jobs = out.join("table1/smoke/slurm");
+    let job = std::fs::read_dir(&jobs).unwrap().next().unwrap().unwrap().path();
+    let script = std::fs::read_to_string(job.join("job.sbatch")).unwrap();
+    assert!(script.contains(" run \"$id\"") && script.contains("--kernels candle"), "{script}");
+}

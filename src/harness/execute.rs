@@ -69,7 +69,10 @@ enum Attempt {
 pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> Result<ExecReport> {
     let live = Live::new(runs.len(), opts.progress);
     let say = |msg: &str| live.say(msg);
-    let attempt = |run: &Run, wait: bool| -> Result<Attempt> {
+    // `--device cuda`: each of the `jobs` workers keeps one GPU (worker w the (w mod GPUs)-th).
+    let devices = opts.engine.device.spread();
+    let attempt = |run: &Run, wait: bool, worker: usize| -> Result<Attempt> {
+        let ctx = EngineContext { device: device_of_worker(&devices, worker), ..opts.engine.clone() };
         let Some(_lock) = store.lock(run, wait)? else { return Ok(Attempt::Busy) };
         // Another process may have finished it between planning and now.
         let data = engine::data_sha256(&run.config, &opts.engine);
@@ -101,7 +104,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
             progress: &progress,
             weights: opts.keep_weights.then_some(weights.as_path()),
         };
-        let Some(rec) = run_one(run, &opts.engine, &ctl) else {
+        let Some(rec) = run_one(run, &ctx, &ctl) else {
             return Ok(Attempt::Interrupted);
         };
         drop(line);
@@ -121,7 +124,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     let label = |run: &Run| format!("{} seed {}", run.cell, run.seed);
     let mut report = ExecReport::default();
     let mut busy = Vec::new();
-    let first = for_each_run(runs, opts.jobs, |run| attempt(run, false))?;
+    let first = for_each_run(runs, opts.jobs, |run, worker| attempt(run, false, worker))?;
     for (run, a) in runs.iter().zip(first) {
         match a? {
             Attempt::Busy => busy.push(run.clone()),
@@ -135,7 +138,7 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
             busy.len(),
             store.dir.display()
         ));
-        let second = for_each_run(&busy, opts.jobs, |run| attempt(run, true))?;
+        let second = for_each_run(&busy, opts.jobs, |run, worker| attempt(run, true, worker))?;
         for (run, a) in busy.iter().zip(second) {
             record(&mut report, label(run), a?);
         }
@@ -146,22 +149,38 @@ pub fn execute(runs: &[Run], store: &Store, opts: &ExecOptions, force: bool) -> 
     Ok(report)
 }
 
-/// `f` of each run (results in the order of `runs`), at most `jobs` runs at a time, each in a rayon pool of
-/// its own with cores / `jobs` threads (all cores in use: one run alone gets them all, two runs half
-/// each). Candle's CPU kernels run on the pool they are called from; a deep run's augmentation thread
-/// uses the global pool, which no run occupies. The runs are handed out by plain threads: a rayon worker
-/// waiting on another pool would take up further runs meanwhile.
-pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run) -> T + Sync) -> Result<Vec<T>> {
+/// The device worker `worker` of a sweep computes on: the GPUs taken in turn, so that `jobs` workers put
+/// jobs / GPUs runs on each.
+///
+/// ```
+/// use eigenssl::device::DeviceKind;
+/// use eigenssl::harness::execute::device_of_worker;
+/// let gpus = DeviceKind::Cuda(None).spread_over(2);
+/// let of = |w| device_of_worker(&gpus, w).to_string();
+/// assert_eq!([of(0), of(1), of(2), of(3)], ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]);
+/// assert_eq!(device_of_worker(&[DeviceKind::Cpu], 5), DeviceKind::Cpu);
+/// ```
+pub fn device_of_worker(devices: &[crate::device::DeviceKind], worker: usize) -> crate::device::DeviceKind {
+    devices.get(worker % devices.len().max(1)).copied().unwrap_or_default()
+}
+
+/// `f` of each run and the index of the worker that runs it (results in the order of `runs`), at most
+/// `jobs` runs at a time, each in a rayon pool of its own with cores / `jobs` threads (all cores in use:
+/// one run alone gets them all, two runs half each). Candle's CPU kernels run on the pool they are called
+/// from; a deep run's augmentation thread uses the global pool, which no run occupies. The runs are handed
+/// out by plain threads: a rayon worker waiting on another pool would take up further runs meanwhile.
+pub(crate) fn for_each_run<T: Send>(runs: &[Run], jobs: usize, f: impl Fn(&Run, usize) -> T + Sync) -> Result<Vec<T>> {
     let jobs = jobs.max(1);
     let next = AtomicUsize::new(0);
     let slots: Vec<Mutex<Option<Result<T>>>> = runs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
-        for _ in 0..jobs.min(runs.len()) {
-            scope.spawn(|| {
+        for worker in 0..jobs.min(runs.len()) {
+            let (next, slots, f) = (&next, &slots, &f);
+            scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let (Some(run), Some(slot)) = (runs.get(i), slots.get(i)) else { break };
-                    let result = in_run_pool(jobs, || f(run));
+                    let result = in_run_pool(jobs, || f(run, worker));
                     *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
                 }
             });
@@ -275,7 +294,7 @@ mod tests {
         let runs = exp.runs("smoke", None).unwrap();
         assert!(runs.len() >= 6);
         let (active, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let done = for_each_run(&runs, 2, |run| {
+        let done = for_each_run(&runs, 2, |run, _| {
             peak.fetch_max(active.fetch_add(1, SeqCst) + 1, SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(30));
             active.fetch_sub(1, SeqCst);

@@ -13,6 +13,7 @@ pub mod verify;
 use std::path::Path;
 
 use crate::data::DatasetKind;
+use crate::device::DeviceKind;
 use crate::error::Result;
 use crate::spec::Experiment;
 pub use execute::ExecOptions;
@@ -146,10 +147,9 @@ fn announce(
         let verb = if dry_run { "would be left out" } else { "are left out; nothing is written for them" };
         say(&format!("{kind}: {why}\n  Its runs {verb}."));
     }
-    // On the CPU, runs share the cores out (`--jobs`): each step is timed on a run's share, and the runs
-    // overlap. On a GPU they share the one device, so they are counted one after another.
-    let on_cpu = opts.engine.device == crate::device::DeviceKind::Cpu;
-    let at_once = if on_cpu { opts.jobs.clamp(1, plan.pending.len().max(1)) } else { 1 };
+    let on_cpu = opts.engine.device.is_cpu();
+    let devices = opts.engine.device.spread();
+    let (at_once, parallel) = concurrency(devices.len(), on_cpu, opts.jobs, plan.pending.len());
     // Memory first: a run that cannot fit is refused before a minute of step timing (theory runs are
     // always on the CPU; a deep run on a GPU keeps its tensors there).
     let host: Vec<crate::spec::Run> =
@@ -171,11 +171,11 @@ fn announce(
     let timed = execute::in_run_pool(at_once, || crate::engine::estimate_seconds(&pending, &opts.engine, dry_run));
     let timed = timed.and_then(|r| r);
     if let Ok(Some(est)) = &timed {
-        if est.wall_s(at_once) > LONG_SWEEP_S && !opts.long_sweep_ok {
+        if est.wall_s(parallel) > LONG_SWEEP_S && !opts.long_sweep_ok {
             let what = format!(
                 "{} / profile {profile} would take about {} on {}",
                 exp.name,
-                human_duration(est.wall_s(at_once)),
+                human_duration(est.wall_s(parallel)),
                 opts.engine.device
             );
             let instead = "what fits instead: `--profile cpu` (the paper's cells at a scale for a CPU), `--device cuda` on a GPU machine, or `--executor slurm` on a cluster";
@@ -191,10 +191,10 @@ fn announce(
             "expected time on {}: about {} for the {} pending run(s){}, {} ({:.0} s of training steps); from \
              training steps timed here on {} thread(s) each, with data loading, augmentation and evaluation on top",
             opts.engine.device,
-            human_duration(est.wall_s(at_once)),
+            human_duration(est.wall_s(parallel)),
             plan.pending.len(),
             if dry_run && !missing_data.is_empty() { ", those whose data is missing here included" } else { "" },
-            if at_once > 1 { format!("{at_once} at once") } else { "one after another".to_string() },
+            placement(&devices, on_cpu, at_once),
             est.total_s,
             execute::threads_per_run(at_once),
         )),
@@ -234,6 +234,43 @@ pub fn eval_kept(run: &crate::spec::Run, out: &Path, ctx: &crate::engine::Engine
     let weights = store.weights_path(run);
     let now = crate::engine::evaluate_kept(&rec.config, rec.seed, &weights, &kept.sha256, protocol, ctx)?;
     Ok((now, rec.metrics.get(protocol.metric()).copied()))
+}
+
+/// Runs at once when `--jobs` is not given: one per core on the CPU, one per GPU (`--device cuda`: every
+/// GPU this process sees; `cuda:K`: one).
+pub fn default_jobs(device: DeviceKind) -> usize {
+    if device.is_cpu() { num_cpus::get() } else { device.spread().len() }
+}
+
+/// (runs at once, runs whose time overlaps) of `pending` runs with `jobs` workers on `devices` devices: on
+/// the CPU the runs share the cores out, each step timed on a run's share, so all of them overlap; runs
+/// that share a GPU take turns on it, so at most one per GPU counts.
+///
+/// ```
+/// use eigenssl::harness::concurrency;
+/// assert_eq!(concurrency(1, true, 2, 10), (2, 2));
+/// assert_eq!(concurrency(1, true, 8, 3), (3, 3));
+/// assert_eq!(concurrency(4, false, 8, 32), (8, 4)); // two runs on each of 4 GPUs
+/// assert_eq!(concurrency(8, false, 8, 3), (3, 3));
+/// assert_eq!(concurrency(1, false, 2, 32), (2, 1));
+/// ```
+pub fn concurrency(devices: usize, on_cpu: bool, jobs: usize, pending: usize) -> (usize, usize) {
+    let at_once = jobs.clamp(1, pending.max(1));
+    (at_once, if on_cpu { at_once } else { at_once.min(devices.max(1)) })
+}
+
+/// Where the runs go, for the time estimate: "2 at once", "one after another", or on GPUs "8 at once on
+/// cuda:0 … cuda:3 (2 per GPU)".
+fn placement(devices: &[DeviceKind], on_cpu: bool, at_once: usize) -> String {
+    if on_cpu || devices.len() <= 1 && at_once == 1 {
+        return if at_once > 1 { format!("{at_once} at once") } else { "one after another".to_string() };
+    }
+    let used = devices.len().min(at_once);
+    let gpus = match used {
+        1 => devices[0].to_string(),
+        _ => format!("{} … {}", devices[0], devices[used - 1]),
+    };
+    format!("{at_once} at once on {gpus} ({} per GPU)", at_once.div_ceil(used))
 }
 
 /// Expected wall time above which a sweep waits for `--yes`.

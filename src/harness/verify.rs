@@ -139,7 +139,7 @@ pub fn verify(exp: &Experiment, profile: &str, out: &std::path::Path, sample_siz
         Some(k) => sample(runs, k),
         None => runs,
     };
-    let verdicts = for_each_run(&runs, num_cpus::get(), |run| match store.load(run) {
+    let verdicts = for_each_run(&runs, num_cpus::get(), |run, _| match store.load(run) {
         // A record of a run that never computed holds nothing to verify.
         Ok(Some(stored)) if matches!(stored.status, RunStatus::NotRun | RunStatus::Failed) => {
             Verdict::NotRun(format!("its stored record is `{}`: nothing was computed", stored.status.as_str()))
