@@ -122,12 +122,18 @@ impl SslConfig {
     /// (5.2 MiB per image pair at width 1 and 32 px, from the bench's peak memory at widths 1/4 and 1 and
     /// at 96 px; taken as 6 to stay on the safe side, linear in width and in pixels), the parameters with
     /// their gradients, momenta and EMA copies, the whole dataset in memory, and the features the closing
-    /// k-NN and linear probe hold.
+    /// k-NN and linear probe hold. On candle's ops (`kernels: candle`) the activations take 10 times as
+    /// much: the unfolded convolutions keep their columns, and every op its own output (bench-step's peak
+    /// at width/4, batch 2×128: 3185 MiB against 336).
     pub fn memory_bytes(&self) -> u64 {
         const MIB: f64 = 1024.0 * 1024.0;
         let side = self.image_side() as f64;
         let pixels = (side / 32.0).powi(2);
-        let activations = self.batch as f64 * 6.0 * MIB * self.width * pixels;
+        let per_pair = match self.kernels {
+            Kernels::Native => 6.0,
+            Kernels::Candle => 60.0,
+        };
+        let activations = self.batch as f64 * per_pair * MIB * self.width * pixels;
         let (h, o) = (self.proj_hidden as f64, self.proj_out as f64);
         let features = 512.0 * self.width;
         let parameters = 9.23e6 * self.width * self.width + features * h + h * o + o * o;

@@ -27,6 +27,7 @@ pub mod schedule;
 mod simd;
 pub mod step;
 pub mod train;
+pub mod unfold;
 pub mod weights;
 mod winograd;
 
