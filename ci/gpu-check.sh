@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check: on a machine with an NVIDIA GPU and PyTorch, in about five minutes,
+# The GPU check: on a machine with an NVIDIA GPU and PyTorch, in at most nine minutes (--budget),
 #   1. the table1 training step (width/4 and full width, batch 256) beside PyTorch's on the same GPU:
 #      ms/step, img/s, peak GPU memory (ours sampled from nvidia-smi, PyTorch's from its allocator);
 #   2. the `smoke` profile on CUDA against the same runs on the CPU, computed there by candle's ops and by
