@@ -1,5 +1,5 @@
-//! The machine a benchmark ran on: its CPU model names the folder the results are kept in, so that a run
-//! on one model never erases another's.
+//! The machine a benchmark ran on: its CPU model and vector instruction set name the folder the results
+//! are kept in, so that a run on one kind of machine never erases another's.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,11 +24,13 @@ impl Machine {
         Machine { vendor, model, cores: num_cpus::get(), simd: crate::harness::provenance::simd_level().to_string() }
     }
 
-    /// The folder name of this CPU model's results: the model name in lower case, every run of other
-    /// characters than letters and digits one `-` (`AMD EPYC 9B14` → `amd-epyc-9b14`).
+    /// The folder name of this machine's results: the model name and the SIMD level in lower case, every
+    /// run of other characters than letters and digits one `-` (`AMD EPYC 9B14`, `avx512f` →
+    /// `amd-epyc-9b14-avx512f`). The level is part of it because virtual machines may report one model
+    /// name ("AMD EPYC") for CPUs with and without AVX-512, whose kernels differ.
     pub fn slug(&self) -> String {
         let mut slug = String::new();
-        for c in self.model.chars() {
+        for c in format!("{} {}", self.model, self.simd).chars() {
             if c.is_ascii_alphanumeric() {
                 slug.push(c.to_ascii_lowercase());
             } else if !slug.is_empty() && !slug.ends_with('-') {
@@ -63,10 +65,10 @@ mod tests {
         let (vendor, model) = from_cpuinfo(info);
         assert_eq!((vendor.as_str(), model.as_str()), ("GenuineIntel", "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"));
         let m = Machine { vendor, model, cores: 2, simd: "avx512f".into() };
-        assert_eq!(m.slug(), "intel-r-xeon-r-platinum-8481c-cpu-2-70ghz");
-        let amd = Machine { model: "AMD EPYC".into(), ..m.clone() };
-        assert_eq!(amd.slug(), "amd-epyc");
-        assert_eq!(Machine { model: "!!".into(), ..m }.slug(), "unknown-cpu");
+        assert_eq!(m.slug(), "intel-r-xeon-r-platinum-8481c-cpu-2-70ghz-avx512f");
+        let amd = Machine { model: "AMD EPYC".into(), simd: "avx2+fma".into(), ..m.clone() };
+        assert_eq!(amd.slug(), "amd-epyc-avx2-fma");
+        assert_eq!(Machine { model: "!!".into(), simd: "".into(), ..m }.slug(), "unknown-cpu");
         assert_eq!(from_cpuinfo(""), ("unknown".to_string(), "unknown".to_string()));
     }
 }
