@@ -105,6 +105,9 @@ fn training(md: &mut String, t: &TrainingBench) {
             );
         }
     }
+    if let Some(why) = &t.generic_missing {
+        let _ = writeln!(md, "\nThe step by candle's ops is missing at {why}");
+    }
     let s = &t.stl10_step;
     let _ = writeln!(
         md,
