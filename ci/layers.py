@@ -1,5 +1,6 @@
-"""Checks that modules only use modules of their own layer or below (the guide, docs/src/architecture.md), and that
-the files of a folder module (ssl/, theory/, ...) use each other without cycles.
+"""Checks that modules only use modules of their own layer or below (the guide, docs/src/architecture.md), that
+the files of a folder module (ssl/, theory/, ...) use each other without cycles, and that the crates under
+crates/ (the kernel crate) use nothing of eigenssl and have no cycles among their modules.
 
 Each top-level module of src/ is in one layer; a file's `crate::<module>` and `super::` references
 name what it uses. Prints every upward reference and every cycle, and exits 1 if there is one.
@@ -19,7 +20,9 @@ LAYERS = [
     ("presentation", ["present", "plot", "bench"]),
 ]
 RANK = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
-SRC = Path(__file__).resolve().parent.parent / "src"
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+CRATES = ROOT / "crates"
 
 
 def module_of(path):
@@ -27,30 +30,54 @@ def module_of(path):
     return rel[0].removesuffix(".rs")
 
 
+def code(f):
+    return "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("//"))
+
+
+def find_cycles(label, files, prefix):
+    """Cycles among `files` (name -> path), each naming the others as `super::x` or `<prefix>x`."""
+    found = []
+    edges = {}
+    for name, f in files.items():
+        text = code(f)
+        used = set(re.findall(r"super::([a-z_]+)", text)) | set(re.findall(rf"{prefix}([a-z_]+)", text))
+        edges[name] = sorted(u for u in used if u in files and u != name)
+    state = {}
+
+    def visit(node, path):
+        state[node] = "open"
+        for nxt in edges[node]:
+            if state.get(nxt) == "open":
+                found.append(f"{label}: cycle " + " -> ".join(path[path.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = "done"
+
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
 def cycles():
-    """Cycles among the files of each folder module, from `super::x` and `crate::<folder>::x`."""
+    """Cycles among the files of each folder module of src/, and among the modules of each crate."""
     found = []
     for folder in sorted(p for p in SRC.iterdir() if p.is_dir()):
         files = {f.stem: f for f in folder.glob("*.rs") if f.stem != "mod"}
-        edges = {}
-        for name, f in files.items():
-            text = "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("//"))
-            used = set(re.findall(r"super::([a-z_]+)", text)) | set(re.findall(rf"crate::{folder.name}::([a-z_]+)", text))
-            edges[name] = sorted(u for u in used if u in files and u != name)
-        state = {}
+        found += find_cycles(f"src/{folder.name}/", files, rf"crate::{folder.name}::")
+    for crate in sorted(p for p in CRATES.iterdir() if (p / "src").is_dir()):
+        files = {f.stem: f for f in (crate / "src").glob("*.rs") if f.stem != "lib"}
+        found += find_cycles(f"crates/{crate.name}/src/", files, r"crate::")
+    return found
 
-        def visit(node, path):
-            state[node] = "open"
-            for nxt in edges[node]:
-                if state.get(nxt) == "open":
-                    found.append(f"src/{folder.name}/: cycle " + " -> ".join(path[path.index(nxt):] + [nxt]))
-                elif nxt not in state:
-                    visit(nxt, path + [nxt])
-            state[node] = "done"
 
-        for node in sorted(edges):
-            if node not in state:
-                visit(node, [node])
+def crate_boundary():
+    """The crates under crates/ stand alone: no source, test, bench or manifest of theirs names eigenssl."""
+    found = []
+    for crate in sorted(p for p in CRATES.iterdir() if p.is_dir()):
+        for f in sorted(crate.rglob("*.rs")) + [crate / "Cargo.toml"]:
+            if re.search(r"\beigenssl\b", code(f) if f.suffix == ".rs" else f.read_text()):
+                found.append(f"{f.relative_to(ROOT)}: uses eigenssl (the crates under crates/ must not)")
     return found
 
 
@@ -58,8 +85,8 @@ def main():
     bad = []
     for f in sorted(SRC.rglob("*.rs")):
         mod = module_of(f)
-        if mod in ("main", "lib"):
-            continue  # the CLI and the crate root sit above every layer
+        if mod in ("main", "lib", "cli"):
+            continue  # the command line (main.rs, cli/) and the crate root sit above every layer
         if mod not in RANK:
             bad.append(f"{f.relative_to(SRC.parent)}: module `{mod}` has no layer in ci/layers.py")
             continue
@@ -68,7 +95,8 @@ def main():
             if used in RANK and RANK[used] > RANK[mod]:
                 bad.append(f"{f.relative_to(SRC.parent)}: `{mod}` ({LAYERS[RANK[mod]][0]}) uses `{used}` ({LAYERS[RANK[used]][0]})")
     bad += cycles()
-    print("\n".join(bad) if bad else "layers: every module uses only its own layer or those below; no cycles inside a module")
+    bad += crate_boundary()
+    print("\n".join(bad) if bad else "layers: every module uses only its own layer or those below; no cycles inside a module or crate; crates/ use nothing of eigenssl")
     sys.exit(1 if bad else 0)
 
 

@@ -154,11 +154,11 @@ impl RunConfig {
 
     /// The kernels that compute this run in `ctx`: what the config asks for on the CPU, candle's ops on
     /// a GPU (ours run on the CPU only); `None` for the theory engine, which has none.
-    pub fn kernels(&self, ctx: &EngineContext) -> Option<crate::ssl::kernels::Kernels> {
+    pub fn kernels(&self, ctx: &EngineContext) -> Option<crate::ssl::Kernels> {
         match self {
             RunConfig::Theory(_) => None,
             RunConfig::Ssl(cfg) if ctx.device == DeviceKind::Cpu => Some(cfg.kernels),
-            RunConfig::Ssl(_) => Some(crate::ssl::kernels::Kernels::Candle),
+            RunConfig::Ssl(_) => Some(crate::ssl::Kernels::Candle),
         }
     }
 }

@@ -10,7 +10,7 @@ use eigenssl::device::DeviceKind;
 use eigenssl::engine::RunStatus;
 use eigenssl::harness::{self, ExecOptions};
 use eigenssl::spec::Experiment;
-use eigenssl::ssl::kernels::Kernels;
+use eigenssl::ssl::Kernels;
 
 #[derive(Parser)]
 #[command(name = "eigenssl", version, about = "Reproduce 'An eigenspace view reveals how predictor networks and stop-grads provide implicit variance regularization'")]

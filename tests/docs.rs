@@ -7,7 +7,7 @@ use std::path::Path;
 
 use eigenssl::spec::{Experiment, RunConfig};
 use eigenssl::ssl::config::SslConfig;
-use eigenssl::ssl::kernels::Kernels;
+use eigenssl::ssl::Kernels;
 
 /// (field, value column) of every row of the table under the heading that starts with `heading`.
 fn rows(heading: &str) -> Vec<(String, String)> {

@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use eigenssl::data::augment::views_batch;
 use eigenssl::spec::{Experiment, RunConfig};
 use eigenssl::ssl::config::SslConfig;
-use eigenssl::ssl::kernels::Kernels;
+use eigenssl::ssl::Kernels;
 use eigenssl::ssl::step::{Learner, Step};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eigenssl");

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use eigenssl::spec::{Experiment, RunConfig};
 use eigenssl::ssl::config::SslConfig;
-use eigenssl::ssl::kernels::Kernels;
+use eigenssl::ssl::Kernels;
 use eigenssl::ssl::step::{Learner, Step};
 
 /// Largest allowed ‖eigenssl − twin‖ / ‖twin‖ of any compared tensor, on our kernels.

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use super::training::{median_round, StepBench, TrainingBench, RATIO_CONFIDENCE};
 use super::{BenchReport, TheoryBench};
-use crate::ssl::kernels::Kernels;
+use crate::ssl::Kernels;
 
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)

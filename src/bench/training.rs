@@ -17,7 +17,7 @@ use crate::data::{Dataset, DatasetKind, Split};
 use crate::spec::{Experiment, RunConfig};
 use crate::ssl::config::SslConfig;
 use crate::ssl::directpred::DirectPred;
-use crate::ssl::kernels::Kernels;
+use crate::ssl::Kernels;
 use crate::ssl::step::Learner;
 use crate::ssl::train::{random_batch, train, Progress, TrainControl};
 

@@ -23,7 +23,7 @@ pub struct SlurmOptions {
     pub data_dir: PathBuf,
     pub device: crate::device::DeviceKind,
     /// The `--kernels` the sweep was submitted with, passed on to every task.
-    pub kernels: Option<crate::ssl::kernels::Kernels>,
+    pub kernels: Option<crate::ssl::Kernels>,
     /// Extra `sbatch` arguments; they come after the profile's and so override them.
     pub extra_args: Vec<String>,
 }

@@ -41,7 +41,7 @@ pub struct Provenance {
     pub device: crate::device::DeviceKind,
     /// The kernels that computed a deep-SSL run (`native`: ours; `candle`: candle's ops, as on GPUs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernels: Option<crate::ssl::kernels::Kernels>,
+    pub kernels: Option<crate::ssl::Kernels>,
     pub threads: usize,
     /// The dataset read (deep-SSL runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]

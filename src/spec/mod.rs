@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ssl::config::{SslConfig, SslOverlay};
-use crate::ssl::kernels::Kernels;
+use crate::ssl::Kernels;
 use crate::theory::{TheoryConfig, TheoryOverlay};
 use crate::overlay::Overlay;
 

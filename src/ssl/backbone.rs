@@ -5,10 +5,10 @@
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
-use super::batchnorm::BatchNorm;
-use super::conv::Conv2d;
-use super::kernels::Kernels;
-use super::layer::VggLayer;
+use candle_cpu_kernels::BatchNorm;
+use candle_cpu_kernels::Conv2d;
+use candle_cpu_kernels::Kernels;
+use candle_cpu_kernels::VggLayer;
 
 use super::config::Backbone;
 use super::resnet::ResNet18;
@@ -53,7 +53,7 @@ const VGG11: [usize; 13] = [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{backbone::Vgg11, init::SeededVarMap, kernels::Kernels};
+/// use eigenssl::ssl::{backbone::Vgg11, init::SeededVarMap, Kernels};
 /// let vm = SeededVarMap::new(0);
 /// let net = Vgg11::new(0.125, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
 /// let x = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loss::{LossForm, LossKind};
 use super::init::InitLaw;
-use super::kernels::Kernels;
+use candle_cpu_kernels::Kernels;
 use crate::data::augment::Pipeline;
 use crate::data::DatasetKind;
 

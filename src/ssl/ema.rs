@@ -2,8 +2,8 @@
 
 use candle_core::{Result, Var};
 
-use super::inplace;
-use super::kernels::Kernels;
+use candle_cpu_kernels::inplace;
+use candle_cpu_kernels::Kernels;
 
 /// θ_target ← τ θ_target + (1 − τ) θ_online, parameters only (batch-norm running statistics are not
 /// averaged, as in solo-learn's `momentum.py`). Pairs must be in the same order and shape. `kernels`:

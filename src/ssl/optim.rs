@@ -6,8 +6,8 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 
-use super::inplace;
-use super::kernels::Kernels;
+use candle_cpu_kernels::inplace;
+use candle_cpu_kernels::Kernels;
 
 /// A set of parameters sharing a learning-rate scale and a weight decay.
 #[derive(Debug, Clone)]
@@ -162,18 +162,18 @@ mod tests {
 
     use super::{Optimizer, ParamGroup, Rule};
     use crate::ssl::ema::ema_update;
-    use crate::ssl::kernels::Kernels;
-    use crate::ssl::inplace::tests::on_expressions;
+    use candle_cpu_kernels::{inplace, Kernels};
 
     fn bits(t: &Tensor) -> Vec<u32> {
         t.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
     }
 
     /// Three steps of every rule on a matrix larger than one parallel chunk, a small matrix, a vector
-    /// and an all-zero matrix, then EMA updates: parameters, momentum buffers and targets as bits.
-    fn train(rule: Rule, momentum: f64, weight_decay: f64) -> Vec<Vec<u32>> {
+    /// and an all-zero matrix, then EMA updates: parameters, momentum buffers and targets as bits. With
+    /// `Kernels::Candle` every update is candle's expression; with `Native`, the in-place kernels.
+    fn train(rule: Rule, momentum: f64, weight_decay: f64, kernels: Kernels) -> Vec<Vec<u32>> {
         let cpu = Device::Cpu;
-        let shapes: [&[usize]; 4] = [&[3 * crate::ssl::inplace::CHUNK / 64 + 7, 64], &[5, 3], &[11], &[2, 2]];
+        let shapes: [&[usize]; 4] = [&[3 * inplace::CHUNK / 64 + 7, 64], &[5, 3], &[11], &[2, 2]];
         let vars: Vec<Var> = shapes
             .iter()
             .enumerate()
@@ -186,7 +186,7 @@ mod tests {
             .collect();
         let targets: Vec<Var> = vars.iter().map(|v| Var::from_tensor(&(v.as_tensor() * 0.5).unwrap()).unwrap()).collect();
         let group = ParamGroup { vars: vars.clone(), base_lr: 0.3, weight_decay };
-        let mut opt = Optimizer::new(rule, momentum, vec![group]);
+        let mut opt = Optimizer::new(rule, momentum, vec![group]).with_kernels(kernels);
         for step in 0..3 {
             // L = Σ sin(w): gradients cos(w) of both signs.
             let loss = vars
@@ -196,7 +196,7 @@ mod tests {
                 .unwrap();
             let grads = loss.backward().unwrap();
             opt.step(&grads, |base| base * (1.0 - 0.1 * step as f64)).unwrap();
-            ema_update(&targets, &vars, 0.99 - 0.01 * step as f64, Kernels::Native).unwrap();
+            ema_update(&targets, &vars, 0.99 - 0.01 * step as f64, kernels).unwrap();
         }
         let buffers = opt.buffers().iter().flatten().flatten().map(bits);
         vars.iter().chain(&targets).map(|v| bits(v.as_tensor())).chain(buffers).collect()
@@ -211,8 +211,8 @@ mod tests {
             (Rule::Lars { eta: 0.02, clip: true }, 0.9, 1e-5),
             (Rule::Lars { eta: 0.02, clip: false }, 0.9, 0.0),
         ] {
-            let in_place = train(rule, momentum, decay);
-            let expressions = on_expressions(|| train(rule, momentum, decay));
+            let in_place = train(rule, momentum, decay, Kernels::Native);
+            let expressions = train(rule, momentum, decay, Kernels::Candle);
             assert_eq!(in_place.len(), 4 + 4 + 4);
             assert!(in_place == expressions, "{rule:?}, momentum {momentum}, decay {decay}");
         }

@@ -3,15 +3,15 @@
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
-use super::batchnorm::BatchNorm;
-use super::kernels::Kernels;
-use super::linear::Linear;
+use candle_cpu_kernels::BatchNorm;
+use candle_cpu_kernels::Kernels;
+use candle_cpu_kernels::Linear;
 
 /// One-hidden-layer projector.
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{init::SeededVarMap, kernels::Kernels, projector::Projector};
+/// use eigenssl::ssl::{init::SeededVarMap, Kernels, projector::Projector};
 /// let vm = SeededVarMap::new(0);
 /// let p = Projector::new(8, 16, 4, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
 /// let z = p.forward_t(&Tensor::ones((3, 8), DType::F32, &Device::Cpu).unwrap(), true).unwrap();

@@ -6,9 +6,9 @@
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
-use super::batchnorm::BatchNorm;
-use super::conv::Conv2d;
-use super::kernels::Kernels;
+use candle_cpu_kernels::BatchNorm;
+use candle_cpu_kernels::Conv2d;
+use candle_cpu_kernels::Kernels;
 
 /// Convolution then batch norm, with ReLU after it when `relu`.
 #[allow(clippy::too_many_arguments)]
@@ -79,7 +79,7 @@ fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{init::SeededVarMap, kernels::Kernels, resnet::ResNet18};
+/// use eigenssl::ssl::{init::SeededVarMap, Kernels, resnet::ResNet18};
 /// let vm = SeededVarMap::new(0);
 /// let net = ResNet18::new(0.125, true, Kernels::Native, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
 /// let x = Tensor::zeros((2, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();

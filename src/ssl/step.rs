@@ -18,7 +18,7 @@ use super::config::{OptimizerKind, SslConfig};
 use super::directpred::DirectPred;
 use super::ema::ema_update;
 use super::init::SeededVarMap;
-use super::linear::Linear;
+use candle_cpu_kernels::Linear;
 use super::loss::symmetric;
 use super::optim::{Optimizer, ParamGroup, Rule};
 use super::projector::Projector;

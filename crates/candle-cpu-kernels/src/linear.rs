@@ -12,8 +12,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
-use super::batchnorm::cpu_slice;
-use super::conv::contiguous_f32;
+use super::storage::{contiguous_f32, cpu_slice};
 use super::kernels::Kernels;
 use super::matmul::gemm;
 
@@ -21,9 +20,9 @@ use super::matmul::gemm;
 ///
 /// ```
 /// use candle_core::{DType, Device, Module, Tensor};
-/// use eigenssl::ssl::{init::SeededVarMap, linear::Linear};
-/// let vm = SeededVarMap::new(0);
-/// let fc = Linear::new(4, 3, vm.var_builder(DType::F32, &Device::Cpu).pp("fc")).unwrap();
+/// use candle_cpu_kernels::Linear;
+/// let vm = candle_nn::VarMap::new();
+/// let fc = Linear::new(4, 3, candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu).pp("fc")).unwrap();
 /// let y = fc.forward(&Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap()).unwrap();
 /// assert_eq!(y.dims(), &[2, 3]);
 /// ```
@@ -64,7 +63,7 @@ struct LinearOp;
 
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
-        "eigenssl-linear"
+        "cpu-kernels-linear"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -108,7 +107,8 @@ impl CustomOp3 for LinearOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssl::init::SeededVarMap;
+    use crate::testing::var_builder;
+    use candle_nn::VarMap;
     use candle_core::{DType, Device, Var};
 
     fn bits(t: &Tensor) -> Vec<u32> {
@@ -120,8 +120,8 @@ mod tests {
     #[test]
     fn the_fused_layer_equals_candle_nn_bit_for_bit() {
         for (batch, inp, out) in [(128, 128, 4096), (128, 4096, 256), (64, 512, 10), (3, 5, 7), (1, 2, 1)] {
-            let vm = SeededVarMap::new(5);
-            let fc = Linear::new(inp, out, vm.var_builder(DType::F32, &Device::Cpu).pp("fc")).unwrap();
+            let vm = VarMap::new();
+            let fc = Linear::new(inp, out, var_builder(&vm).pp("fc")).unwrap();
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, inp), &Device::Cpu).unwrap()).unwrap();
             let (y, reference) = (fc.forward(x.as_tensor()).unwrap(), fc.reference.forward(x.as_tensor()).unwrap());
             assert_eq!(bits(&y), bits(&reference), "output, {batch}×{inp}→{out}");
@@ -142,8 +142,8 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         let (batch, inp, out) = (4, 6, 5);
-        let vm = SeededVarMap::new(2);
-        let fc = Linear::new(inp, out, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+        let vm = VarMap::new();
+        let fc = Linear::new(inp, out, var_builder(&vm)).unwrap();
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, inp), &Device::Cpu).unwrap()).unwrap();
         let r = Tensor::randn(0f32, 1.0, (batch, out), &Device::Cpu).unwrap();
         let grads = (fc.forward(x.as_tensor()).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn other_ranks_use_candle_nn() {
-        let vm = SeededVarMap::new(1);
-        let fc = Linear::new(4, 2, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+        let vm = VarMap::new();
+        let fc = Linear::new(4, 2, var_builder(&vm)).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 3, 4), &Device::Cpu).unwrap();
         assert_eq!(bits(&fc.forward(&x).unwrap()), bits(&fc.reference.forward(&x).unwrap()));
     }

@@ -1,24 +1,32 @@
-//! The optimiser's and the EMA's element-wise updates, in place, on CPU f32: one pass per buffer instead
-//! of candle's expression, which allocates and fills a fresh tensor for every `*`, `+` and `-` (about a
-//! dozen passes over the whole parameter set per step, most of them on one thread).
+//! The element-wise updates of an SGD/LARS optimiser and of an EMA target network, in place, on CPU f32:
+//! one pass per buffer instead of candle's expression, which allocates and fills a fresh tensor for every
+//! `*`, `+` and `-` (about a dozen passes over a network's parameters per step, most on one thread).
 //!
 //! Each kernel repeats the f32 operations of the candle expression it replaces in the same order —
 //! including candle's affine `x · a + 0` for a tensor times a scalar — so results are bit-identical to
-//! the expression (tested in [`super::optim`]'s tests). Other devices and dtypes keep the expression.
+//! the expression (the `tests` below compare them). Where [`applies`] is false, keep the expression.
+//!
+//! ```
+//! use candle_core::{Device, Var};
+//! use candle_cpu_kernels::{inplace::{self, Average}, Kernels};
+//! let target = Var::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+//! let online = Var::new(&[3f32, 4.0], &Device::Cpu).unwrap();
+//! assert!(inplace::applies(Kernels::Native, &[target.as_tensor(), online.as_tensor()]));
+//! target.inplace_op2(online.as_tensor(), &Average::new(0.5)).unwrap(); // t ← t·τ + o·(1 − τ)
+//! assert_eq!(target.to_vec1::<f32>().unwrap(), vec![2.0, 3.0]);
+//! ```
 
 use candle_core::{CpuStorage, Layout, Result, Tensor};
 use rayon::prelude::*;
-use super::kernels::Kernels;
-use super::simd;
+
+use crate::kernels::Kernels;
+use crate::simd;
 
 /// Elements per parallel task: large enough that thread hand-offs stay negligible.
-pub(super) const CHUNK: usize = 1 << 15;
+pub const CHUNK: usize = 1 << 15;
 
 /// Whether the in-place kernels run on these tensors: asked for, CPU, f32, contiguous, same length.
-pub(crate) fn applies(kernels: Kernels, tensors: &[&Tensor]) -> bool {
-    if tests::expressions_only() {
-        return false;
-    }
+pub fn applies(kernels: Kernels, tensors: &[&Tensor]) -> bool {
     let len = tensors.first().map(|t| t.elem_count());
     kernels.native_on(tensors) && tensors.iter().all(|t| t.is_contiguous() && Some(t.elem_count()) == len)
 }
@@ -48,9 +56,9 @@ fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
 
 /// The momentum buffer's update: `buf ← buf · μ + d` (or `buf ← d` without momentum), where the
 /// direction is `d = ((g + w · λ) · r)` with the decay λ and the trust ratio r each optional — the
-/// operations of [`super::optim::Optimizer::step`]'s expression.
+/// operations of an SGD/LARS step's expression `buf * μ + ((g + w * λ) * r)`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct MomentumBuffer {
+pub struct MomentumBuffer {
     pub decay: Option<f32>,
     pub ratio: Option<f32>,
     pub momentum: Option<f32>,
@@ -86,7 +94,7 @@ impl candle_core::InplaceOp3 for MomentumBuffer {
 
 /// The parameter's update from its momentum buffer: `w ← w − buf · lr`.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Descend {
+pub struct Descend {
     pub lr: f32,
 }
 
@@ -110,7 +118,7 @@ impl candle_core::InplaceOp2 for Descend {
 
 /// The EMA target's update: `t ← t · τ + o · (1 − τ)`, with `1 − τ` formed in f64 as the expression does.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Average {
+pub struct Average {
     pub keep: f32,
     pub take: f32,
 }
@@ -140,29 +148,62 @@ impl candle_core::InplaceOp2 for Average {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
-    use std::cell::Cell;
-
-    thread_local! {
-        static EXPRESSIONS_ONLY: Cell<bool> = const { Cell::new(false) };
-    }
-
-    pub(crate) fn expressions_only() -> bool {
-        EXPRESSIONS_ONLY.with(Cell::get)
-    }
-
-    /// `f()` with the in-place kernels switched off on this thread (the expressions run instead).
-    pub(crate) fn on_expressions<R>(f: impl FnOnce() -> R) -> R {
-        EXPRESSIONS_ONLY.with(|e| e.set(true));
-        let r = f();
-        EXPRESSIONS_ONLY.with(|e| e.set(false));
-        r
-    }
-}
-
-#[cfg(not(test))]
 mod tests {
-    pub(super) fn expressions_only() -> bool {
-        false
+    use candle_core::{Device, Tensor, Var};
+
+    use super::*;
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    /// Deterministic values of both signs and many magnitudes, over more than one parallel chunk.
+    fn values(len: usize, phase: f32) -> Var {
+        Var::from_vec((0..len).map(|j| ((j as f32 + phase) * 0.37).sin() * 1.7).collect(), len, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn each_update_gives_the_bits_of_candles_expression() {
+        let len = 3 * CHUNK + 7;
+        let (g, w) = (values(len, 1.0), values(len, 2.0));
+        for decay in [None, Some(1e-4f64)] {
+            for ratio in [None, Some(0.3f64)] {
+                for momentum in [None, Some(0.9f64)] {
+                    let buf = values(len, 3.0);
+                    let mut d = g.as_tensor().clone();
+                    if let Some(l) = decay {
+                        d = (d + (w.as_tensor() * l).unwrap()).unwrap();
+                    }
+                    if let Some(r) = ratio {
+                        d = (d * r).unwrap();
+                    }
+                    let expected = match momentum {
+                        Some(m) => ((buf.as_tensor() * m).unwrap() + d).unwrap(),
+                        None => d,
+                    };
+                    let op = MomentumBuffer { decay: decay.map(|v| v as f32), ratio: ratio.map(|v| v as f32), momentum: momentum.map(|v| v as f32) };
+                    assert!(applies(Kernels::Native, &[&buf, &g, &w]));
+                    buf.inplace_op3(&g, &w, &op).unwrap();
+                    assert!(bits(&buf) == bits(&expected), "momentum buffer: decay {decay:?} ratio {ratio:?} momentum {momentum:?}");
+                }
+            }
+        }
+        let param = values(len, 4.0);
+        let expected = (param.as_tensor() - (g.as_tensor() * 0.3).unwrap()).unwrap();
+        param.inplace_op2(&g, &Descend { lr: 0.3 }).unwrap();
+        assert!(bits(&param) == bits(&expected), "descend");
+        let (target, tau) = (values(len, 5.0), 0.996);
+        let expected = ((target.as_tensor() * tau).unwrap() + (w.as_tensor() * (1.0 - tau)).unwrap()).unwrap();
+        target.inplace_op2(&w, &Average::new(tau)).unwrap();
+        assert!(bits(&target) == bits(&expected), "average");
+    }
+
+    #[test]
+    fn the_expression_stays_where_the_kernels_do_not_apply() {
+        let (a, b) = (values(8, 0.0), values(8, 1.0));
+        assert!(!applies(Kernels::Candle, &[&a, &b]), "asked for candle's ops");
+        assert!(!applies(Kernels::Native, &[&a, &values(9, 1.0)]), "lengths differ");
+        assert!(!applies(Kernels::Native, &[&a.to_dtype(candle_core::DType::F64).unwrap()]), "f64");
+        assert!(!applies(Kernels::Native, &[&a.as_tensor().reshape((2, 4)).unwrap().t().unwrap()]), "not contiguous");
     }
 }

@@ -11,16 +11,19 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::batchnorm::{channel_stats, cpu_slice, BatchNorm, FusedBatchNorm};
-use super::conv::{self, contiguous_f32, Conv2d, Geom};
+use super::batchnorm::{channel_stats, BatchNorm, FusedBatchNorm};
+use super::conv::{self, Conv2d};
+use super::geom::Geom;
+use super::storage::{contiguous_f32, cpu_slice};
+use super::winograd::TransformedInput;
 
 /// Convolution, then batch norm with ReLU, then (with `pool`) a 2×2 max pool.
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{batchnorm::BatchNorm, conv::Conv2d, init::SeededVarMap, layer::VggLayer};
-/// let vm = SeededVarMap::new(0);
-/// let vb = vm.var_builder(DType::F32, &Device::Cpu);
+/// use candle_cpu_kernels::{BatchNorm, Conv2d, VggLayer};
+/// let vm = candle_nn::VarMap::new();
+/// let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
 /// let cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
 /// let conv = Conv2d::new(3, 8, 3, cfg, false, vb.pp("conv")).unwrap();
 /// let layer = VggLayer::new(conv, BatchNorm::new(8, true, vb.pp("bn")).unwrap(), true);
@@ -68,7 +71,7 @@ impl ModuleT for VggLayer {
 /// and the batch statistics.
 struct Saved {
     conv_out: Vec<f32>,
-    tiles: Option<conv::TransformedInput>,
+    tiles: Option<TransformedInput>,
     mean: Vec<f64>,
     var: Vec<f64>,
     bn: FusedBatchNorm,
@@ -86,7 +89,7 @@ struct LayerOp {
 
 impl CustomOp3 for LayerOp {
     fn name(&self) -> &'static str {
-        "eigenssl-vgg-layer"
+        "cpu-kernels-vgg-layer"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -130,12 +133,12 @@ impl CustomOp3 for LayerOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssl::init::SeededVarMap;
+    use crate::testing::{copy_vars, named_vars, var_builder};
     use candle_core::{DType, Device, Var};
-    use candle_nn::Conv2dConfig;
+    use candle_nn::{Conv2dConfig, VarMap};
 
-    fn layer(vm: &SeededVarMap, cin: usize, cout: usize, input_grad: bool, pool: bool) -> VggLayer {
-        let vb = vm.var_builder(DType::F32, &Device::Cpu);
+    fn layer(vm: &VarMap, cin: usize, cout: usize, input_grad: bool, pool: bool) -> VggLayer {
+        let vb = var_builder(vm);
         let cfg = Conv2dConfig { padding: 1, ..Default::default() };
         let conv = Conv2d::new(cin, cout, 3, cfg, input_grad, vb.pp("conv")).unwrap();
         VggLayer::new(conv, BatchNorm::new(cout, true, vb.pp("bn")).unwrap(), pool)
@@ -151,8 +154,9 @@ mod tests {
     fn the_fused_layer_equals_the_separate_ops_bit_for_bit() {
         // 5 input channels go through im2col, 9 through Winograd.
         for (pool, input_grad, side, cin) in [(true, true, 8, 5), (false, true, 6, 5), (true, false, 4, 5), (false, false, 2, 5), (true, true, 8, 9), (false, true, 4, 9), (true, false, 2, 9)] {
-            let (fused_vars, separate_vars) = (SeededVarMap::new(3), SeededVarMap::new(3));
+            let (fused_vars, separate_vars) = (VarMap::new(), VarMap::new());
             let (fused, separate) = (layer(&fused_vars, cin, 7, input_grad, pool), layer(&separate_vars, cin, 7, input_grad, pool));
+            copy_vars(&fused_vars, &separate_vars);
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (3, cin, side, side), &Device::Cpu).unwrap()).unwrap();
             let out = fused.forward_t(x.as_tensor(), true).unwrap();
             let conv_out = separate.conv.forward(x.as_tensor()).unwrap();
@@ -163,7 +167,7 @@ mod tests {
             let (ga, gb) = ((out * &r).unwrap().sum_all().unwrap().backward().unwrap(), (reference * &r).unwrap().sum_all().unwrap().backward().unwrap());
             assert_eq!(ga.get(x.as_tensor()).map(bits), gb.get(x.as_tensor()).map(bits), "input gradient, pool {pool}");
             assert_eq!(ga.get(x.as_tensor()).is_some(), input_grad);
-            let (vf, vs) = (fused_vars.named_vars(), separate_vars.named_vars());
+            let (vf, vs) = (named_vars(&fused_vars), named_vars(&separate_vars));
             assert_eq!(vf.len(), 5, "conv weight, scale, shift, running mean and variance");
             for ((name, a), (_, b)) in vf.iter().zip(&vs) {
                 assert_eq!(bits(a.as_tensor()), bits(b.as_tensor()), "{name} after the step's statistics");
@@ -180,9 +184,7 @@ mod tests {
     /// with the pool's blocked routing.
     #[test]
     fn the_kernels_give_the_same_bits_with_and_without_wide_instructions() {
-        let run = |cin: usize, side: usize| {
-            let vm = SeededVarMap::new(5);
-            let l = layer(&vm, cin, 9, true, true);
+        let run = |l: &VggLayer, vm: &VarMap, cin: usize, side: usize| {
             let len = 4 * cin * side * side;
             let values: Vec<f32> = (0..len).map(|i| (i as f32 * 0.7).sin() + (i as f32 * 0.013).cos()).collect();
             let x = Var::from_tensor(&Tensor::from_vec(values, (4, cin, side, side), &Device::Cpu).unwrap()).unwrap();
@@ -190,18 +192,20 @@ mod tests {
             let r = Tensor::ones(out.shape(), DType::F32, &Device::Cpu).unwrap().cumsum(3).unwrap();
             let grads = (&out * &r).unwrap().sum_all().unwrap().backward().unwrap();
             let mut all = vec![bits(&out), bits(grads.get(x.as_tensor()).unwrap())];
-            all.extend(vm.named_vars().iter().filter_map(|(_, v)| grads.get(v.as_tensor()).map(bits)));
+            all.extend(named_vars(vm).iter().filter_map(|(_, v)| grads.get(v.as_tensor()).map(bits)));
             all
         };
         for (cin, side) in [(3, 32), (12, 16), (12, 4)] {
-            assert_eq!(run(cin, side), crate::ssl::simd::tests::on_baseline(|| run(cin, side)), "{cin} channels, {side}×{side}");
+            // One layer for both runs: in training its output and gradients do not depend on the running statistics.
+            let vm = VarMap::new();
+            let l = layer(&vm, cin, 9, true, true);
+            assert_eq!(run(&l, &vm, cin, side), crate::simd::tests::on_baseline(|| run(&l, &vm, cin, side)), "{cin} channels, {side}×{side}");
         }
     }
 
     #[test]
     fn eval_mode_is_the_separate_ops_with_running_statistics() {
-        let vm = SeededVarMap::new(1);
-        let l = layer(&vm, 2, 3, true, true);
+        let l = layer(&VarMap::new(), 2, 3, true, true);
         let x = Tensor::randn(0f32, 1.0, (2, 2, 4, 4), &Device::Cpu).unwrap();
         let reference = l.bn.forward_pooled_t(&l.conv.forward(&x).unwrap(), false).unwrap();
         assert_eq!(bits(&l.forward_t(&x, false).unwrap()), bits(&reference));

@@ -11,12 +11,13 @@
 //! step than the convolutions. In eval mode, on other devices and for other dtypes, candle-nn's own layer
 //! runs (it is also the reference the tests compare with).
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape, Storage, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 use std::sync::{Mutex, PoisonError};
 
-use super::conv::{self, contiguous_f32};
+use super::geom::copy_row;
+use super::storage::{contiguous_f32, cpu_slice};
 use super::simd;
 use super::kernels::Kernels;
 use super::pool::{plane_dims, MaxPool2x2};
@@ -27,9 +28,9 @@ const CONFIG: BatchNormConfig = BatchNormConfig { eps: 1e-5, remove_mean: true, 
 ///
 /// ```
 /// use candle_core::{DType, Device, ModuleT, Tensor};
-/// use eigenssl::ssl::{batchnorm::BatchNorm, init::SeededVarMap};
-/// let vm = SeededVarMap::new(0);
-/// let bn = BatchNorm::new(3, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// use candle_cpu_kernels::BatchNorm;
+/// let vm = candle_nn::VarMap::new();
+/// let bn = BatchNorm::new(3, true, candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
 /// let x = Tensor::randn(0f32, 1.0, (4, 3, 5, 5), &Device::Cpu).unwrap();
 /// let y = bn.forward_t(&x, true).unwrap();
 /// // Normalised per channel, then ReLU: about half of the outputs are zero, none negative.
@@ -138,14 +139,6 @@ fn dims(d: &[usize]) -> Result<(usize, usize, usize)> {
         candle_core::bail!("batch norm: expected a non-empty (N, C, ...) input, got {d:?}");
     }
     Ok((d[0], d[1], d[2..].iter().product()))
-}
-
-/// The contiguous f32 data of a CPU tensor's storage (the fused kernels' inputs).
-pub(super) fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
-    match storage {
-        Storage::Cpu(cpu) => contiguous_f32(cpu, layout),
-        _ => candle_core::bail!("the fused batch-norm kernels run on CPU only"),
-    }
 }
 
 /// Chunks of the batch whose per-channel sums are formed separately (then added in order): fixed, so that
@@ -326,8 +319,8 @@ impl FusedBatchNorm {
             // The windows' halves copied whole, then de-interleaved by permutations (the compiler made
             // gathers of the element-by-element version, which on AMD's cores were most of this function).
             let (mut top_pairs, mut bottom_pairs) = ([[0f32; 2]; B], [[0f32; 2]; B]);
-            conv::copy_row(&mut top_pairs.as_flattened_mut()[..2 * n], &top[2 * j0..][..2 * n]);
-            conv::copy_row(&mut bottom_pairs.as_flattened_mut()[..2 * n], &bottom[2 * j0..][..2 * n]);
+            copy_row(&mut top_pairs.as_flattened_mut()[..2 * n], &top[2 * j0..][..2 * n]);
+            copy_row(&mut bottom_pairs.as_flattened_mut()[..2 * n], &bottom[2 * j0..][..2 * n]);
             let ([t0, t1], [b0, b1]) = (simd::deinterleave(&top_pairs), simd::deinterleave(&bottom_pairs));
             let v = [t0, t1, b0, b1];
             let mut act = [[0f32; B]; 4];
@@ -470,7 +463,7 @@ impl FusedBatchNorm {
 
 impl CustomOp3 for FusedBatchNorm {
     fn name(&self) -> &'static str {
-        "eigenssl-batch-norm"
+        "cpu-kernels-batch-norm"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {

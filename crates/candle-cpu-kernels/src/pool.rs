@@ -12,14 +12,14 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Module, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::contiguous_f32;
+use super::storage::contiguous_f32;
 use super::kernels::Kernels;
 
 /// Max over non-overlapping 2×2 windows of an (N, C, H, W) tensor; H and W must be even.
 ///
 /// ```
 /// use candle_core::{Device, Module, Tensor};
-/// use eigenssl::ssl::pool::MaxPool2x2;
+/// use candle_cpu_kernels::MaxPool2x2;
 /// let x = Tensor::new(&[[[[1f32, 2., 5., 0.], [3., 4., 1., 1.]]]], &Device::Cpu).unwrap();
 /// let y = MaxPool2x2::default().forward(&x).unwrap();
 /// assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![4., 5.]);
@@ -75,7 +75,7 @@ mod generic_tests {
     use candle_core::{Device, Module, Tensor, Var};
 
     use super::MaxPool2x2;
-    use crate::ssl::kernels::Kernels;
+    use crate::kernels::Kernels;
 
     /// Both paths on windows with ties (equal maxima, equal zeros after ReLU, a negative maximum): the same
     /// values, and the whole gradient at each window's first maximum, as PyTorch routes it.
@@ -140,7 +140,7 @@ struct Pool;
 
 impl CustomOp1 for Pool {
     fn name(&self) -> &'static str {
-        "eigenssl-max-pool-2x2"
+        "cpu-kernels-max-pool-2x2"
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -163,7 +163,7 @@ struct PoolGrad;
 
 impl CustomOp2 for PoolGrad {
     fn name(&self) -> &'static str {
-        "eigenssl-max-pool-2x2-grad"
+        "cpu-kernels-max-pool-2x2-grad"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {

@@ -18,7 +18,7 @@ use candle_core::{Result, Tensor};
 /// use candle_core::{Device, Tensor};
 /// let x = Tensor::randn(0f64, 1.0, (2, 3, 9, 9), &Device::Cpu).unwrap();
 /// let w = Tensor::randn(0f64, 1.0, (4, 3, 3, 3), &Device::Cpu).unwrap();
-/// let ours = eigenssl::ssl::unfold::conv2d(&x, &w, 1, 2).unwrap();
+/// let ours = candle_cpu_kernels::unfold::conv2d(&x, &w, 1, 2).unwrap();
 /// let candle = x.conv2d(&w, 1, 2, 1, 1).unwrap();
 /// let diff = (ours - candle).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
 /// assert!(diff < 1e-12);

@@ -26,7 +26,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
-use super::conv::{self, Geom};
+use super::geom::{copy_row, Geom};
 use super::{matmul, simd};
 
 /// Tiles transformed at once.
@@ -220,7 +220,7 @@ impl<'a> Disjoint<'a> {
         // lives (the caller's guarantee), and `values` is not part of it (tasks only read other buffers).
         let row = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i), values.len()) };
         // Fixed-size moves: a `memcpy` call per row of 2 floats was 3.5 % of a width/4 step.
-        conv::copy_row(row, values);
+        copy_row(row, values);
     }
 }
 
@@ -418,7 +418,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                     let src = &gy[((first + i) * g.k + k) * plane..][..plane];
                     let (rows, width) = self.extent(ty, tx);
                     for (a, row) in dy_rows.iter_mut().enumerate().take(rows) {
-                        conv::copy_row(&mut row[l][..width], &src[(ty * M + a) * g.w + tx * M..][..width]);
+                        copy_row(&mut row[l][..width], &src[(ty * M + a) * g.w + tx * M..][..width]);
                     }
                 }
                 store_tiles(sk, cols, t0, &sandwich(&self.alg.a, &lane_wise(&dy_rows)));

@@ -10,11 +10,11 @@ use std::str::FromStr;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-/// The implementation of the layers (spec field `kernels`).
+/// The implementation of the layers .
 ///
 /// ```
 /// use candle_core::{DType, Device, Tensor};
-/// use eigenssl::ssl::kernels::Kernels;
+/// use candle_cpu_kernels::Kernels;
 /// let x = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
 /// assert!(Kernels::Native.native_on(&[&x]));
 /// assert!(!Kernels::Candle.native_on(&[&x]));

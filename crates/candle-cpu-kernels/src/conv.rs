@@ -14,61 +14,11 @@ use candle_nn::{Conv2dConfig, VarBuilder};
 use rayon::prelude::*;
 use std::cell::RefCell;
 
-use super::kernels::Kernels;
-use super::{matmul, winograd};
-pub(super) use winograd::TransformedInput;
-
-/// Shapes of one convolution.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Geom {
-    pub(super) n: usize,
-    pub(super) c: usize,
-    pub(super) h: usize,
-    pub(super) w: usize,
-    pub(super) k: usize,
-    pub(super) kh: usize,
-    pub(super) kw: usize,
-    pub(super) stride: usize,
-    pub(super) pad: usize,
-    pub(super) oh: usize,
-    pub(super) ow: usize,
-}
-
-impl Geom {
-    pub(super) fn new(x: &[usize], wt: &[usize], stride: usize, pad: usize) -> Result<Self> {
-        let [n, c, h, w]: [usize; 4] = x.try_into().map_err(|_| shape_err(x))?;
-        let [k, c2, kh, kw]: [usize; 4] = wt.try_into().map_err(|_| shape_err(wt))?;
-        if c != c2 {
-            candle_core::bail!("conv2d: input has {c} channels, weight expects {c2}");
-        }
-        if h + 2 * pad < kh || w + 2 * pad < kw {
-            candle_core::bail!("conv2d: kernel {kh}×{kw} larger than padded input {h}×{w} (+{pad})");
-        }
-        let (oh, ow) = ((h + 2 * pad - kh) / stride + 1, (w + 2 * pad - kw) / stride + 1);
-        Ok(Geom { n, c, h, w, k, kh, kw, stride, pad, oh, ow })
-    }
-    /// Rows of the column matrix: C·kh·kw.
-    fn ckk(&self) -> usize {
-        self.c * self.kh * self.kw
-    }
-    /// Output positions per image.
-    fn p(&self) -> usize {
-        self.oh * self.ow
-    }
-    pub(super) fn output_shape(&self) -> Shape {
-        Shape::from((self.n, self.k, self.oh, self.ow))
-    }
-}
-
-fn shape_err(d: &[usize]) -> candle_core::Error {
-    candle_core::Error::Msg(format!("conv2d: expected a 4-d shape, got {d:?}"))
-}
-
-/// The contiguous f32 data of a storage and layout.
-pub(crate) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let (a, b) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("custom op: non-contiguous input".into()))?;
-    Ok(&s.as_slice::<f32>()?[a..b])
-}
+use crate::geom::{copy_row, shape_err, Geom};
+use crate::kernels::Kernels;
+use crate::storage::contiguous_f32;
+use crate::winograd::{self, TransformedInput};
+use crate::matmul;
 
 /// Columns per GEMM that small feature maps are grouped up to: with few output positions per image, a
 /// GEMM per image would spend as long packing the weights as multiplying them.
@@ -79,21 +29,6 @@ impl Geom {
     fn group(&self) -> usize {
         (GEMM_COLS / self.p()).clamp(1, self.n.max(1))
     }
-}
-
-/// Copies a row of a feature map: fixed-size moves for VGG's small widths, where a `memcpy` call per
-/// row of 2 to 16 floats cost more than the copy.
-#[inline(always)]
-pub(super) fn copy_row(dst: &mut [f32], src: &[f32]) {
-    macro_rules! fixed {
-        ($($n:literal)*) => {
-            match dst.len() {
-                $($n => dst[..$n].copy_from_slice(&src[..$n]),)*
-                n => dst.copy_from_slice(&src[..n]),
-            }
-        };
-    }
-    fixed!(1 2 4 8 16 32)
 }
 
 /// Adds a row of a feature map into another, with [`copy_row`]'s fixed sizes.
@@ -354,7 +289,7 @@ struct ConvForward {
 
 impl CustomOp2 for ConvForward {
     fn name(&self) -> &'static str {
-        "eigenssl-conv2d"
+        "cpu-kernels-conv2d"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -396,7 +331,7 @@ struct ConvGradInput {
 
 impl CustomOp2 for ConvGradInput {
     fn name(&self) -> &'static str {
-        "eigenssl-conv2d-grad-input"
+        "cpu-kernels-conv2d-grad-input"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -422,7 +357,7 @@ const WEIGHT_GRAD_CHUNKS: usize = 8;
 
 impl CustomOp2 for ConvGradWeight {
     fn name(&self) -> &'static str {
-        "eigenssl-conv2d-grad-weight"
+        "cpu-kernels-conv2d-grad-weight"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -444,10 +379,10 @@ impl CustomOp2 for ConvGradWeight {
 ///
 /// ```
 /// use candle_core::{DType, Device, Module, Tensor};
-/// use eigenssl::ssl::{conv::Conv2d, init::SeededVarMap};
-/// let vm = SeededVarMap::new(0);
+/// use candle_cpu_kernels::Conv2d;
+/// let vm = candle_nn::VarMap::new();
 /// let cfg = candle_nn::Conv2dConfig { padding: 1, ..Default::default() };
-/// let conv = Conv2d::new(3, 8, 3, cfg, true, vm.var_builder(DType::F32, &Device::Cpu)).unwrap();
+/// let conv = Conv2d::new(3, 8, 3, cfg, true, candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
 /// let x = Tensor::randn(0f32, 1.0, (2, 3, 16, 16), &Device::Cpu).unwrap();
 /// let reference = x.conv2d(conv.weight(), 1, 1, 1, 1).unwrap();
 /// let diff = (conv.forward(&x).unwrap() - reference).unwrap().abs().unwrap().max_all().unwrap();
