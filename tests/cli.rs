@@ -150,12 +150,13 @@ fn the_terminal_table_reads_well_at_80_columns_and_in_a_pipe() {
     };
     let piped = table(None);
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("table1/ci/summary.json")).unwrap()).unwrap();
+    // Each cell's readout top-1 as the table prints it (mean ± std, rounded by its spread).
     let means: Vec<String> = summary["cells"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|c| c["metrics"]["readout_top1"]["mean"].as_f64())
-        .map(|m| format!("{m:.1}"))
+        .filter_map(|c| serde_json::from_value::<eigenssl::harness::aggregate::Stat>(c["metrics"]["readout_top1"].clone()).ok())
+        .map(|s| eigenssl::present::format::stat_by_spread(&s, 1, false))
         .collect();
     assert!(!means.is_empty());
     let narrow = table(Some("80"));

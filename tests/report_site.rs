@@ -24,6 +24,11 @@ fn the_site_has_a_page_per_stored_profile_with_tables_figures_history_and_runs()
     assert!(t1.contains("table1-ci.svg") && t1.contains("table1-ci-history.svg"), "figure and history");
     let noema = std::fs::read_to_string(dir.path().join("table1-noema.html")).unwrap();
     assert!(noema.contains("table1-noema-outcomes.svg"), "the outcome study's figure");
+    // The cpu profile's no-EMA cells split (2 of 4 seeds learn): each seed beside the mean, and the mean
+    // rounded to what its spread supports (readout 39.5, 11.9, 11.2, 36.5: 25 ± 15, not 24.8 ± 15.4).
+    let cpu = std::fs::read_to_string(dir.path().join("table1-cpu.html")).unwrap();
+    assert!(cpu.contains("seeds split: seed 0: learned") && cpu.contains("seed 1: dim_collapsed from epoch 1, readout top-1 11.9"), "per-seed values of a split cell");
+    assert!(cpu.contains("25 ± 15 (4)") && !cpu.contains("24.8 ± 15.4"), "rounded by the spread");
     assert!(t1.contains("<details>") && t1.contains("&quot;simd&quot;") && t1.contains("&quot;knn_k&quot;"), "provenance and config per run");
     for p in &pages {
         let html = std::fs::read_to_string(p).unwrap();

@@ -26,6 +26,35 @@ pub fn stat(s: &Stat, digits: usize, lower_bound: bool) -> String {
     }
 }
 
+/// [`stat`] rounded to what its spread supports, for tables: the std to two significant digits and the
+/// mean to the same place, with at most `max_digits` decimals (and `max_digits` where there is no spread).
+///
+/// ```
+/// use eigenssl::harness::aggregate::Stat;
+/// use eigenssl::present::format::stat_by_spread;
+/// let s = |v: &[f64]| Stat::of(v).unwrap();
+/// assert_eq!(stat_by_spread(&s(&[39.5, 11.9, 11.2, 36.5]), 1, false), "25 ± 15 (4)");
+/// assert_eq!(stat_by_spread(&s(&[33.0, 35.2, 34.1]), 1, false), "34.1 ± 1.1 (3)");
+/// assert_eq!(stat_by_spread(&s(&[0.004, 0.005]), 2, false), "0.00 ± 0.00 (2)");
+/// assert_eq!(stat_by_spread(&s(&[1000.0, 35000.0, 900.0]), 3, false), "12000 ± 20000 (3)");
+/// assert_eq!(stat_by_spread(&s(&[2.0, 2.0]), 2, false), "2.00 ± 0.00 (2)");
+/// ```
+pub fn stat_by_spread(s: &Stat, max_digits: usize, lower_bound: bool) -> String {
+    match s.std {
+        Some(sd) if sd > 0.0 && sd.is_finite() => {
+            // The decimal place of the std's second significant digit.
+            let place = sd.log10().floor() as i32 - 1;
+            if place <= 0 {
+                return stat(s, ((-place) as usize).min(max_digits), lower_bound);
+            }
+            let unit = 10f64.powi(place);
+            let rounded = Stat { mean: (s.mean / unit).round() * unit, std: Some((sd / unit).round() * unit), ..s.clone() };
+            stat(&rounded, 0, lower_bound)
+        }
+        _ => stat(s, max_digits, lower_bound),
+    }
+}
+
 /// [`stat`] with `—` for a metric that is absent.
 pub fn stat_or_dash(s: Option<&Stat>, digits: usize) -> String {
     s.map_or_else(dash, |s| stat(s, digits, false))

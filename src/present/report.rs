@@ -12,7 +12,7 @@ pub(crate) fn cell_metric(cell: &CellSummary, m: &MetricSpec) -> String {
     match cell.metrics.get(&m.name) {
         Some(stat) => {
             let censored = cell.metrics.get(&format!("{}_censored", m.name)).is_some_and(|c| c.max > 0.0);
-            format::stat(stat, m.digits, censored)
+            format::stat_by_spread(stat, m.digits, censored)
         }
         None => "—".to_string(),
     }
@@ -31,6 +31,29 @@ pub(crate) fn cell_status(cell: &CellSummary, has_outcomes: bool) -> String {
 /// A seed's judged outcome where it has one, else its status.
 fn seed_outcome(s: &crate::harness::aggregate::SeedResult) -> &str {
     s.outcome.as_deref().unwrap_or(&s.status)
+}
+
+/// Where a cell's seeds split between outcomes (some learned, some collapsed), each seed's outcome, since
+/// when, and its headline value — `seed 1: dim_collapsed from epoch 1, readout top-1 11.9` — for the
+/// table and the report site alike (a mean ± std of such a cell describes none of its runs); `None`
+/// where every seed has the same outcome.
+pub(crate) fn split_seeds(exp: &Experiment, cell: &CellSummary) -> Option<Vec<String>> {
+    let first = cell.per_seed.first()?;
+    if cell.per_seed.iter().all(|s| seed_outcome(s) == seed_outcome(first)) {
+        return None;
+    }
+    let (label, digits) = exp.metrics.first().map_or(("", 1), |m| (m.label.as_str(), m.digits));
+    Some(
+        cell.per_seed
+            .iter()
+            .map(|s| {
+                let epoch = s.outcome_epoch.map(|e| e as f64).or(s.collapse_epoch);
+                let since = epoch.map(|e| format!(" from epoch {e:.0}")).unwrap_or_default();
+                let value = s.headline.map(|v| format!(", {label} {v:.digits$}")).unwrap_or_default();
+                format!("seed {}: {}{since}{value}", s.seed, seed_outcome(s))
+            })
+            .collect(),
+    )
 }
 
 /// Why cells were not run, each distinct reason once.
@@ -172,7 +195,7 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
         exp.name,
         summary.profile
     ));
-    out.push_str("Each value is mean ± sample std (number of seeds with that metric defined).\n\n");
+    out.push_str("Each value is mean ± sample std (number of seeds with that metric defined), rounded to what the spread supports (the std to two significant digits).\n\n");
     out.push_str(&table.to_string());
     out.push('\n');
     let reasons = not_run_reasons(summary);
@@ -189,25 +212,8 @@ pub fn markdown(exp: &Experiment, summary: &Summary) -> String {
         out.push_str(&notes.join("\n"));
         out.push('\n');
     }
-    let split: Vec<String> = summary
-        .cells
-        .iter()
-        .filter(|c| c.per_seed.iter().any(|s| seed_outcome(s) != seed_outcome(&c.per_seed[0])))
-        .map(|c| {
-            let (label, digits) = exp.metrics.first().map_or(("", 1), |m| (m.label.as_str(), m.digits));
-            let seeds: Vec<String> = c
-                .per_seed
-                .iter()
-                .map(|s| {
-                    let epoch = s.outcome_epoch.map(|e| e as f64).or(s.collapse_epoch);
-                    let since = epoch.map(|e| format!(" from epoch {e:.0}")).unwrap_or_default();
-                    let value = s.headline.map(|v| format!(", {label} {v:.digits$}")).unwrap_or_default();
-                    format!("seed {}: {}{since}{value}", s.seed, seed_outcome(s))
-                })
-                .collect();
-            format!("- `{}`: {}", c.cell, seeds.join("; "))
-        })
-        .collect();
+    let split: Vec<String> =
+        summary.cells.iter().filter_map(|c| split_seeds(exp, c).map(|seeds| format!("- `{}`: {}", c.cell, seeds.join("; ")))).collect();
     if !split.is_empty() {
         out.push_str("\nCells whose seeds split between outcomes (the statistics above include every computed seed):\n");
         out.push_str(&split.join("\n"));
