@@ -30,7 +30,7 @@ pub struct SiteOptions {
 const STYLE: &str = "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}\
 th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}\
-code{background:#f3f3f3;padding:0 3px}.changed{color:#a40}tr.seeds td{font-size:12px;color:#555;border-top:none}";
+code{background:#f3f3f3;padding:0 3px}.changed{color:#a40}tr.seeds td{font-size:12px;color:#555;border-top:none}td.n{white-space:nowrap}";
 
 /// Reports, on the console, any figure that did not load: the site test reads the console.
 const CHECK_FIGURES: &str = "<script>window.addEventListener('load',function(){var n=0;\
@@ -132,9 +132,9 @@ fn table_html(exp: &Experiment, summary: &Summary) -> String {
             escape(&cell_status(cell, has_outcomes))
         ));
         for m in &exp.metrics {
-            t.push_str(&format!("<td>{}</td>", escape(&cell_metric(cell, m))));
+            t.push_str(&format!("<td class=\"n\">{}</td>", escape(&cell_metric(cell, m))));
         }
-        t.push_str(&format!("<td>{}</td></tr>", escape(&paper_value(exp, cell))));
+        t.push_str(&format!("<td class=\"n\">{}</td></tr>", escape(&paper_value(exp, cell))));
         // Seeds that split between outcomes: each one beside the mean, which describes none of them.
         if let Some(seeds) = split_seeds(exp, cell) {
             let columns = 6 + exp.metrics.len();
