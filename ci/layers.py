@@ -1,6 +1,7 @@
 """Checks that modules only use modules of their own layer or below (the guide, docs/src/architecture.md), that
-the files of a folder module (ssl/, theory/, ...) use each other without cycles, and that the crates under
-crates/ (the kernel crate) use nothing of eigenssl and have no cycles among their modules.
+the modules of src/ and the files of each folder module (ssl/, theory/, ...) use each other without cycles,
+and that the crates under crates/ (the kernel crate) use nothing of eigenssl and have no cycles among their
+modules.
 
 Each top-level module of src/ is in one layer; a file's `crate::<module>` and `super::` references
 name what it uses. Prints every upward reference and every cycle, and exits 1 if there is one.
@@ -34,15 +35,22 @@ def code(f):
     return "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("//"))
 
 
-def find_cycles(label, files, prefix):
-    """Cycles among `files` (name -> path), each naming the others as `super::x` or `<prefix>x`."""
-    found = []
+def uses(files, patterns):
+    """The names each of `files` (name -> list of paths) mentions through any of the regex `patterns`."""
     edges = {}
-    for name, f in files.items():
-        text = code(f)
-        used = set(re.findall(r"super::([a-z_]+)", text)) | set(re.findall(rf"{prefix}([a-z_]+)", text))
+    for name, paths in files.items():
+        used = set()
+        for f in paths:
+            text = code(f)
+            for p in patterns:
+                used |= set(re.findall(p, text))
         edges[name] = sorted(u for u in used if u in files and u != name)
-    state = {}
+    return edges
+
+
+def cycles_in(label, edges):
+    """Every cycle a depth-first walk of `edges` (name -> names it uses) meets, as `label: cycle a -> b -> a`."""
+    found, state = [], {}
 
     def visit(node, path):
         state[node] = "open"
@@ -60,14 +68,19 @@ def find_cycles(label, files, prefix):
 
 
 def cycles():
-    """Cycles among the files of each folder module of src/, and among the modules of each crate."""
-    found = []
+    """Cycles among the top-level modules of src/, among the files of each folder module, and among the
+    modules of each crate."""
+    top = {}
+    for f in SRC.rglob("*.rs"):
+        if module_of(f) not in ("main", "lib", "cli"):
+            top.setdefault(module_of(f), []).append(f)
+    found = cycles_in("src/ (modules)", uses(top, [r"crate::([a-z_]+)"]))
     for folder in sorted(p for p in SRC.iterdir() if p.is_dir()):
-        files = {f.stem: f for f in folder.glob("*.rs") if f.stem != "mod"}
-        found += find_cycles(f"src/{folder.name}/", files, rf"crate::{folder.name}::")
+        files = {f.stem: [f] for f in folder.glob("*.rs") if f.stem != "mod"}
+        found += cycles_in(f"src/{folder.name}/", uses(files, [r"super::([a-z_]+)", rf"crate::{folder.name}::([a-z_]+)"]))
     for crate in sorted(p for p in CRATES.iterdir() if (p / "src").is_dir()):
-        files = {f.stem: f for f in (crate / "src").glob("*.rs") if f.stem != "lib"}
-        found += find_cycles(f"crates/{crate.name}/src/", files, r"crate::")
+        files = {f.stem: [f] for f in (crate / "src").glob("*.rs") if f.stem != "lib"}
+        found += cycles_in(f"crates/{crate.name}/src/", uses(files, [r"super::([a-z_]+)", r"crate::([a-z_]+)"]))
     return found
 
 
@@ -90,13 +103,12 @@ def main():
         if mod not in RANK:
             bad.append(f"{f.relative_to(SRC.parent)}: module `{mod}` has no layer in ci/layers.py")
             continue
-        text = "\n".join(l for l in f.read_text().splitlines() if not l.lstrip().startswith("//"))
-        for used in sorted(set(re.findall(r"crate::([a-z_]+)", text))):
+        for used in sorted(set(re.findall(r"crate::([a-z_]+)", code(f)))):
             if used in RANK and RANK[used] > RANK[mod]:
                 bad.append(f"{f.relative_to(SRC.parent)}: `{mod}` ({LAYERS[RANK[mod]][0]}) uses `{used}` ({LAYERS[RANK[used]][0]})")
     bad += cycles()
     bad += crate_boundary()
-    print("\n".join(bad) if bad else "layers: every module uses only its own layer or those below; no cycles inside a module or crate; crates/ use nothing of eigenssl")
+    print("\n".join(bad) if bad else "layers: every module uses only its own layer or those below; no cycles between modules, inside a module or inside a crate; crates/ use nothing of eigenssl")
     sys.exit(1 if bad else 0)
 
 

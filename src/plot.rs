@@ -69,12 +69,12 @@ pub fn draw(
 /// The outcome study's figure, `outcomes.svg` and `.png` in `dir`: every judged run's final readout top-1
 /// against the participation ratio of C at its end, one colour per implementation, one marker per cell,
 /// the untrained floor as a grey line.
-pub fn outcomes(study: &crate::present::outcomes::Study, title: &str, dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn outcomes(study: &crate::harness::outcomes::Study, title: &str, dir: &Path) -> Result<Vec<PathBuf>> {
     register_font();
     render("outcomes", dir, (1000, 700), title, study)
 }
 
-impl Figure for crate::present::outcomes::Study {
+impl Figure for crate::harness::outcomes::Study {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>, title: &str) -> DrawResult {
         let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
         root.fill(&WHITE).map_err(e)?;
@@ -112,7 +112,7 @@ impl Figure for crate::present::outcomes::Study {
             }
         }
         for c in &self.cells {
-            let color = if c.implementation == crate::present::outcomes::OURS { BLUE } else { ORANGE };
+            let color = if c.implementation == crate::harness::outcomes::OURS { BLUE } else { ORANGE };
             let pts: Vec<(f64, f64)> = c.seeds.iter().filter_map(|s| Some((s.participation_ratio?, s.readout_top1?))).collect();
             let label = format!("{}, {} ({}/{} learned)", c.cell, c.implementation, c.learned, c.n);
             // The first cell's seeds as rings, the others' as discs.

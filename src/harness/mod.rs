@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod execute;
 pub mod live;
+pub mod outcomes;
 pub mod plan;
 pub mod provenance;
 pub mod slurm;

@@ -66,8 +66,8 @@ pub fn regenerate(exp: &Experiment, profile: &str, extra_seeds: Option<&[u64]>, 
         None => Vec::new(),
     };
     if let Some(spec) = exp.profile(profile)?.outcomes.as_ref() {
-        let twin = outcomes::twin_dir(out, &exp.name, spec);
-        let study = outcomes::study(spec, &runs, &records, twin.as_deref())?;
+        let twin = crate::harness::outcomes::twin_dir(out, &exp.name, spec);
+        let study = crate::harness::outcomes::study(spec, &runs, &records, twin.as_deref())?;
         let path = store.dir.join("outcomes.json");
         let json = serde_json::to_string_pretty(&study).map_err(|e| Error::Record { path: path.clone(), msg: format!("cannot serialise: {e}") })?;
         write_atomic(&path, json.as_bytes())?;
