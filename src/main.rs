@@ -27,7 +27,7 @@ enum Command {
     /// run evaluated them, beside the value its record holds.
     Eval(cli::eval::Args),
     /// Which runs of an experiment are done, running (locked), failed or pending in a results folder.
-    Status(cli::status::Args),
+    Status(cli::Stored),
     /// List experiments, their cells and profiles.
     List,
     /// Benchmarks, each beside a reference implementation measured in the same run.
@@ -49,7 +49,7 @@ enum Command {
     /// configs of every run); open <out>/index.html in a browser, no server needed.
     Report(cli::report::Args),
     /// Re-aggregate stored runs and print/write the table (and figures).
-    Table(cli::table::Args),
+    Table(cli::Stored),
 }
 
 fn main() -> ExitCode {
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         Command::Reproduce(args) => args.run(specs),
         Command::Run(args) => args.run(specs),
         Command::Eval(args) => args.run(specs),
-        Command::Status(args) => args.run(specs),
+        Command::Status(stored) => cli::status::run(specs, &stored),
         Command::List => cli::list::run(specs),
         Command::Bench(args) => args.run(specs),
         Command::BenchStep(args) => args.run(specs),
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => args.run(specs),
         Command::Data(args) => args.run(),
         Command::Report(args) => args.run(specs),
-        Command::Table(args) => args.run(specs),
+        Command::Table(stored) => cli::table::run(specs, &stored),
     };
     match outcome {
         Ok(code) => code,

@@ -6,20 +6,8 @@ use eigenssl::spec::Experiment;
 
 use super::Stored;
 
-#[derive(clap::Args)]
-pub(crate) struct Args {
-    #[command(flatten)]
-    stored: Stored,
-}
-
-impl Args {
-    pub(crate) fn run(self, specs: &std::path::Path) -> anyhow::Result<ExitCode> {
-        status(specs, &self.stored)
-    }
-}
-
 /// `status`: which runs are done, running, failed or pending.
-fn status(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
     let exp = Experiment::find(&stored.experiment, specs)?;
     let lines = eigenssl::harness::status::status(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out)?;
     let mut table = comfy_table::Table::new();

@@ -6,20 +6,8 @@ use eigenssl::spec::Experiment;
 
 use super::Stored;
 
-#[derive(clap::Args)]
-pub(crate) struct Args {
-    #[command(flatten)]
-    stored: Stored,
-}
-
-impl Args {
-    pub(crate) fn run(self, specs: &std::path::Path) -> anyhow::Result<ExitCode> {
-        table(specs, &self.stored)
-    }
-}
-
 /// `table`: re-aggregate stored runs into the table, summary and figures.
-fn table(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(specs: &std::path::Path, stored: &Stored) -> anyhow::Result<ExitCode> {
     let exp = Experiment::find(&stored.experiment, specs)?;
     match eigenssl::present::regenerate(&exp, &stored.profile, stored.seeds.as_deref(), &stored.out) {
         Ok(outputs) => {
