@@ -5,7 +5,11 @@ from an f64 eigendecomposition on the CPU, symmetric cosine SimSiam loss with st
 layout. Installing torch is optional: the Linux wheel on PyPI is the CUDA build (about 3 GB with its nvidia
 packages) and runs on the CPU: pip install torch.
 
-Usage: python3 bench/torch_reference.py --width 0.25 --batch 128 --reps 3
+Usage: python3 bench/torch_reference.py --width 0.25 --batch 128 --reps 3 [--device cuda --precision tf32]
+
+--precision sets both of PyTorch's TF32 switches, so that each row compares like with like: f32 turns off
+the TF32 cuDNN uses for convolutions by default; tf32 turns it on for matrix products too (eigenssl's
+generic convolutions are matrix products). On the CPU it changes nothing.
 """
 import argparse
 import json
@@ -46,8 +50,10 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--device", default="cpu", help="cpu or cuda (the DirectPred eigendecomposition stays on the CPU, as in eigenssl)")
+    p.add_argument("--precision", choices=["f32", "tf32"], default="f32", help="f32 products and convolutions, or TF32 on CUDA")
     a = p.parse_args()
     dev = torch.device(a.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     backbone, feat = vgg11(a.width)
@@ -91,6 +97,7 @@ def main():
         **({"gpu_peak_bytes": torch.cuda.max_memory_reserved()} if dev.type == "cuda" else {}),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "precision": a.precision if dev.type == "cuda" else "f32",
     }))
 
 

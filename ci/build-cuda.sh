@@ -6,6 +6,9 @@
 # Output: target/cuda/release/eigenssl, built for compute capability $CUDA_COMPUTE_CAP (default 90:
 # sm_90a, i.e. H100/H200/GH200). On the GPU machine, put torch's CUDA 13 libraries on LD_LIBRARY_PATH
 # (printed at the end); never copy the stub there: the real driver provides libcuda.so.1.
+# No `cudnn` feature: it only routes candle's own conv2d forward to cuDNN, and eigenssl's GPU path never
+# calls that op (its convolution is an unfolding and a matrix product both ways), so it would add cuDNN to
+# the build and to what a GPU machine carries without changing any computation (docs/src/reproducing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=$(realpath -m "${1:-target/cuda-toolkit}")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU and PyTorch, in at most nine minutes (--budget),
 #   1. the table1 training step (width/4 and full width, batch 256) beside PyTorch's on the same GPU:
-#      ms/step, img/s, peak GPU memory (ours sampled from nvidia-smi, PyTorch's from its allocator);
+#      ms/step, img/s, peak GPU memory (ours sampled from nvidia-smi, PyTorch's from its allocator); in
+#      f32 first, then (1t, after the smoke comparison) with TF32 allowed on both sides (`--precision`);
 #   2. the `smoke` profile on CUDA against the same runs on the CPU, computed there by candle's ops and by
 #      our kernels: `eigenssl verify` with a relative tolerance of 2 % on every stored number;
 #   3. the expected time of one table1 cell (cifar10/simsiam/ema, full width, 2 epochs: `gpucheck`
@@ -23,7 +24,8 @@
 #   --out         where the log, the records and gpu-check.json go (default results/gpu-check)
 #   --cell-limit  seconds the 2-epoch cell may take before it is stopped (default 600; the budget caps it)
 #   --budget      seconds all sections together may take (default 540)
-# Exit: 0 checked (the log and the summary say which sections passed); 2 bad usage, no binary, a binary
+# Exit: 0 every section that ran passed (some may be skipped for the budget: the summary says which);
+# 1 a section failed (the others still ran; the summary says which); 2 bad usage, no binary, a binary
 # that does not start, or no torch with CUDA; 3 no NVIDIA GPU here (nothing run, nothing written).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,11 +98,12 @@ peak_mib() {
   return $rc
 }
 
+# Our step and PyTorch's at width $1 and precision $2 (f32 or tf32, set alike on both sides).
 step_pair() {
-  local w=$1 rc=0
-  peak_mib "$OUT/step-ours-$w.mem.json" "$w" \
-    timeout 240 "$BIN" bench-step --device cuda --width "$w" --batch 256 --reps 20 > "$OUT/step-ours-$w.json" || rc=$?
-  timeout 240 "$PY" bench/torch_reference.py --device cuda --width "$w" --batch 256 --reps 20 > "$OUT/step-torch-$w.json" || rc=$?
+  local w=$1 p=$2 rc=0
+  peak_mib "$OUT/step-ours-$w-$p.mem.json" "$w" \
+    timeout 240 "$BIN" bench-step --device cuda --width "$w" --batch 256 --reps 20 --precision "$p" > "$OUT/step-ours-$w-$p.json" || rc=$?
+  timeout 240 "$PY" bench/torch_reference.py --device cuda --width "$w" --batch 256 --reps 20 --precision "$p" > "$OUT/step-torch-$w-$p.json" || rc=$?
   return $rc
 }
 
@@ -132,12 +135,19 @@ plan() {
 
 export BIN PY DATA OUT
 export -f peak_mib step_pair logged smoke plan
-section "1. training step, width/4, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 0.25
-section "1. training step, full width, batch 2x256, ours beside PyTorch's on the same GPU" step_pair 1
+section "1. training step, width/4, batch 2x256, f32, ours beside PyTorch's on the same GPU" step_pair 0.25 f32
+section "1. training step, full width, batch 2x256, f32, ours beside PyTorch's on the same GPU" step_pair 1 f32
 section "2. smoke profile: CUDA against the CPU, both kernel paths (relative tolerance 2 %)" smoke
+section "1t. training step, width/4, batch 2x256, tf32, ours beside PyTorch's on the same GPU" step_pair 0.25 tf32
+section "1t. training step, full width, batch 2x256, tf32, ours beside PyTorch's on the same GPU" step_pair 1 tf32
 section "3a. expected time of the one-cell run (steps timed on this GPU)" plan gpucheck cell
 section "3b. expected time of the whole paper profile (steps timed on this GPU)" plan paper plan
 section "3c. one table1 cell at full width, 2 epochs" \
   timeout "$CELL_LIMIT" "$BIN" reproduce table1 --profile gpucheck --device cuda --data-dir "$DATA" --out "$OUT/cell" --force
 
 python3 ci/gpu_check_summary.py "$OUT" "$GPU"
+FAILED=$(grep '"exit": [1-9]' "$OUT/sections.jsonl" | grep -v '"skipped": true' | sed 's/.*"section": "\([^"]*\)".*/\1/' | paste -sd ';' -)
+if [ -n "$FAILED" ]; then
+  echo "gpu-check: failed: $FAILED"
+  exit 1
+fi

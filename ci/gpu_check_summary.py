@@ -31,17 +31,18 @@ def planned(name):  # seconds of training steps that `reproduce --dry-run` expec
 
 
 rows = []
-for w in ("0.25", "1"):
-    ours, theirs, mem = load(f"step-ours-{w}.json"), load(f"step-torch-{w}.json"), load(f"step-ours-{w}.mem.json")
-    row = {"width": float(w)}
-    if ours:
-        row.update(ours_ms=ours["step"]["median_s"] * 1e3, ours_img_s=ours["images_per_s"], ours_gpu_mib=mem and mem["gpu_peak_mib"])
-    if theirs:
-        row.update(torch_ms=theirs["step"]["median_s"] * 1e3, torch_img_s=theirs["images_per_s"],
-                   torch_gpu_mib=theirs.get("gpu_peak_bytes", 0) / 2**20)
-    if ours and theirs:
-        row["ratio"] = ours["images_per_s"] / theirs["images_per_s"]
-    rows.append(row)
+for p in ("f32", "tf32"):
+    for w in ("0.25", "1"):
+        ours, theirs, mem = load(f"step-ours-{w}-{p}.json"), load(f"step-torch-{w}-{p}.json"), load(f"step-ours-{w}-{p}.mem.json")
+        row = {"width": float(w), "precision": p}
+        if ours:
+            row.update(ours_ms=ours["step"]["median_s"] * 1e3, ours_img_s=ours["images_per_s"], ours_gpu_mib=mem and mem["gpu_peak_mib"])
+        if theirs:
+            row.update(torch_ms=theirs["step"]["median_s"] * 1e3, torch_img_s=theirs["images_per_s"],
+                       torch_gpu_mib=theirs.get("gpu_peak_bytes", 0) / 2**20)
+        if ours and theirs:
+            row["ratio"] = ours["images_per_s"] / theirs["images_per_s"]
+        rows.append(row)
 
 smoke = section("2.")
 smoke_verdict = "not run" if smoke is None else "skipped (the budget was spent)" if smoke.get("skipped") else "pass" if smoke["exit"] == 0 else f"CHANGED or failed (exit {smoke['exit']}; see smoke-verify-candle.txt and smoke-verify-native.txt)"
@@ -75,11 +76,11 @@ def num(row, key, fmt):
 print("\n| section | exit | s |\n|---|---|---|")
 for s in sections:
     print(f"| {s['section']} | {'skipped' if s.get('skipped') else s['exit']} | {s['seconds']} |")
-print("\n| step, batch 2x256 | eigenssl ms | img/s | GPU MiB | PyTorch ms | img/s | GPU MiB | ratio |\n|---|---|---|---|---|---|---|---|")
+print("\n| step, batch 2x256 | precision | eigenssl ms | img/s | GPU MiB | PyTorch ms | img/s | GPU MiB | ratio |\n|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     cols = [num(r, "ours_ms", ".1f"), num(r, "ours_img_s", ".0f"), num(r, "ours_gpu_mib", ".0f"),
             num(r, "torch_ms", ".1f"), num(r, "torch_img_s", ".0f"), num(r, "torch_gpu_mib", ".0f"), num(r, "ratio", ".2f")]
-    print(f"| width {r['width']} | " + " | ".join(cols) + " |")
+    print(f"| width {r['width']} | {r['precision']} | " + " | ".join(cols) + " |")
 print(f"smoke, CUDA vs CPU: {summary['smoke_cuda_vs_cpu']}")
 c = summary["cell"]
 if "s_per_epoch" in c:

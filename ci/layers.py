@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 LAYERS = [
-    ("foundations", ["error", "rng", "normal", "stats", "fsutil", "git", "linalg", "overlay", "device", "interrupt"]),
+    ("foundations", ["error", "rng", "normal", "stats", "fsutil", "git", "linalg", "overlay", "device", "precision", "interrupt"]),
     ("data", ["data"]),
     ("engines", ["theory", "ssl"]),
     ("dispatch", ["engine"]),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, DataFingerprint, Dataset, DatasetKind};
 use crate::device::DeviceKind;
 use crate::error::Error;
+use crate::precision::Precision;
 use crate::ssl::config::SslConfig;
 use crate::ssl::train::{train, SslOutcome};
 use crate::theory::{self, Outcome, TheoryConfig};
@@ -161,6 +162,15 @@ impl RunConfig {
             RunConfig::Ssl(_) => Some(crate::ssl::Kernels::Candle),
         }
     }
+
+    /// The precision of this run's f32 matrix products in `ctx` ([`Precision::effective`]); `None` for the
+    /// theory engine, which runs on the CPU in f64.
+    pub fn precision(&self, ctx: &EngineContext) -> Option<Precision> {
+        match self {
+            RunConfig::Theory(_) => None,
+            RunConfig::Ssl(cfg) => Some(cfg.precision.effective(ctx.device)),
+        }
+    }
 }
 
 /// What an engine hands back for one run.
@@ -298,6 +308,7 @@ pub fn execute_with(config: &RunConfig, seed: u64, ctx: &EngineContext, ctl: &Ru
                 other => EngineError::Failed(other.to_string()),
             })?;
             let device = ctx.device.open().map_err(|e| EngineError::Failed(e.to_string()))?;
+            cfg.precision.apply(ctx.device);
             let res = train(cfg, seed, &data, &device, ctl).map_err(|e| EngineError::Failed(error_chain(&e)))?;
             let status = match res.outcome {
                 SslOutcome::Finished => RunStatus::Ok,
@@ -394,10 +405,14 @@ pub fn estimate_seconds(runs: &[&RunConfig], ctx: &EngineContext, with_missing_d
             continue;
         }
         // What a step's cost depends on (a frozen backbone trains only the readout).
-        let key = format!("{}/{}/{}/{}/{}/{}/{}/{}", c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema, c.freeze_backbone, c.dp_per_view);
+        let key = format!(
+            "{}/{}/{}/{}/{}/{}/{}/{}/{}/{}",
+            c.dataset, c.width, c.batch, c.proj_hidden, c.proj_out, c.ema, c.freeze_backbone, c.dp_per_view, c.kernels, c.precision
+        );
         let step = match cache.iter().find(|(k, _)| *k == key) {
             Some((_, s)) => *s,
             None => {
+                c.precision.apply(ctx.device);
                 let s = crate::ssl::train::time_step(c, &device).map_err(|e| Error::Environment(format!("timing a training step: {e}")))?;
                 cache.push((key, s));
                 s

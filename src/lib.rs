@@ -3,7 +3,7 @@
 //!
 //! Layers, each using only those below it (checked by `ci/layers.py`; the guide's docs/src/architecture.md draws
 //! them): foundations ([`error`], [`rng`], [`normal`], [`stats`], [`fsutil`], [`git`], [`linalg`],
-//! [`overlay`], [`device`], [`interrupt`]) → [`data`] → the engines [`theory`] (toy networks, Figs. 1–2)
+//! [`overlay`], [`device`], [`precision`], [`interrupt`]) → [`data`] → the engines [`theory`] (toy networks, Figs. 1–2)
 //! and [`ssl`] (deep SSL, Table 1) → [`engine`] (dispatch, run configs, typed statuses) → [`spec`]
 //! (experiment YAML → runs) → [`harness`] (plan, execute, store, aggregate) → presentation
 //! ([`present`], [`plot`], [`bench`]) → the `eigenssl` binary.
@@ -21,6 +21,7 @@ pub mod linalg;
 pub mod normal;
 pub mod overlay;
 pub mod plot;
+pub mod precision;
 pub mod present;
 pub mod rng;
 pub mod spec;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use eigenssl::spec::{Experiment, RunConfig};
 use eigenssl::ssl::config::SslConfig;
+use eigenssl::precision::Precision;
 use eigenssl::ssl::Kernels;
 
 /// (field, value column) of every row of the table under the heading that starts with `heading`.
@@ -29,9 +30,9 @@ fn check(heading: &str, experiment: &str) {
     let run = exp.runs("paper", None).unwrap().remove(0);
     let config = match &run.config {
         RunConfig::Theory(c) => serde_json::to_value(c).unwrap(),
-        // `kernels` stays out of the serialised config at its default (so that old spec hashes hold):
+        // `kernels` and `precision` stay out of the serialised config at their defaults (so that old spec hashes hold):
         // set it to the other value to see every field.
-        RunConfig::Ssl(c) => serde_json::to_value(SslConfig { kernels: Kernels::Candle, ..c.clone() }).unwrap(),
+        RunConfig::Ssl(c) => serde_json::to_value(SslConfig { kernels: Kernels::Candle, precision: Precision::Tf32, ..c.clone() }).unwrap(),
     };
     let fields: BTreeSet<String> = config.as_object().unwrap().keys().cloned().collect();
     let documented = rows(heading);

@@ -89,14 +89,14 @@ fn summary_computes_ratios_and_the_paper_estimate_from_the_checks_outputs() {
         c.current_dir(repo());
         c
     };
-    for w in ["0.25", "1"] {
-        let ours = run_ok(exe().args(["bench-step", "--width", "0.0625", "--batch", "8", "--reps", "1"]));
-        std::fs::write(out.join(format!("step-ours-{w}.json")), &ours.stdout).unwrap();
-        std::fs::write(out.join(format!("step-ours-{w}.mem.json")), format!("{{\"width\": {w}, \"gpu_peak_mib\": 1234}}")).unwrap();
+    for (w, p) in [("0.25", "f32"), ("1", "f32"), ("0.25", "tf32"), ("1", "tf32")] {
+        let ours = run_ok(exe().args(["bench-step", "--width", "0.0625", "--batch", "8", "--reps", "1", "--precision", p]));
+        std::fs::write(out.join(format!("step-ours-{w}-{p}.json")), &ours.stdout).unwrap();
+        std::fs::write(out.join(format!("step-ours-{w}-{p}.mem.json")), format!("{{\"width\": {w}, \"gpu_peak_mib\": 1234}}")).unwrap();
         let mut theirs: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap();
         theirs["images_per_s"] = serde_json::json!(theirs["images_per_s"].as_f64().unwrap() / 2.0);
         theirs["gpu_peak_bytes"] = serde_json::json!(2048u64 << 20);
-        std::fs::write(out.join(format!("step-torch-{w}.json")), theirs.to_string()).unwrap();
+        std::fs::write(out.join(format!("step-torch-{w}-{p}.json")), theirs.to_string()).unwrap();
     }
     // The smoke profile's seed-0 record, filed where the check keeps its full-width cell.
     let smoke = out.join("smoke");
@@ -121,7 +121,11 @@ fn summary_computes_ratios_and_the_paper_estimate_from_the_checks_outputs() {
     let o = run_ok(Command::new("python3").arg(repo().join("ci/gpu_check_summary.py")).arg(out).arg("TEST GPU"));
     let text = String::from_utf8_lossy(&o.stdout);
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("gpu-check.json")).unwrap()).unwrap();
-    for row in summary["steps"].as_array().unwrap() {
+    let steps = summary["steps"].as_array().unwrap();
+    let precisions: Vec<&str> = steps.iter().map(|r| r["precision"].as_str().unwrap()).collect();
+    assert_eq!(precisions, ["f32", "f32", "tf32", "tf32"]);
+    assert!(text.contains("| width 1.0 | tf32 | "), "{text}");
+    for row in steps {
         assert!((row["ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{row}");
         assert_eq!(row["torch_gpu_mib"].as_f64(), Some(2048.0));
         assert_eq!(row["ours_gpu_mib"].as_f64(), Some(1234.0));
@@ -151,10 +155,10 @@ fn summary_reports_failed_sections_and_keeps_the_rest() {
     let out = dir.path();
     let ours = run_ok(Command::new(BIN).current_dir(repo()).args(["bench-step", "--width", "0.0625", "--batch", "8", "--reps", "1"]));
     for w in ["0.25", "1"] {
-        std::fs::write(out.join(format!("step-ours-{w}.json")), &ours.stdout).unwrap();
-        std::fs::write(out.join(format!("step-ours-{w}.mem.json")), format!("{{\"width\": {w}, \"gpu_peak_mib\": 99}}")).unwrap();
+        std::fs::write(out.join(format!("step-ours-{w}-f32.json")), &ours.stdout).unwrap();
+        std::fs::write(out.join(format!("step-ours-{w}-f32.mem.json")), format!("{{\"width\": {w}, \"gpu_peak_mib\": 99}}")).unwrap();
     }
-    std::fs::write(out.join("step-torch-0.25.json"), &ours.stdout).unwrap();
+    std::fs::write(out.join("step-torch-0.25-f32.json"), &ours.stdout).unwrap();
     std::fs::write(
         out.join("sections.jsonl"),
         "{\"section\": \"1. training step, width/4\", \"exit\": 0, \"seconds\": 30}\n\
@@ -168,7 +172,8 @@ fn summary_reports_failed_sections_and_keeps_the_rest() {
     let steps = summary["steps"].as_array().unwrap();
     assert!((steps[0]["ratio"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{}", steps[0]);
     assert!(steps[1].get("ratio").is_none() && steps[1]["ours_ms"].as_f64().is_some(), "{}", steps[1]);
-    assert!(text.contains("| width 1.0 | ") && text.contains("| failed | failed | failed | failed |"), "{text}");
+    assert!(text.contains("| width 1.0 | f32 | ") && text.contains("| failed | failed | failed | failed |"), "{text}");
+    assert!(steps[2].get("ours_ms").is_none(), "no tf32 rows were measured: {}", steps[2]);
     assert!(summary["smoke_cuda_vs_cpu"].as_str().unwrap().starts_with("CHANGED or failed (exit 1"), "{summary}");
     assert_eq!(summary["cell"]["status"], "missing");
     assert!(summary.get("paper_profile").is_none(), "{summary}");
@@ -190,8 +195,25 @@ fn a_spent_budget_skips_the_remaining_sections_and_still_summarises() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let sections = std::fs::read_to_string(out.join("sections.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = sections.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 6, "{sections}");
+    assert_eq!(lines.len(), 8, "{sections}");
     assert!(lines.iter().all(|s| s["skipped"] == true && s["seconds"] == 0), "{sections}");
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("gpu-check.json")).unwrap()).unwrap();
     assert_eq!(summary["smoke_cuda_vs_cpu"], "skipped (the budget was spent)");
+}
+
+/// A section that fails makes the whole check exit 1, after the summary is written and naming it: here the
+/// CPU build's `bench-step --device cuda` fails the first section, and the 20 s budget skips the rest.
+#[test]
+fn a_failed_section_makes_the_check_exit_1_after_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
+    let py = dir.path().join("fake-bin/python-with-torch");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    let out = dir.path().join("out");
+    let o = gpu_check(&path, &["--bin", BIN, "--out", out.to_str().unwrap(), "--python", py.to_str().unwrap(), "--budget", "20"]);
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{log}{}", stderr(&o));
+    assert!(log.contains("gpu-check: failed: 1. training step, width/4"), "{log}");
+    assert!(out.join("gpu-check.json").exists(), "the summary is written before the exit");
 }

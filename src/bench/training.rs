@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{time_it, Timing};
 use crate::data::augment::{views_batch, Pipeline};
 use crate::data::{Dataset, DatasetKind, Split};
+use crate::precision::Precision;
 use crate::spec::{Experiment, RunConfig};
 use crate::ssl::config::SslConfig;
 use crate::ssl::directpred::DirectPred;
@@ -41,6 +42,9 @@ pub struct StepBench {
     /// The kernels that computed our step (PyTorch's measurements say `native`).
     #[serde(default)]
     pub kernels: Kernels,
+    /// The precision of f32 matrix products (and PyTorch's convolutions) in the step.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// The config of table1's `cell` in `profile`, seed 0.
@@ -90,6 +94,7 @@ pub fn step(cfg: &SslConfig, reps: usize, device: &Device) -> candle_core::Resul
         threads: rayon::current_num_threads(),
         torch: None,
         kernels: cfg.kernels.effective(device),
+        precision: cfg.precision.effective_on(device),
     })
 }
 
@@ -423,7 +428,7 @@ mod tests {
 
     fn measured(images_per_s: f64) -> StepBench {
         let step = Timing { median_s: 256.0 / images_per_s, min_s: 256.0 / images_per_s, reps: 10 };
-        StepBench { width: 0.25, batch: 128, parameters: 1, step, images_per_s, peak_rss: 0, threads: 2, torch: None, kernels: Kernels::Native }
+        StepBench { width: 0.25, batch: 128, parameters: 1, step, images_per_s, peak_rss: 0, threads: 2, torch: None, kernels: Kernels::Native, precision: Precision::F32 }
     }
 
     /// Round-by-round ratios, their median and its interval: PyTorch at 1000 img/s in every round, ours

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use eigenssl::data::DatasetKind;
 use eigenssl::device::DeviceKind;
+use eigenssl::precision::Precision;
 use eigenssl::ssl::Kernels;
 
 #[derive(clap::Args)]
@@ -63,18 +64,24 @@ pub(crate) struct StepArgs {
     device: DeviceKind,
     #[arg(long, default_value = "native")]
     kernels: Kernels,
+    /// f32 matrix products on CUDA: f32 or tf32 (tensor cores).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
 }
 
 impl StepArgs {
     pub(crate) fn run(self, specs: &std::path::Path) -> anyhow::Result<ExitCode> {
-        bench_step(specs, self.dataset, self.width, self.batch, self.reps, self.device, self.kernels)
+        let mut cfg = eigenssl::bench::training::table1_config(specs, self.dataset, self.width, self.batch, self.kernels)?;
+        cfg.precision = self.precision;
+        bench_step(&cfg, self.reps, self.device)
     }
 }
 
-/// `bench-step`: one training-step measurement in this process, as JSON (for `bench`).
-fn bench_step(specs: &std::path::Path, dataset: DatasetKind, width: f64, batch: usize, reps: usize, device: DeviceKind, kernels: Kernels) -> anyhow::Result<ExitCode> {
-    let cfg = eigenssl::bench::training::table1_config(specs, dataset, width, batch, kernels)?;
-    let r = eigenssl::bench::training::step(&cfg, reps, &device.open()?)?;
+/// `bench-step`: one training-step measurement of `cfg` in this process, as JSON (for `bench`).
+fn bench_step(cfg: &eigenssl::ssl::config::SslConfig, reps: usize, device: DeviceKind) -> anyhow::Result<ExitCode> {
+    let open = device.open()?;
+    cfg.precision.apply(device);
+    let r = eigenssl::bench::training::step(cfg, reps, &open)?;
     println!("{}", serde_json::to_string(&r)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -247,6 +247,7 @@ pub fn run_one(run: &Run, ctx: &EngineContext, ctl: &RunControl) -> Option<RunRe
         data,
         device: run.config.device(ctx),
         kernels: run.config.kernels(ctx),
+        precision: run.config.precision(ctx),
         threads: match run.config {
             crate::spec::RunConfig::Theory(_) => 1,
             crate::spec::RunConfig::Ssl(_) => rayon::current_num_threads(),

@@ -42,6 +42,9 @@ pub struct Provenance {
     /// The kernels that computed a deep-SSL run (`native`: ours; `candle`: candle's ops, as on GPUs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernels: Option<crate::ssl::Kernels>,
+    /// The precision of a deep-SSL run's f32 matrix products (`tf32` only on CUDA, when its spec asks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<crate::precision::Precision>,
     pub threads: usize,
     /// The dataset read (deep-SSL runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::loss::{LossForm, LossKind};
 use super::init::InitLaw;
 use candle_cpu_kernels::Kernels;
+
+use crate::precision::Precision;
 use crate::data::augment::Pipeline;
 use crate::data::DatasetKind;
 
@@ -95,6 +97,11 @@ crate::overlay_config! {
         /// the spec hashes of the runs our kernels trained did not move when the field came.
         #[serde(default, skip_serializing_if = "Kernels::is_native")]
         pub kernels: Kernels,
+        /// f32 matrix products on CUDA: `f32`, or `tf32` on tensor cores ([`crate::precision`]); the CPU and
+        /// Metal compute in f32 either way. Left out of the serialised config when `f32`, so that earlier
+        /// spec hashes did not move.
+        #[serde(default, skip_serializing_if = "Precision::is_f32")]
+        pub precision: Precision,
     }
 }
 
