@@ -16,8 +16,10 @@
 # section may use what is left of it, and a section reached with less than 20 s left is recorded as
 # skipped. The sections come in the order of what they are worth; the one-cell run, the slowest, is last.
 # Usage: ci/gpu-check.sh [--bin PATH] [--python PY] [--data-dir DIR] [--out DIR] [--cell-limit SECONDS]
-#   --bin         the CUDA build (default target/cuda/release/eigenssl, from ci/build-cuda.sh; strip it to
-#                 carry it to another machine: `strip -o eigenssl-cuda target/cuda/release/eigenssl`)
+#   --bin         the CUDA build (default target/cuda/release/eigenssl, from ci/build-cuda.sh), or it
+#                 compressed with xz (a name ending in .xz: unpacked into a temporary file here). To carry
+#                 it to another machine, strip and compress it (69 MB -> 9.4 MB):
+#                 strip -o eigenssl-cuda target/cuda/release/eigenssl && xz -6 eigenssl-cuda
 #   --python      a Python with torch built for CUDA (default python3); its CUDA libraries are put on
 #                 LD_LIBRARY_PATH for the binary, as ci/build-cuda.sh says
 #   --data-dir    where cifar10-jpeg.tar.gz (or another CIFAR-10 layout) is (default data)
@@ -41,12 +43,23 @@ while [ $# -gt 0 ]; do
     *) echo "gpu-check: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
-[ -x "$BIN" ] || { echo "gpu-check: no eigenssl binary at $BIN: build it with ci/build-cuda.sh, or pass --bin" >&2; exit 2; }
+if [[ "$BIN" == *.xz ]]; then TEST_BIN=(-f "$BIN"); else TEST_BIN=(-x "$BIN"); fi
+[ "${TEST_BIN[@]}" ] || { echo "gpu-check: no eigenssl binary at $BIN: build it with ci/build-cuda.sh, or pass --bin" >&2; exit 2; }
 GPU=""
 if command -v nvidia-smi > /dev/null 2>&1; then
   GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2> /dev/null | head -1 || true)
 fi
 [ -n "$GPU" ] || { echo "gpu-check: no NVIDIA GPU here (nvidia-smi is missing or lists none); nothing was run" >&2; exit 3; }
+if [[ "$BIN" == *.xz ]]; then
+  UNPACKED=$(mktemp "${TMPDIR:-/tmp}/eigenssl-gpu-check.XXXXXX")
+  trap 'rm -f "$UNPACKED"' EXIT
+  # xz where installed, else Python's lzma module (any Python 3 has it).
+  { command -v xz > /dev/null && xz -dc "$BIN" > "$UNPACKED"; } \
+    || python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$BIN" "$UNPACKED" \
+    || { echo "gpu-check: could not unpack $BIN (neither xz nor python3's lzma)" >&2; exit 2; }
+  chmod +x "$UNPACKED"
+  BIN=$UNPACKED
+fi
 "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2> /dev/null \
   || { echo "gpu-check: $PY has no torch that sees the GPU (pip install torch)" >&2; exit 2; }
 LIBS=$("$PY" -c 'import os, nvidia; print(":".join(os.path.join(p, "cu13", "lib") for p in nvidia.__path__))' 2> /dev/null || true)

@@ -217,3 +217,33 @@ fn a_failed_section_makes_the_check_exit_1_after_its_summary() {
     assert!(log.contains("gpu-check: failed: 1. training step, width/4"), "{log}");
     assert!(out.join("gpu-check.json").exists(), "the summary is written before the exit");
 }
+
+/// The binary may come compressed with xz (how a stripped CUDA build fits what a lent GPU machine is sent):
+/// the check unpacks it into a temporary file, runs it, and removes it when done.
+#[test]
+fn an_xz_compressed_binary_is_unpacked_run_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
+    let py = dir.path().join("fake-bin/python-with-torch");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    let packed = dir.path().join("eigenssl.xz");
+    run_ok(Command::new("python3").args(["-c", "import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), lzma.open(sys.argv[2], 'wb', preset=0))", BIN]).arg(&packed));
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new("bash")
+        .arg(repo().join("ci/gpu-check.sh"))
+        .args(["--bin", packed.to_str().unwrap(), "--out", out.to_str().unwrap(), "--python", py.to_str().unwrap(), "--budget", "0"])
+        .env("PATH", &path)
+        .env("TMPDIR", &tmp)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{log}{}", stderr(&o));
+    assert!(log.contains(&format!("binary {}/eigenssl-gpu-check.", tmp.display())) && log.contains(concat!("eigenssl ", env!("CARGO_PKG_VERSION"))), "{log}");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "the unpacked binary is removed");
+    let o = gpu_check(&path, &["--bin", dir.path().join("missing.xz").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
