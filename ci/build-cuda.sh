@@ -2,7 +2,9 @@
 # Builds eigenssl with `--features cuda` on a machine with no GPU and no system CUDA toolkit, from
 # PyPI's CUDA 13.0 wheels (the set PyTorch 2.11 pins, so the libraries match the ones torch installs on
 # a GPU machine) plus a link-time libcuda stub made here (each step is commented below).
-#   ci/build-cuda.sh [WORK_DIR (default target/cuda-toolkit)]
+#   ci/build-cuda.sh [--test] [WORK_DIR (default target/cuda-toolkit)]
+# --test: then runs the test suite on the CUDA build (`cargo test --release --features cuda`) with the stub
+# as libcuda.so.1: every test runs on the CPU, and those of `--device cuda` expect this build's refusal.
 # Output: target/cuda/release/eigenssl, built for compute capability $CUDA_COMPUTE_CAP (default 90:
 # sm_90a, i.e. H100/H200/GH200). On the GPU machine, put torch's CUDA 13 libraries on LD_LIBRARY_PATH
 # (printed at the end); never copy the stub there: the real driver provides libcuda.so.1.
@@ -11,6 +13,8 @@
 # the build and to what a GPU machine carries without changing any computation (docs/src/reproducing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TESTS=0
+if [ "${1:-}" = "--test" ]; then TESTS=1; shift; fi
 W=$(realpath -m "${1:-target/cuda-toolkit}")
 mkdir -p "$W"
 
@@ -55,3 +59,6 @@ else
 fi
 echo "built $BIN; on a GPU machine with torch 2.11+cu130:"
 echo "  export LD_LIBRARY_PATH=\"\$(python -c 'import os,nvidia; print(os.path.join(list(nvidia.__path__)[0],\"cu13\",\"lib\"))')\""
+if [ "$TESTS" = 1 ]; then
+  LD_LIBRARY_PATH="$CU/lib:$L/lib/stubs" cargo test --release --features cuda --target-dir target/cuda
+fi

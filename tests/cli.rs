@@ -1,5 +1,7 @@
 //! The binary: exit codes and messages a user sees.
 
+mod common;
+
 use std::process::Command;
 
 fn eigenssl() -> Command {
@@ -44,12 +46,13 @@ fn bad_input_exits_2_with_a_clear_message() {
 }
 
 #[test]
-fn a_gpu_device_in_a_cpu_build_is_a_clear_error() {
+fn a_gpu_device_without_a_usable_gpu_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = eigenssl().args(["reproduce", "table1", "--profile", "smoke", "--device", "cuda", "--out"]).arg(dir.path()).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let (code, message) = common::cuda_refusal();
+    assert_eq!(out.status.code(), Some(code));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--device cuda: this build has no cuda support; build with `--features cuda`"), "{err}");
+    assert!(err.contains(message), "{err}");
 }
 
 /// A copy of the specs with a `mixed` table1 profile: one CIFAR-10 cell and one STL-10 cell, tiny.

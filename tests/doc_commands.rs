@@ -8,9 +8,11 @@
 //!   argument or a bad value before it reaches `--help`).
 //! - Then the commands that can run here, run, in an empty folder with the specs compiled into the binary:
 //!   `DIR` (a dataset folder) becomes an empty folder, and a command that needs the data must refuse with
-//!   exit 3 and say the data is missing; one that needs a GPU must refuse with the CUDA-less build's
-//!   message (exit 2). Commands that need a cluster, git history, earlier runs or hours are parsed only
+//!   exit 3 and say the data is missing; one that needs a GPU must refuse as this build does without one
+//!   (`common::cuda_refusal`). Commands that need a cluster, git history, earlier runs or hours are parsed only
 //!   (each one's class is in `class`).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -172,7 +174,7 @@ fn check_parses(args: &str, cwd: &Path) -> Result<(), String> {
 /// What a concrete command can do here.
 #[derive(Debug, PartialEq)]
 enum Class {
-    /// Needs a GPU: this build refuses `--device cuda` (exit 2) with a message that says so.
+    /// Needs a GPU: this build refuses `--device cuda` here as `common::cuda_refusal` says.
     NeedsGpu,
     /// Reads a dataset from `DIR`: with an empty folder it must refuse, exit 3.
     NeedsData,
@@ -239,7 +241,7 @@ fn documented_commands_that_need_data_or_a_gpu_refuse_here_and_the_others_run() 
     let mut counts = [0usize; 3];
     for c in documented_commands().iter().filter(|c| !is_synopsis(&c.text)) {
         let (expected_code, needle, slot) = match class(&c.text) {
-            Class::NeedsGpu => (2, "no cuda support", 0),
+            Class::NeedsGpu => (common::cuda_refusal().0, common::cuda_refusal().1, 0),
             Class::NeedsData => (3, "data is missing", 1),
             Class::Runs => (0, "", 2),
             Class::ParsedOnly => continue,

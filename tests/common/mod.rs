@@ -88,3 +88,14 @@ pub fn offline_with_empty_hub_cache() {
         std::env::set_var("HF_HUB_OFFLINE", "1");
     });
 }
+
+/// How this build refuses `--device cuda` on a machine without a usable GPU, as (exit code, words of the
+/// message): the default CPU build says it has no CUDA support (bad usage, 2); a `--features cuda` build
+/// (ci/build-cuda.sh) finds no GPU or driver (the environment, 1).
+pub fn cuda_refusal() -> (i32, &'static str) {
+    if cfg!(feature = "cuda") {
+        (1, "--device cuda: no usable GPU or driver here")
+    } else {
+        (2, "--device cuda: this build has no cuda support; build with `--features cuda`")
+    }
+}
