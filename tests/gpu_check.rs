@@ -29,6 +29,16 @@ fn fake_tools(dir: &Path, gpu: Option<&str>) -> String {
     format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display())
 }
 
+/// Stand-ins for a GPU machine: PATH with an `nvidia-smi` that lists an H100, and a Python whose torch
+/// "sees the GPU", so that the check's own preconditions pass.
+fn gpu_machine(dir: &Path) -> (String, PathBuf) {
+    let path = fake_tools(dir, Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
+    let py = dir.join("fake-bin/python-with-torch");
+    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
+    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    (path, py)
+}
+
 fn gpu_check(path: &str, args: &[&str]) -> Output {
     Command::new("bash").arg(repo().join("ci/gpu-check.sh")).args(args).env("PATH", path).current_dir(repo()).output().unwrap()
 }
@@ -185,11 +195,7 @@ fn summary_reports_failed_sections_and_keeps_the_rest() {
 #[test]
 fn a_spent_budget_skips_the_remaining_sections_and_still_summarises() {
     let dir = tempfile::tempdir().unwrap();
-    let path = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
-    // A Python whose torch "sees the GPU": the check's own preconditions pass.
-    let py = dir.path().join("fake-bin/python-with-torch");
-    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
-    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    let (path, py) = gpu_machine(dir.path());
     let out = dir.path().join("out");
     let o = gpu_check(&path, &["--bin", BIN, "--out", out.to_str().unwrap(), "--python", py.to_str().unwrap(), "--budget", "0"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -206,10 +212,7 @@ fn a_spent_budget_skips_the_remaining_sections_and_still_summarises() {
 #[test]
 fn a_failed_section_makes_the_check_exit_1_after_its_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let path = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
-    let py = dir.path().join("fake-bin/python-with-torch");
-    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
-    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    let (path, py) = gpu_machine(dir.path());
     let out = dir.path().join("out");
     let o = gpu_check(&path, &["--bin", BIN, "--out", out.to_str().unwrap(), "--python", py.to_str().unwrap(), "--budget", "20"]);
     let log = String::from_utf8_lossy(&o.stdout);
@@ -223,10 +226,7 @@ fn a_failed_section_makes_the_check_exit_1_after_its_summary() {
 #[test]
 fn an_xz_compressed_binary_is_unpacked_run_and_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let path = fake_tools(dir.path(), Some("NVIDIA H100 80GB HBM3, 81559 MiB, 550.54.15"));
-    let py = dir.path().join("fake-bin/python-with-torch");
-    std::fs::write(&py, "#!/bin/sh\nexit 0\n").unwrap();
-    Command::new("chmod").arg("+x").arg(&py).status().unwrap();
+    let (path, py) = gpu_machine(dir.path());
     let packed = dir.path().join("eigenssl.xz");
     run_ok(Command::new("python3").args(["-c", "import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], 'rb'), lzma.open(sys.argv[2], 'wb', preset=0))", BIN]).arg(&packed));
     let tmp = dir.path().join("tmp");
