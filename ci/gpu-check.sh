@@ -43,8 +43,7 @@ while [ $# -gt 0 ]; do
     *) echo "gpu-check: unknown argument '$1' (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
-if [[ "$BIN" == *.xz ]]; then TEST_BIN=(-f "$BIN"); else TEST_BIN=(-x "$BIN"); fi
-[ "${TEST_BIN[@]}" ] || { echo "gpu-check: no eigenssl binary at $BIN: build it with ci/build-cuda.sh, or pass --bin" >&2; exit 2; }
+if [[ "$BIN" == *.xz ]]; then [ -f "$BIN" ]; else [ -x "$BIN" ]; fi || { echo "gpu-check: no eigenssl binary at $BIN: build it with ci/build-cuda.sh, or pass --bin" >&2; exit 2; }
 GPU=""
 if command -v nvidia-smi > /dev/null 2>&1; then
   GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2> /dev/null | head -1 || true)

@@ -95,10 +95,7 @@ fn announce(
 ) -> Result<(plan::Plan, Vec<(DatasetKind, String)>)> {
     let runs = exp.runs(profile, seeds)?;
     // candle's TF32 switch is one per process: on CUDA a sweep's runs must share one precision.
-    let asked = runs.iter().filter_map(|r| match &r.config {
-        crate::spec::RunConfig::Ssl(c) => Some(c.precision),
-        crate::spec::RunConfig::Theory(_) => None,
-    });
+    let asked = runs.iter().filter_map(|r| r.config.precision(&opts.engine));
     crate::precision::Precision::common(asked, opts.engine.device, &format!("cells of {} / profile {profile}", exp.name))?;
     let data = |r: &crate::spec::Run| crate::engine::data_sha256(&r.config, &opts.engine);
     let mut plan = plan::plan(runs, store, force, &data)?;
