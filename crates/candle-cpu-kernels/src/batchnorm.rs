@@ -14,6 +14,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::sync::{Mutex, PoisonError};
 
 use super::geom::copy_row;
@@ -250,6 +251,24 @@ pub(super) fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64
     (mean, var.iter().map(|[v]| v / m).collect())
 }
 
+thread_local! {
+    /// One worker thread's plane-sized buffer for the pooled backward's routed gradient, kept between
+    /// images and calls (a fresh zeroed one per image and layer was a measurable memset in a width-1/8 step).
+    static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's plane buffer cut to `len` values, contents undefined: `f` overwrites what it
+/// reads (`route` writes every element of a plane). `f` must not call into rayon, so that no task of the same
+/// worker re-enters it.
+fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    PLANE.with_borrow_mut(|plane| {
+        if plane.len() < len {
+            plane.resize(len, 0.0);
+        }
+        f(&mut plane[..len])
+    })
+}
+
 /// y = [pool]([ReLU](γ·(x − mean)·invstd + β)) for the batch statistics given. Inputs: x, γ, β.
 pub(super) struct FusedBatchNorm {
     mean: Vec<f32>,
@@ -411,13 +430,14 @@ impl FusedBatchNorm {
         let sums = match &routing {
             None => channel_sums((xs, ys, gs), (n, c, s), terms),
             Some(w) => batch_sums(n, c, #[inline(always)] |img, acc| {
-                let mut routed = vec![0f32; s];
-                for (ch, a) in acc.iter_mut().enumerate() {
-                    let (plane, xp) = (img * c + ch, &xs[(img * c + ch) * s..][..s]);
-                    let pooled = plane * s / 4..(plane + 1) * s / 4;
-                    self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, &mut routed);
-                    accumulate(a, row_sums(xp, &routed, &routed, |x, y, g| terms(ch, x, y, g)));
-                }
+                with_plane(s, |routed| {
+                    for (ch, a) in acc.iter_mut().enumerate() {
+                        let (plane, xp) = (img * c + ch, &xs[(img * c + ch) * s..][..s]);
+                        let pooled = plane * s / 4..(plane + 1) * s / 4;
+                        self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, routed);
+                        accumulate(a, row_sums(xp, routed, routed, |x, y, g| terms(ch, x, y, g)));
+                    }
+                })
             }),
         };
         let m = (n * s) as f32;
@@ -441,21 +461,22 @@ impl FusedBatchNorm {
                 }
                 return;
             }
-            let mut routed = vec![0f32; if routing.is_some() { s } else { 0 }];
-            for (ch, &[a, b, d]) in coef.iter().enumerate() {
-                let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
-                let (ys, gs) = match &routing {
-                    None => (&ys[r.clone()], &gs[r.clone()]),
-                    Some(w) => {
-                        let pooled = plane * s / 4..(plane + 1) * s / 4;
-                        self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, &mut routed);
-                        (&routed[..], &routed[..])
+            with_plane(if routing.is_some() { s } else { 0 }, |routed| {
+                for (ch, &[a, b, d]) in coef.iter().enumerate() {
+                    let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
+                    let (ys, gs) = match &routing {
+                        None => (&ys[r.clone()], &gs[r.clone()]),
+                        Some(w) => {
+                            let pooled = plane * s / 4..(plane + 1) * s / 4;
+                            self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, routed);
+                            (&routed[..], &routed[..])
+                        }
+                    };
+                    for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r]).zip(ys.iter().zip(gs)) {
+                        *o = a * pass(y, g) + b * x + d;
                     }
-                };
-                for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r]).zip(ys.iter().zip(gs)) {
-                    *o = a * pass(y, g) + b * x + d;
                 }
-            }
+            })
         }));
         Ok((dx, dgamma, dbeta))
     }

@@ -14,7 +14,7 @@ use candle_nn::VarBuilder;
 
 use super::storage::{contiguous_f32, cpu_slice};
 use super::kernels::Kernels;
-use super::matmul::gemm;
+use super::matmul::product;
 
 /// y = x·wᵀ + b for x of shape (batch, in).
 ///
@@ -75,8 +75,7 @@ impl CustomOp3 for LinearOp {
             candle_core::bail!("linear: x {:?}, w {:?} and b {:?} do not fit", l1.dims(), l2.dims(), l3.dims());
         }
         // x·wᵀ with wᵀ a strided view of w, then the bias added, as candle's matmul and broadcast_add.
-        let mut y = vec![0f32; batch * out];
-        gemm((batch, out, inp), x, (inp, 1), w, (1, inp), &mut y, (out, 1), false, true);
+        let mut y = product((batch, out, inp), x, (inp, 1), w, (1, inp), (out, 1), true);
         for row in y.chunks_exact_mut(out.max(1)) {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
@@ -91,10 +90,8 @@ impl CustomOp3 for LinearOp {
         let (gs, gl) = grad.storage_and_layout();
         let (xv, wv, gv) = (cpu_slice(&xs, xl)?, cpu_slice(&ws, wl)?, cpu_slice(&gs, gl)?);
         // dx = g·w; dw = (xᵀ·g)ᵀ, the same product written in w's layout; db = Σ rows of g, in order.
-        let mut dx = vec![0f32; batch * inp];
-        gemm((batch, inp, out), gv, (out, 1), wv, (inp, 1), &mut dx, (inp, 1), false, true);
-        let mut dw = vec![0f32; out * inp];
-        gemm((inp, out, batch), xv, (1, inp), gv, (out, 1), &mut dw, (1, inp), false, true);
+        let dx = product((batch, inp, out), gv, (out, 1), wv, (inp, 1), (inp, 1), true);
+        let dw = product((inp, out, batch), xv, (1, inp), gv, (out, 1), (1, inp), true);
         let mut db = vec![0f32; out];
         for row in gv.chunks_exact(out.max(1)) {
             db.iter_mut().zip(row).for_each(|(d, g)| *d += g);

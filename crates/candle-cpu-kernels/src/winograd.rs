@@ -22,6 +22,7 @@
 //! tiles), so results do not depend on the thread count.
 
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
@@ -267,6 +268,47 @@ impl DerefMut for Scratch {
     }
 }
 
+/// One worker thread's zero-bordered planes (a chunk's images, each channel in turn), kept between tasks
+/// and calls: a fresh zeroed buffer per rayon task was ~1.5 % of a width-1/8 step (its memset and
+/// allocation). Neither user calls into rayon while it holds one, so a worker never re-enters it.
+struct Planes {
+    /// (images, height, width) whose interiors alone the buffer has been written at since it was zeroed.
+    layout: (usize, usize, usize),
+    values: Vec<f32>,
+}
+
+impl Planes {
+    const fn new() -> Self {
+        Planes { layout: (0, 0, 0), values: Vec::new() }
+    }
+
+    /// The first `len` values, zero outside the interiors of `layout`'s planes: zeroed when the layout
+    /// differs from the last call's (a caller that writes only those interiors keeps the borders zero).
+    fn zeroed_for(&mut self, layout: (usize, usize, usize), len: usize) -> &mut [f32] {
+        if self.layout != layout || self.values.len() < len {
+            self.values.clear();
+            self.values.resize(len, 0.0);
+            self.layout = layout;
+        }
+        &mut self.values[..len]
+    }
+
+    /// The first `len` values, contents undefined.
+    fn resized(&mut self, len: usize) -> &mut [f32] {
+        if self.values.len() < len {
+            self.values.resize(len, 0.0);
+        }
+        &mut self.values[..len]
+    }
+}
+
+thread_local! {
+    /// `inputs`' zero-bordered copies of the input planes.
+    static BORDERED: RefCell<Planes> = const { RefCell::new(Planes::new()) };
+    /// `input_grads`' planes that the tiles' gradients are added into (zeroed per channel).
+    static ACCUMULATED: RefCell<Planes> = const { RefCell::new(Planes::new()) };
+}
+
 /// How a batch is cut into tiles: M×M output tiles, `th` × `tw` per image, `images` per chunk.
 struct Plan<'a, const M: usize, const A: usize> {
     alg: &'static Algorithm<M, A>,
@@ -376,32 +418,33 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let g = self.g;
         let (cols, tiles, plane) = (self.columns(imgs), imgs * self.per_image, g.h * g.w);
         let pitch = self.pitch(cols);
-        v[..g.c * pitch].par_chunks_mut(pitch).enumerate().for_each_init(
-            // Zero-bordered planes of the chunk's images; only their interiors are ever written.
-            || vec![0f32; imgs * self.hp * self.wp],
-            |pad, (c, vc)| simd::wide(#[inline(always)] || {
-                for i in 0..imgs {
-                    let src = &x[((first + i) * g.c + c) * plane..][..plane];
-                    for y in 0..g.h {
-                        pad[(i * self.hp + y + 1) * self.wp + 1..][..g.w].copy_from_slice(&src[y * g.w..][..g.w]);
-                    }
-                }
-                for t0 in (0..cols).step_by(LANES) {
-                    // Row a of tile l copied whole into rows[a][l], then turned lane-wise by `lane_wise`,
-                    // which vectorises: element by element into the lanes was slower (width/4 step, min
-                    // of 4 × 10 steps: 143.7 against 138.8 ms).
-                    let mut rows = [[[0f32; A]; LANES]; A];
-                    for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                        let (i, ty, tx) = self.at[t0 + l];
-                        let base = (i * self.hp + ty * M) * self.wp + tx * M;
-                        for (a, row) in rows.iter_mut().enumerate() {
-                            row[l].copy_from_slice(&pad[base + a * self.wp..][..A]);
+        v[..g.c * pitch].par_chunks_mut(pitch).enumerate().for_each(|(c, vc)| {
+            BORDERED.with_borrow_mut(|planes| {
+                let pad = planes.zeroed_for((imgs, g.h, g.w), imgs * self.hp * self.wp);
+                simd::wide(#[inline(always)] || {
+                    for i in 0..imgs {
+                        let src = &x[((first + i) * g.c + c) * plane..][..plane];
+                        for y in 0..g.h {
+                            pad[(i * self.hp + y + 1) * self.wp + 1..][..g.w].copy_from_slice(&src[y * g.w..][..g.w]);
                         }
                     }
-                    store_tiles(vc, cols, t0, &sandwich(&self.alg.bt, &lane_wise(&rows)));
-                }
-            }),
-        );
+                    for t0 in (0..cols).step_by(LANES) {
+                        // Row a of tile l copied whole into rows[a][l], then turned lane-wise by `lane_wise`,
+                        // which vectorises: element by element into the lanes was slower (width/4 step, min
+                        // of 4 × 10 steps: 143.7 against 138.8 ms).
+                        let mut rows = [[[0f32; A]; LANES]; A];
+                        for l in 0..LANES.min(tiles.saturating_sub(t0)) {
+                            let (i, ty, tx) = self.at[t0 + l];
+                            let base = (i * self.hp + ty * M) * self.wp + tx * M;
+                            for (a, row) in rows.iter_mut().enumerate() {
+                                row[l].copy_from_slice(&pad[base + a * self.wp..][..A]);
+                            }
+                        }
+                        store_tiles(vc, cols, t0, &sandwich(&self.alg.bt, &lane_wise(&rows)));
+                    }
+                })
+            })
+        });
     }
 
     /// S = A dY Aᵀ of every output-gradient tile of images first..first + imgs, laid out [k][ξ][column].
@@ -460,31 +503,33 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
         let out = Disjoint::new(dx);
-        (0..g.c).into_par_iter().for_each_init(
-            || vec![0f32; imgs * self.hp * self.wp],
-            |pad, c| simd::wide(#[inline(always)] || {
-                pad.fill(0.0);
-                for t0 in (0..cols).step_by(LANES) {
-                    let dd = sandwich(&self.alg.b, &load_tiles(z, g.c, c, cols, t0));
-                    for l in 0..LANES.min(tiles.saturating_sub(t0)) {
-                        let (i, ty, tx) = self.at[t0 + l];
-                        let base = (i * self.hp + ty * M) * self.wp + tx * M;
-                        for (a, dda) in dd.iter().enumerate() {
-                            let row = &mut pad[base + a * self.wp..][..A];
-                            for (p, v) in row.iter_mut().zip(dda) {
-                                *p += v[l];
+        (0..g.c).into_par_iter().for_each(|c| {
+            ACCUMULATED.with_borrow_mut(|planes| {
+                let pad = planes.resized(imgs * self.hp * self.wp);
+                simd::wide(#[inline(always)] || {
+                    pad.fill(0.0);
+                    for t0 in (0..cols).step_by(LANES) {
+                        let dd = sandwich(&self.alg.b, &load_tiles(z, g.c, c, cols, t0));
+                        for l in 0..LANES.min(tiles.saturating_sub(t0)) {
+                            let (i, ty, tx) = self.at[t0 + l];
+                            let base = (i * self.hp + ty * M) * self.wp + tx * M;
+                            for (a, dda) in dd.iter().enumerate() {
+                                let row = &mut pad[base + a * self.wp..][..A];
+                                for (p, v) in row.iter_mut().zip(dda) {
+                                    *p += v[l];
+                                }
                             }
                         }
                     }
-                }
-                for i in 0..imgs {
-                    for y in 0..g.h {
-                        // SAFETY: this task alone writes channel c.
-                        unsafe { out.write_row(((i * g.c + c) * g.h + y) * g.w, &pad[(i * self.hp + y + 1) * self.wp + 1..][..g.w]) };
+                    for i in 0..imgs {
+                        for y in 0..g.h {
+                            // SAFETY: this task alone writes channel c.
+                            unsafe { out.write_row(((i * g.c + c) * g.h + y) * g.w, &pad[(i * self.hp + y + 1) * self.wp + 1..][..g.w]) };
+                        }
                     }
-                }
-            }),
-        );
+                })
+            })
+        });
     }
 
     /// Elements of one chunk's transformed input tiles (the last chunk may use fewer).
@@ -582,5 +627,25 @@ mod tests {
     #[test]
     fn the_algorithm_computes_a_correlation() {
         correlates(&F2);
+    }
+
+    /// The kept zero-bordered planes: a 4×4 batch and a 3×3 batch have the same tile grid and the same
+    /// plane layout (6×6), but the 4×4 one writes a row and a column that are border for the 3×3 one. On
+    /// one thread (so that both use the same kept buffer), the 3×3 result is the same bits before and after.
+    #[test]
+    fn kept_planes_are_zero_outside_each_layouts_interiors() {
+        let values = |n: usize, salt: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * 0.37 + salt).sin()).collect() };
+        let (n, c, k) = (3, 8, 4);
+        let wt = values(k * c * 9, 0.5);
+        let conv = |side: usize, x: &[f32]| forward(x, &wt, &Geom::new(&[n, c, side, side], &[k, c, 3, 3], 1, 1).unwrap(), false).0;
+        let (x3, x4) = (values(n * c * 9, 0.1), values(n * c * 16, 0.2).iter().map(|v| v + 10.0).collect::<Vec<_>>());
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let (before, after) = one_thread.install(|| {
+            let before = conv(3, &x3);
+            conv(4, &x4);
+            (before, conv(3, &x3))
+        });
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&before), bits(&after));
     }
 }
