@@ -15,10 +15,11 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Module, ModuleT, Result, Shape,
 use candle_nn::{BatchNormConfig, VarBuilder};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::sync::{Mutex, PoisonError};
 
 use super::geom::copy_row;
-use super::storage::{contiguous_f32, cpu_slice};
+use super::storage::{contiguous_f32, cpu_slice, written};
 use super::simd;
 use super::kernels::Kernels;
 use super::pool::{plane_dims, MaxPool2x2};
@@ -331,7 +332,7 @@ impl FusedBatchNorm {
     /// windows at once (de-interleaved into one array per window position), so that the activations,
     /// comparisons and selections vectorise; window by window it was about 5 % of a width/4 step.
     #[inline(always)]
-    fn pool_row_pair(&self, top: &[f32], bottom: &[f32], (a, b): (f32, f32), y: &mut [f32], k: &mut [u8]) {
+    fn pool_row_pair(&self, top: &[f32], bottom: &[f32], (a, b): (f32, f32), y: &mut [MaybeUninit<f32>], k: &mut [MaybeUninit<u8>]) {
         const B: usize = 16;
         for j0 in (0..y.len()).step_by(B) {
             let n = B.min(y.len() - j0);
@@ -356,8 +357,10 @@ impl FusedBatchNorm {
                     max[j] = if wins { row[j] } else { max[j] };
                 }
             }
-            y[j0..j0 + n].copy_from_slice(&max[..n]);
-            k[j0..j0 + n].copy_from_slice(&best[..n]);
+            for ((yo, &m), (ko, &e)) in y[j0..j0 + n].iter_mut().zip(&max).zip(k[j0..j0 + n].iter_mut().zip(&best)) {
+                yo.write(m);
+                ko.write(e);
+            }
         }
     }
 
@@ -370,36 +373,46 @@ impl FusedBatchNorm {
         let (scale, shift) = self.affine(gamma, beta);
         if self.pool {
             let (h, w) = plane_dims(d)?;
-            let mut y = vec![0f32; x.len() / 4];
-            let mut argmax = vec![0u8; x.len() / 4];
-            y.par_chunks_mut(s / 4).zip(argmax.par_chunks_mut(s / 4)).zip(x.par_chunks(s)).enumerate().for_each(|(plane, ((yp, kp), xp))| {
-                simd::wide(#[inline(always)] || {
-                    let ab = (scale[plane % c], shift[plane % c]);
-                    for ((rows, yr), kr) in xp.chunks_exact(2 * w).zip(yp.chunks_exact_mut(w / 2)).zip(kp.chunks_exact_mut(w / 2)) {
-                        let (top, bottom) = rows.split_at(w);
-                        self.pool_row_pair(top, bottom, ab, yr, kr);
-                    }
+            let mut argmax = Vec::new();
+            // SAFETY (both): each plane's h/2 row pairs fill its s/4 pooled values and argmaxes, every one.
+            let y = unsafe {
+                written(x.len() / 4, |y| {
+                    argmax = written(x.len() / 4, |argmax| {
+                        y.par_chunks_mut(s / 4).zip(argmax.par_chunks_mut(s / 4)).zip(x.par_chunks(s)).enumerate().for_each(|(plane, ((yp, kp), xp))| {
+                            simd::wide(#[inline(always)] || {
+                                let ab = (scale[plane % c], shift[plane % c]);
+                                for ((rows, yr), kr) in xp.chunks_exact(2 * w).zip(yp.chunks_exact_mut(w / 2)).zip(kp.chunks_exact_mut(w / 2)) {
+                                    let (top, bottom) = rows.split_at(w);
+                                    self.pool_row_pair(top, bottom, ab, yr, kr);
+                                }
+                            })
+                        })
+                    })
                 })
-            });
+            };
             *self.argmax.lock().unwrap_or_else(PoisonError::into_inner) = argmax;
             return Ok((y, Shape::from((d[0], c, h / 2, w / 2))));
         }
-        let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| simd::wide(#[inline(always)] || {
-            if s == 1 {
-                // One value per channel (BatchNorm1d): one pass along the channels, which vectorises.
-                for ((o, &v), (&a, &b)) in yi.iter_mut().zip(xi).zip(scale.iter().zip(&shift)) {
-                    *o = self.activation(a * v + b);
-                }
-                return;
-            }
-            for ch in 0..c {
-                let (a, b) = (scale[ch], shift[ch]);
-                for (o, &v) in yi[ch * s..][..s].iter_mut().zip(&xi[ch * s..][..s]) {
-                    *o = self.activation(a * v + b);
-                }
-            }
-        }));
+        // SAFETY: each image's chunk is written whole: its c channels' s values each.
+        let y = unsafe {
+            written(x.len(), |y| {
+                y.par_chunks_mut(c * s).zip(x.par_chunks(c * s)).for_each(|(yi, xi)| simd::wide(#[inline(always)] || {
+                    if s == 1 {
+                        // One value per channel (BatchNorm1d): one pass along the channels, which vectorises.
+                        for ((o, &v), (&a, &b)) in yi.iter_mut().zip(xi).zip(scale.iter().zip(&shift)) {
+                            o.write(self.activation(a * v + b));
+                        }
+                        return;
+                    }
+                    for ch in 0..c {
+                        let (a, b) = (scale[ch], shift[ch]);
+                        for (o, &v) in yi[ch * s..][..s].iter_mut().zip(&xi[ch * s..][..s]) {
+                            o.write(self.activation(a * v + b));
+                        }
+                    }
+                }))
+            })
+        };
         Ok((y, Shape::from(d)))
     }
 
@@ -452,32 +465,36 @@ impl FusedBatchNorm {
                 [k, b, -k * dbeta[ch] / m - b * self.mean[ch]]
             })
             .collect();
-        let mut dx = vec![0f32; xs.len()];
-        dx.par_chunks_mut(c * s).enumerate().for_each(|(img, dxi)| simd::wide(#[inline(always)] || {
-            if s == 1 {
-                let r = img * c..(img + 1) * c;
-                for ((o, &[a, b, d]), (&x, (&y, &g))) in dxi.iter_mut().zip(&coef).zip(xs[r.clone()].iter().zip(ys[r.clone()].iter().zip(&gs[r]))) {
-                    *o = a * pass(y, g) + b * x + d;
-                }
-                return;
-            }
-            with_plane(if routing.is_some() { s } else { 0 }, |routed| {
-                for (ch, &[a, b, d]) in coef.iter().enumerate() {
-                    let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
-                    let (ys, gs) = match &routing {
-                        None => (&ys[r.clone()], &gs[r.clone()]),
-                        Some(w) => {
-                            let pooled = plane * s / 4..(plane + 1) * s / 4;
-                            self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, routed);
-                            (&routed[..], &routed[..])
+        // SAFETY: each image's chunk is written whole: its c channels' s values each.
+        let dx = unsafe {
+            written(xs.len(), |dx| {
+                dx.par_chunks_mut(c * s).enumerate().for_each(|(img, dxi)| simd::wide(#[inline(always)] || {
+                    if s == 1 {
+                        let r = img * c..(img + 1) * c;
+                        for ((o, &[a, b, d]), (&x, (&y, &g))) in dxi.iter_mut().zip(&coef).zip(xs[r.clone()].iter().zip(ys[r.clone()].iter().zip(&gs[r]))) {
+                            o.write(a * pass(y, g) + b * x + d);
                         }
-                    };
-                    for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r]).zip(ys.iter().zip(gs)) {
-                        *o = a * pass(y, g) + b * x + d;
+                        return;
                     }
-                }
+                    with_plane(if routing.is_some() { s } else { 0 }, |routed| {
+                        for (ch, &[a, b, d]) in coef.iter().enumerate() {
+                            let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
+                            let (ys, gs) = match &routing {
+                                None => (&ys[r.clone()], &gs[r.clone()]),
+                                Some(w) => {
+                                    let pooled = plane * s / 4..(plane + 1) * s / 4;
+                                    self.route(&argmax[pooled.clone()], &ys[pooled.clone()], &gs[pooled], *w, routed);
+                                    (&routed[..], &routed[..])
+                                }
+                            };
+                            for ((o, &x), (&y, &g)) in dxi[ch * s..][..s].iter_mut().zip(&xs[r]).zip(ys.iter().zip(gs)) {
+                                o.write(a * pass(y, g) + b * x + d);
+                            }
+                        }
+                    })
+                }));
             })
-        }));
+        };
         Ok((dx, dgamma, dbeta))
     }
 }

@@ -52,11 +52,22 @@ pub(crate) fn shape_err(d: &[usize]) -> candle_core::Error {
 /// row of 2 to 16 floats cost more than the copy.
 #[inline(always)]
 pub(crate) fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let src = &src[..dst.len()];
+    // SAFETY: `dst` is valid for writes of src.len() values and cannot overlap the shared `src`.
+    unsafe { copy_row_to(dst.as_mut_ptr(), src) }
+}
+
+/// [`copy_row`] to a destination given by its pointer, which may be uninitialised memory. SAFETY: `dst` is
+/// valid for writes of `src.len()` values and does not overlap `src`.
+pub(crate) unsafe fn copy_row_to(dst: *mut f32, src: &[f32]) {
     macro_rules! fixed {
         ($($n:literal)*) => {
-            match dst.len() {
-                $($n => dst[..$n].copy_from_slice(&src[..$n]),)*
-                n => dst.copy_from_slice(&src[..n]),
+            // SAFETY: the caller's guarantee, for exactly src.len() values.
+            unsafe {
+                match src.len() {
+                    $($n => std::ptr::copy_nonoverlapping(src.as_ptr(), dst, $n),)*
+                    n => std::ptr::copy_nonoverlapping(src.as_ptr(), dst, n),
+                }
             }
         };
     }

@@ -24,10 +24,12 @@
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
-use super::geom::{copy_row, Geom};
+use super::geom::{copy_row, copy_row_to, Geom};
+use super::storage::written;
 use super::{matmul, simd};
 
 /// Tiles transformed at once.
@@ -199,19 +201,20 @@ fn store_tiles<const A: usize>(dst: &mut [f32], cols: usize, t0: usize, tiles: &
     }
 }
 
-/// One buffer that parallel tasks write at disjoint indices (each task its own channel of every image).
+/// One buffer that parallel tasks write at disjoint indices (each task its own channel of every image),
+/// possibly still uninitialised.
 struct Disjoint<'a> {
     ptr: *mut f32,
     len: usize,
-    _buf: PhantomData<&'a mut [f32]>,
+    _buf: PhantomData<&'a mut [MaybeUninit<f32>]>,
 }
 
 // SAFETY: tasks only write through `write`, whose callers guarantee disjoint indices.
 unsafe impl Sync for Disjoint<'_> {}
 
 impl<'a> Disjoint<'a> {
-    fn new(buf: &'a mut [f32]) -> Self {
-        Disjoint { ptr: buf.as_mut_ptr(), len: buf.len(), _buf: PhantomData }
+    fn new(buf: &'a mut [MaybeUninit<f32>]) -> Self {
+        Disjoint { ptr: buf.as_mut_ptr().cast(), len: buf.len(), _buf: PhantomData }
     }
 
     /// Writes `values` from index `i` on. SAFETY: while this buffer lives, no two tasks write the same index.
@@ -219,9 +222,8 @@ impl<'a> Disjoint<'a> {
         assert!(i + values.len() <= self.len, "winograd: write out of bounds");
         // SAFETY: in bounds (asserted); no other task writes or reads these indices while this buffer
         // lives (the caller's guarantee), and `values` is not part of it (tasks only read other buffers).
-        let row = unsafe { std::slice::from_raw_parts_mut(self.ptr.add(i), values.len()) };
         // Fixed-size moves: a `memcpy` call per row of 2 floats was 3.5 % of a width/4 step.
-        copy_row(row, values);
+        unsafe { copy_row_to(self.ptr.add(i), values) }
     }
 }
 
@@ -470,7 +472,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
     }
 
     /// The outputs Aᵀ M A of a chunk's products M (laid out [ξ][k][column]) into y, the chunk's images.
-    fn outputs(&self, mm: &[f32], imgs: usize, y: &mut [f32]) {
+    fn outputs(&self, mm: &[f32], imgs: usize, y: &mut [MaybeUninit<f32>]) {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
         let out = Disjoint::new(y);
@@ -499,7 +501,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
 
     /// dx of a chunk's images from their transformed gradients Z (laid out [ξ][c][column]): each tile's
     /// B Z Bᵀ added into a zero-bordered plane, tiles in order, whose interior is dx.
-    fn input_grads(&self, z: &[f32], imgs: usize, dx: &mut [f32]) {
+    fn input_grads(&self, z: &[f32], imgs: usize, dx: &mut [MaybeUninit<f32>]) {
         let g = self.g;
         let (cols, tiles) = (self.columns(imgs), imgs * self.per_image);
         let out = Disjoint::new(dx);
@@ -541,21 +543,26 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let g = self.g;
         let u = self.filters(wt);
         let img = g.k * g.h * g.w;
-        let mut y = vec![0f32; g.n * img];
         let most = self.columns(self.images);
         let per_chunk = self.chunk_tiles();
         let mut v = Scratch::take(if keep { per_chunk * self.chunks().count() } else { per_chunk });
         let mut mm = Scratch::take(A * A * g.k * most);
-        for (chunk, (first, imgs)) in self.chunks().enumerate() {
-            let cols = self.columns(imgs);
-            let v = if keep { &mut v[chunk * per_chunk..][..per_chunk] } else { &mut v[..] };
-            self.inputs(x, first, imgs, v);
-            // One GEMM per point ξ: M_ξ (K × cols) = U_ξ (K × C) · V_ξ (C × cols).
-            mm[..A * A * g.k * cols].par_chunks_mut(g.k * cols).enumerate().for_each(|(xi, m)| {
-                matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (self.pitch(cols), 1), m, (cols, 1), false, false);
-            });
-            self.outputs(&mm, imgs, &mut y[first * img..][..imgs * img]);
-        }
+        // SAFETY: the chunks cover the batch, and `outputs` writes every value of a chunk's images (each
+        // tile's rows, clipped at odd edges, of every channel).
+        let y = unsafe {
+            written(g.n * img, |y| {
+                for (chunk, (first, imgs)) in self.chunks().enumerate() {
+                    let cols = self.columns(imgs);
+                    let v = if keep { &mut v[chunk * per_chunk..][..per_chunk] } else { &mut v[..] };
+                    self.inputs(x, first, imgs, v);
+                    // One GEMM per point ξ: M_ξ (K × cols) = U_ξ (K × C) · V_ξ (C × cols).
+                    mm[..A * A * g.k * cols].par_chunks_mut(g.k * cols).enumerate().for_each(|(xi, m)| {
+                        matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (self.pitch(cols), 1), m, (cols, 1), false, false);
+                    });
+                    self.outputs(&mm, imgs, &mut y[first * img..][..imgs * img]);
+                }
+            })
+        };
         (y, keep.then(|| TransformedInput { tiles: v, geom: *g }))
     }
 
@@ -566,7 +573,8 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
         let (k, c) = (g.k, g.c);
         let u = if input_grad { self.filters(wt) } else { Scratch::take(0) };
         let img = c * g.h * g.w;
-        let mut dx = input_grad.then(|| vec![0f32; g.n * img]);
+        // Filled chunk by chunk below, never zeroed: `input_grads` writes every value of a chunk's images.
+        let mut dx = input_grad.then(|| Vec::with_capacity(g.n * img));
         let mut du = Scratch::take(if weight_grad { A * A * k * c } else { 0 });
         let most = self.columns(self.images);
         let mut s = Scratch::take(k * self.pitch(most));
@@ -600,8 +608,12 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 }
             });
             if let Some(dx) = dx.as_mut() {
-                self.input_grads(&z, imgs, &mut dx[first * img..][..imgs * img]);
+                self.input_grads(&z, imgs, &mut dx.spare_capacity_mut()[first * img..][..imgs * img]);
             }
+        }
+        if let Some(dx) = dx.as_mut() {
+            // SAFETY: the chunks cover the batch, and each chunk's values were written above.
+            unsafe { dx.set_len(g.n * img) };
         }
         (dx, weight_grad.then(|| self.filter_grads(&du)))
     }
