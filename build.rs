@@ -6,7 +6,8 @@
 use std::process::Command;
 
 /// What the binary is built from: a change anywhere else (README, results/) does not make it dirty.
-const SOURCES: &[&str] = &["src", "Cargo.toml", "Cargo.lock", "build.rs", "experiments"];
+/// `crates` holds the kernel crate the engine trains with.
+const SOURCES: &[&str] = &["src", "crates", "Cargo.toml", "Cargo.lock", "build.rs", "experiments"];
 
 fn main() {
     println!("cargo:rustc-env=EIGENSSL_CANDLE_VERSION={}", candle_version());
