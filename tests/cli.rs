@@ -328,16 +328,18 @@ fn a_partial_bench_keeps_what_it_did_not_measure() {
     let mut stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(stored["machine"]["model"], model.model.as_str());
     assert!(stored["training"].is_null());
-    // A training section as a full `bench` stores it (the measurements of the committed legacy file).
-    let legacy: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("results/bench/bench.json").unwrap()).unwrap();
-    stored["training"] = serde_json::json!({ "commit": "earlier", "dirty": false, "started": "then", "measured": legacy["training"] });
+    // A training section as a full `bench` stores it (the measurements of a committed bench).
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("results/bench/amd-epyc-avx2-fma/bench.json").unwrap()).unwrap();
+    let committed = &committed["training"]["measured"];
+    stored["training"] = serde_json::json!({ "commit": "earlier", "dirty": false, "started": "then", "measured": committed });
     let theory_started = stored["theory"]["started"].clone();
     std::fs::write(&json, serde_json::to_string(&stored).unwrap()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));
     bench();
     let merged: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(merged["training"]["commit"], "earlier", "the training part is kept");
-    assert_eq!(merged["training"]["measured"]["epoch"], legacy["training"]["epoch"]);
+    assert_eq!(merged["training"]["measured"]["epoch"], committed["epoch"]);
     assert_ne!(merged["theory"]["started"], theory_started, "the theory part is measured anew");
     let md = std::fs::read_to_string(out.join(model.slug()).join("bench.md")).unwrap();
     assert!(md.contains("VGG11-BN + projector, width 1 ") && md.contains("Measured by the build of `earlier`"), "{md}");
