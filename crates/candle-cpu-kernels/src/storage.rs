@@ -17,7 +17,6 @@ pub(crate) fn cpu_slice<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a
     }
 }
 
-
 /// A vector of `len` values that `fill` writes, every one of them (through `MaybeUninit::write`), into
 /// memory that is never zeroed: zeroing the outputs that a kernel overwrites anyway was ~1 % of a width-1/8
 /// training step. SAFETY: `fill` writes every element of the slice it is given (if it panics instead, the
