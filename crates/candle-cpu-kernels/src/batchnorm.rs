@@ -25,7 +25,7 @@ use std::mem::MaybeUninit;
 use std::sync::{Mutex, PoisonError};
 
 use super::geom::copy_row;
-use super::storage::{contiguous_f32, cpu_slice, written};
+use super::storage::{contiguous_f32, cpu_slice, written, KeptBuffer};
 use super::simd;
 use super::kernels::Kernels;
 use super::pool::{plane_dims, MaxPool2x2};
@@ -261,19 +261,14 @@ pub(super) fn channel_stats(x: &[f32], n: usize, c: usize, s: usize) -> (Vec<f64
 thread_local! {
     /// One worker thread's plane-sized buffer for the pooled backward's routed gradient, kept between
     /// images and calls (a fresh zeroed one per image and layer was a measurable memset in a width-1/8 step).
-    static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PLANE: RefCell<KeptBuffer> = const { RefCell::new(KeptBuffer::new()) };
 }
 
 /// Runs `f` on this thread's plane buffer cut to `len` values, contents undefined: `f` overwrites what it
 /// reads (`route` writes every element of a plane). `f` must not call into rayon, so that no task of the same
 /// worker re-enters it.
 fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    PLANE.with_borrow_mut(|plane| {
-        if plane.len() < len {
-            plane.resize(len, 0.0);
-        }
-        f(&mut plane[..len])
-    })
+    PLANE.with_borrow_mut(|plane| f(plane.resized(len)))
 }
 
 /// y = [pool]([ReLU](γ·(x − mean)·invstd + β)) for the batch statistics given. Inputs: x, γ, β.

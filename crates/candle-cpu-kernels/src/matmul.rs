@@ -6,6 +6,7 @@
 use std::sync::OnceLock;
 
 use super::simd;
+use super::storage::written;
 
 /// (row stride, column stride) of a matrix view, in elements.
 pub(super) type Strides = (usize, usize);
@@ -17,8 +18,7 @@ pub(super) fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): St
     if m * n == 0 {
         return;
     }
-    let span = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(c.len() >= span(m, n, c_rs, c_cs), "gemm: destination too small");
+    assert!(c.len() >= span(m, n, (c_rs, c_cs)), "gemm: destination too small");
     // SAFETY: the destination holds every index its strides reach (asserted).
     unsafe { gemm_into((m, n, k), a, (a_rs, a_cs), b, (b_rs, b_cs), c.as_mut_ptr(), (c_rs, c_cs), accumulate, parallel) }
 }
@@ -29,26 +29,28 @@ pub(super) fn gemm((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): St
 /// was a measurable memset of a width-1/8 step).
 pub(super) fn product((m, n, k): (usize, usize, usize), a: &[f32], a_strides: Strides, b: &[f32], b_strides: Strides, c_strides: Strides, parallel: bool) -> Vec<f32> {
     assert!(c_strides == (n, 1) || c_strides == (1, m), "product: a dense destination, got strides {c_strides:?} for {m} × {n}");
-    let len = m * n;
-    let mut c = Vec::with_capacity(len);
-    if len > 0 {
-        // SAFETY: the new vector holds m·n values, every index the dense strides reach; without
-        // `accumulate` the `gemm` crate never reads the destination and writes each of its elements once
-        // (zeros when k = 0), so all `len` values are initialised before the length is set.
-        unsafe {
-            gemm_into((m, n, k), a, a_strides, b, b_strides, c.as_mut_ptr(), c_strides, false, parallel);
-            c.set_len(len);
-        }
+    // SAFETY (both): the buffer holds m·n values, every index the dense strides reach; without
+    // `accumulate` the `gemm` crate never reads the destination and writes each of its elements once
+    // (zeros when k = 0).
+    unsafe {
+        written(m * n, |c| {
+            if !c.is_empty() {
+                gemm_into((m, n, k), a, a_strides, b, b_strides, c.as_mut_ptr().cast(), c_strides, false, parallel)
+            }
+        })
     }
-    c
+}
+
+/// How many elements a rows × cols view with these strides spans, from its first to its last.
+fn span(rows: usize, cols: usize, (rs, cs): Strides) -> usize {
+    (rows - 1) * rs + (cols - 1) * cs + 1
 }
 
 /// [`gemm`] into a destination given by its pointer. SAFETY: `c` is valid for writes (and, with
 /// `accumulate`, reads) at every index (m, n ≥ 1) its strides reach, and overlaps neither operand.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into((m, n, k): (usize, usize, usize), a: &[f32], (a_rs, a_cs): Strides, b: &[f32], (b_rs, b_cs): Strides, c: *mut f32, (c_rs, c_cs): Strides, accumulate: bool, parallel: bool) {
-    let span = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(k == 0 || (a.len() >= span(m, k, a_rs, a_cs) && b.len() >= span(k, n, b_rs, b_cs)), "gemm: operand too small");
+    assert!(k == 0 || (a.len() >= span(m, k, (a_rs, a_cs)) && b.len() >= span(k, n, (b_rs, b_cs))), "gemm: operand too small");
     let threads = if parallel { gemm_threads() } else { 1 };
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the assert bounds every index of the operands; the caller, those of the destination.

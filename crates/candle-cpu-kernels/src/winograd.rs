@@ -29,7 +29,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, PoisonError};
 
 use super::geom::{copy_row, copy_row_to, Geom};
-use super::storage::written;
+use super::storage::{written, KeptBuffer};
 use super::{matmul, simd};
 
 /// Tiles transformed at once.
@@ -270,45 +270,11 @@ impl DerefMut for Scratch {
     }
 }
 
-/// One worker thread's zero-bordered planes (a chunk's images, each channel in turn), kept between tasks
-/// and calls: a fresh zeroed buffer per rayon task was ~1.5 % of a width-1/8 step (its memset and
-/// allocation). Neither user calls into rayon while it holds one, so a worker never re-enters it.
-struct Planes {
-    /// (images, height, width) whose interiors alone the buffer has been written at since it was zeroed.
-    layout: (usize, usize, usize),
-    values: Vec<f32>,
-}
-
-impl Planes {
-    const fn new() -> Self {
-        Planes { layout: (0, 0, 0), values: Vec::new() }
-    }
-
-    /// The first `len` values, zero outside the interiors of `layout`'s planes: zeroed when the layout
-    /// differs from the last call's (a caller that writes only those interiors keeps the borders zero).
-    fn zeroed_for(&mut self, layout: (usize, usize, usize), len: usize) -> &mut [f32] {
-        if self.layout != layout || self.values.len() < len {
-            self.values.clear();
-            self.values.resize(len, 0.0);
-            self.layout = layout;
-        }
-        &mut self.values[..len]
-    }
-
-    /// The first `len` values, contents undefined.
-    fn resized(&mut self, len: usize) -> &mut [f32] {
-        if self.values.len() < len {
-            self.values.resize(len, 0.0);
-        }
-        &mut self.values[..len]
-    }
-}
-
 thread_local! {
     /// `inputs`' zero-bordered copies of the input planes.
-    static BORDERED: RefCell<Planes> = const { RefCell::new(Planes::new()) };
+    static BORDERED: RefCell<KeptBuffer> = const { RefCell::new(KeptBuffer::new()) };
     /// `input_grads`' planes that the tiles' gradients are added into (zeroed per channel).
-    static ACCUMULATED: RefCell<Planes> = const { RefCell::new(Planes::new()) };
+    static ACCUMULATED: RefCell<KeptBuffer> = const { RefCell::new(KeptBuffer::new()) };
 }
 
 /// How a batch is cut into tiles: M×M output tiles, `th` × `tw` per image, `images` per chunk.
