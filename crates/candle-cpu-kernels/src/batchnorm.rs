@@ -266,9 +266,11 @@ thread_local! {
 
 /// Runs `f` on this thread's plane buffer cut to `len` values, contents undefined: `f` overwrites what it
 /// reads (`route` writes every element of a plane). `f` must not call into rayon, so that no task of the same
-/// worker re-enters it.
+/// worker re-enters it. `f` runs inside [`simd::wide`] here: the thread-local access is a call of its own,
+/// which does not inherit the target features of the caller's `wide`, and without this the routing and the
+/// sums in it were compiled for baseline x86-64 (SSE2).
 fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    PLANE.with_borrow_mut(|plane| f(plane.resized(len)))
+    PLANE.with_borrow_mut(|plane| simd::wide(#[inline(always)] || f(plane.resized(len))))
 }
 
 /// y = [pool]([ReLU](γ·(x − mean)·invstd + β)) for the batch statistics given. Inputs: x, γ, β.
@@ -444,7 +446,7 @@ impl FusedBatchNorm {
         let sums = match &routing {
             None => channel_sums((xs, ys, gs), (n, c, s), terms),
             Some(w) => batch_sums(n, c, #[inline(always)] |img, acc| {
-                with_plane(s, |routed| {
+                with_plane(s, #[inline(always)] |routed| {
                     for (ch, a) in acc.iter_mut().enumerate() {
                         let (plane, xp) = (img * c + ch, &xs[(img * c + ch) * s..][..s]);
                         let pooled = plane * s / 4..(plane + 1) * s / 4;
@@ -477,7 +479,7 @@ impl FusedBatchNorm {
                         }
                         return;
                     }
-                    with_plane(if routing.is_some() { s } else { 0 }, |routed| {
+                    with_plane(if routing.is_some() { s } else { 0 }, #[inline(always)] |routed| {
                         for (ch, &[a, b, d]) in coef.iter().enumerate() {
                             let (plane, r) = (img * c + ch, (img * c + ch) * s..(img * c + ch + 1) * s);
                             let (ys, gs) = match &routing {

@@ -15,6 +15,8 @@
 //! too give the bits of the portable code.
 
 /// `f()`, with AVX-512 or else AVX2 (with FMA) enabled for the code inlined into it where the CPU supports it.
+/// Only inlined code gains the features: a call that is not inlined — a rayon task, a thread-local's
+/// `with` — runs at the baseline target unless it calls `wide` again inside.
 #[inline(always)]
 pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
