@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::training::{median_round, StepBench, TrainingBench, RATIO_CONFIDENCE};
+use super::training::{median_round, StepBench, TrainingBench, RATIO_CONFIDENCE, TORCH_AVX2_ENV};
 use super::{BenchReport, TheoryBench};
 use crate::ssl::Kernels;
 
@@ -13,7 +13,11 @@ fn mib(bytes: u64) -> String {
 /// The report as markdown: the machine, then each part with the commit and date that measured it.
 pub fn markdown(r: &BenchReport) -> String {
     let m = &r.machine;
-    let mut md = format!("# Benchmarks on {} ({}), {} cores, {}\n\n", m.model, m.vendor, m.cores, m.simd);
+    let mut md = format!("# Benchmarks on {} ({}), {} cores, {}\n\n", m.model, m.vendor, m.cores, m.simd_in_words());
+    if m.capped_from.is_some() {
+        let env: Vec<String> = TORCH_AVX2_ENV.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+        let _ = writeln!(md, "A build without the `avx512` feature, standing in for a CPU without AVX-512; PyTorch ran with {} alike.\n", env.join(", "));
+    }
     let measured_by = |md: &mut String, what: &str, commit: &str, dirty: bool, started: &str| {
         let _ = writeln!(md, "## {what}\n\nMeasured by the build of `{commit}`{} on {started}.\n", if dirty { " (with uncommitted changes)" } else { "" });
     };

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use candle_cpu_kernels::SimdLevel;
 use serde::{Deserialize, Serialize};
 
 use super::{time_it, Timing};
@@ -408,9 +409,17 @@ pub fn measure(s: &TrainingBenchSetup, say: &dyn Fn(&str)) -> crate::Result<Trai
     })
 }
 
+/// What stops PyTorch at AVX2 (oneDNN's convolutions, ATen's element-wise kernels, MKL's matrix
+/// products), set for it where our build is capped at AVX2 on an AVX-512 CPU, so that both stand in for
+/// a CPU without AVX-512.
+pub const TORCH_AVX2_ENV: [(&str, &str); 3] =
+    [("ONEDNN_MAX_CPU_ISA", "AVX2"), ("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_ENABLE_INSTRUCTIONS", "AVX2")];
+
 /// PyTorch's identical step at `width`, from `bench/torch_reference.py`; `Err` says why there is none.
 pub fn torch_step(repo: &Path, python: &str, width: f64, batch: usize, reps: usize) -> Result<StepBench, String> {
+    let capped = SimdLevel::in_use() != SimdLevel::of_cpu();
     let out = Command::new(python)
+        .envs(TORCH_AVX2_ENV.into_iter().filter(|_| capped))
         .arg(repo.join("bench/torch_reference.py"))
         .args(["--width", &width.to_string(), "--batch", &batch.to_string(), "--reps", &reps.to_string()])
         .output()

@@ -15,27 +15,10 @@ pub fn source_diff() -> Option<&'static str> {
     (!SOURCE_DIFF.is_empty()).then_some(SOURCE_DIFF)
 }
 
-/// The widest vector instruction set of this CPU that the GEMM kernels (the `gemm` crate, which candle
-/// and our convolutions use) dispatch to: it decides the summation order, hence the last bits.
+/// The vector instruction set this build's GEMM kernels (the `gemm` crate, which candle and our
+/// convolutions use) dispatch to on this CPU: it decides the summation order, hence the last bits.
 pub fn simd_level() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            return "avx2+fma";
-        }
-        "sse2"
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        "neon"
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        "scalar"
-    }
+    candle_cpu_kernels::SimdLevel::in_use().name()
 }
 
 pub fn now_rfc3339() -> String {

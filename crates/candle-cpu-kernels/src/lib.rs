@@ -55,3 +55,4 @@ pub use kernels::Kernels;
 pub use layer::VggLayer;
 pub use linear::Linear;
 pub use pool::MaxPool2x2;
+pub use simd::SimdLevel;

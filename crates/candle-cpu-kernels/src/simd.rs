@@ -2,7 +2,7 @@
 //! that they vectorise, but a portable build targets baseline x86-64 (SSE2): 4 lanes per instruction.
 //! [`wide`] runs a kernel compiled with AVX-512 (16 lanes) where the CPU has it, else with AVX2 (8
 //! lanes), chosen at run time as the `gemm` crate chooses its kernels, so that one binary serves every
-//! x86-64 machine.
+//! x86-64 machine. A build without the `avx512` feature stops at AVX2 ([`SimdLevel::in_use`]).
 //!
 //! The values do not depend on the choice: the kernels' operations and their order are fixed by the code
 //! (Rust never contracts a multiply and an add into an FMA, and these kernels reassociate nothing; a
@@ -73,11 +73,78 @@ unsafe fn deinterleave_avx512(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
     out
 }
 
-/// Whether kernels written with AVX-512 intrinsics may run: the CPU has AVX-512F and no test asked for
-/// the baseline path.
+/// Whether kernels written with AVX-512 intrinsics may run: the build has the `avx512` feature, the CPU
+/// has AVX-512F and no test asked for the baseline path.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn has_avx512() -> bool {
-    !tests::baseline() && std::arch::is_x86_feature_detected!("avx512f")
+    cfg!(feature = "avx512") && !tests::baseline() && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// A vector instruction set the kernels, ours and the `gemm` crate's, are chosen for. The GEMMs' choice
+/// decides their summation order, so results agree to the bit only between runs at one level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimdLevel {
+    Avx512f,
+    Avx2Fma,
+    Sse2,
+    Neon,
+    Scalar,
+}
+
+impl SimdLevel {
+    /// The widest level this CPU offers.
+    pub fn of_cpu() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return SimdLevel::Avx512f;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                return SimdLevel::Avx2Fma;
+            }
+            SimdLevel::Sse2
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            SimdLevel::Neon
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            SimdLevel::Scalar
+        }
+    }
+
+    /// The level this build runs at on this CPU: [`Self::of_cpu`], but AVX2 where the CPU has AVX-512
+    /// and the build lacks the `avx512` feature.
+    ///
+    /// ```
+    /// use candle_cpu_kernels::SimdLevel;
+    /// let (used, offered) = (SimdLevel::in_use(), SimdLevel::of_cpu());
+    /// assert!(used == offered || (used, offered) == (SimdLevel::Avx2Fma, SimdLevel::Avx512f));
+    /// ```
+    pub fn in_use() -> Self {
+        match Self::of_cpu() {
+            SimdLevel::Avx512f if !cfg!(feature = "avx512") => SimdLevel::Avx2Fma,
+            level => level,
+        }
+    }
+
+    /// Its name in results files: `avx512f`, `avx2+fma`, `sse2`, `neon`, `scalar`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Avx512f => "avx512f",
+            SimdLevel::Avx2Fma => "avx2+fma",
+            SimdLevel::Sse2 => "sse2",
+            SimdLevel::Neon => "neon",
+            SimdLevel::Scalar => "scalar",
+        }
+    }
+}
+
+impl std::fmt::Display for SimdLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[cfg(test)]
