@@ -11,8 +11,8 @@
 //!
 //! Where the compiler's code for a portable kernel was poor (spilled registers, gathers), the AVX-512
 //! version is written with intrinsics instead, behind [`has_avx512`]: [`deinterleave`] here and
-//! `matmul::gemm_nt`'s block kernel. They move and combine the same values in the same order, so they
-//! too give the bits of the portable code.
+//! `matmul::gemm_nt`'s block kernel, which also has an AVX2 version behind [`has_avx2_fma`]. They move
+//! and combine the same values in the same order, so they too give the bits of the portable code.
 
 /// `f()`, with AVX-512 or else AVX2 (with FMA) enabled for the code inlined into it where the CPU supports it.
 /// Only inlined code gains the features: a call that is not inlined — a rayon task, a thread-local's
@@ -29,7 +29,7 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
         return unsafe { avx512(f) };
     }
     #[cfg(target_arch = "x86_64")]
-    if !tests::baseline() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_avx2_fma() {
         #[target_feature(enable = "avx2,fma")]
         fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
@@ -41,14 +41,19 @@ pub(super) fn wide<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// The first and the second values of 16 pairs, each as one 16-lane array. Written out with AVX-512's
-/// two-source permutation where the CPU has it: from portable code the compiler emitted gathers, which
-/// are slow on AMD's cores.
+/// two-source permutation, or AVX2's shuffles, where the CPU has them: from portable code the compiler
+/// emitted gathers, which are slow on AMD's cores.
 #[inline(always)]
 pub(super) fn deinterleave(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
     #[cfg(target_arch = "x86_64")]
     if has_avx512() {
         // SAFETY: the CPU has AVX-512F (checked above).
         return unsafe { deinterleave_avx512(pairs) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { deinterleave_avx2(pairs) };
     }
     [std::array::from_fn(|j| pairs[j][0]), std::array::from_fn(|j| pairs[j][1])]
 }
@@ -73,11 +78,43 @@ unsafe fn deinterleave_avx512(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
     out
 }
 
+/// [`deinterleave`] with AVX2: in each 8-value quarter, the even (odd) values of two registers picked
+/// within 128-bit lanes, then the 64-bit pieces put in order. SAFETY: the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn deinterleave_avx2(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
+    use std::arch::x86_64::*;
+    let flat = pairs.as_flattened();
+    let mut out = [[0f32; 16]; 2];
+    for half in 0..2 {
+        // SAFETY: `flat` holds 32 values, 16 from half · 16 on.
+        let (lo, hi) = unsafe { (_mm256_loadu_ps(flat.as_ptr().add(16 * half)), _mm256_loadu_ps(flat.as_ptr().add(16 * half + 8))) };
+        // [x0 x2 y0 y2 | x4 x6 y4 y6] → [x0 x2 x4 x6 y0 y2 y4 y6]
+        let ordered = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+        let even = ordered(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi));
+        let odd = ordered(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi));
+        // SAFETY: each row of `out` holds 16 values, 8 from half · 8 on.
+        unsafe {
+            _mm256_storeu_ps(out[0].as_mut_ptr().add(8 * half), even);
+            _mm256_storeu_ps(out[1].as_mut_ptr().add(8 * half), odd);
+        }
+    }
+    out
+}
+
 /// Whether kernels written with AVX-512 intrinsics may run: the build has the `avx512` feature, the CPU
 /// has AVX-512F and no test asked for the baseline path.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn has_avx512() -> bool {
     cfg!(feature = "avx512") && !tests::baseline() && std::arch::is_x86_feature_detected!("avx512f")
+}
+
+/// Whether kernels written with AVX2 intrinsics may run: the CPU has AVX2 and FMA and no test asked for
+/// the baseline path.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx2_fma() -> bool {
+    !tests::baseline() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// A vector instruction set the kernels, ours and the `gemm` crate's, are chosen for. The GEMMs' choice
@@ -173,6 +210,11 @@ pub(super) mod tests {
         let expected = [std::array::from_fn(|j| j as f32), std::array::from_fn(|j| -(j as f32) - 0.5)];
         assert_eq!(super::deinterleave(&pairs), expected);
         assert_eq!(on_baseline(|| super::deinterleave(&pairs)), expected);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked above).
+            assert_eq!(unsafe { super::deinterleave_avx2(&pairs) }, expected);
+        }
     }
 }
 
