@@ -281,9 +281,10 @@ mod avx512 {
 }
 
 /// [`gemm_nt`] in AVX2 registers, written with intrinsics: compiled for AVX2, the portable kernel's 16
-/// accumulators of 16 lanes are twice the 16 registers, so most of them lived on the stack. Here each
-/// 16-lane accumulator is two registers, the low and the high 8 lanes, and a block is computed as two
-/// halves of 2 × 4 outputs, one register half at a time (8 accumulators, 2 + 1 registers of operands).
+/// accumulators of 16 lanes are 32 registers' worth where AVX2 has 16, so they cannot all stay in
+/// registers. Here each 16-lane accumulator is two registers, the low and the high 8 lanes, and a block
+/// is computed as two halves of 2 × 4 outputs, one register half at a time (8 accumulators, 2 + 4
+/// registers of operands).
 /// Every lane takes the same fused multiply-adds in the same order as in the portable kernel, and the
 /// lanes are summed in its tree, so the bits are the same.
 #[cfg(target_arch = "x86_64")]
