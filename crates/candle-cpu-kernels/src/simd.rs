@@ -103,18 +103,18 @@ unsafe fn deinterleave_avx2(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
     out
 }
 
-/// Whether kernels written with AVX-512 intrinsics may run: the build has the `avx512` feature, the CPU
-/// has AVX-512F and no test asked for the baseline path.
+/// Whether kernels written with AVX-512 intrinsics may run: this build runs at AVX-512 on this CPU
+/// ([`SimdLevel::in_use`]) and no test asked for the baseline path.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn has_avx512() -> bool {
-    cfg!(feature = "avx512") && !tests::baseline() && std::arch::is_x86_feature_detected!("avx512f")
+    !tests::baseline() && SimdLevel::in_use() == SimdLevel::Avx512f
 }
 
-/// Whether kernels written with AVX2 intrinsics may run: the CPU has AVX2 and FMA and no test asked for
-/// the baseline path.
+/// Whether kernels written with AVX2 intrinsics may run: this build runs at AVX2 or wider on this CPU
+/// and no test asked for the baseline path.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn has_avx2_fma() -> bool {
-    !tests::baseline() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    !tests::baseline() && matches!(SimdLevel::in_use(), SimdLevel::Avx512f | SimdLevel::Avx2Fma)
 }
 
 /// A vector instruction set the kernels, ours and the `gemm` crate's, are chosen for. The GEMMs' choice
