@@ -41,6 +41,39 @@ pub(super) fn product((m, n, k): (usize, usize, usize), a: &[f32], a_strides: St
     }
 }
 
+/// The rows × cols row-major matrix `a` transposed: cols × rows, row-major. In 16 × 16 tiles, each task
+/// a block of 16 of the result's rows (16 of `a`'s columns), so that reads and writes both move whole
+/// cache lines.
+pub(super) fn transposed(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const TILE: usize = 16;
+    assert_eq!(a.len(), rows * cols, "transposed: {} values for {rows} × {cols}", a.len());
+    // SAFETY: each block's tiles write every value of the block once: for each of its `tc` rows (a's
+    // columns c0..c0 + tc), the `rows` values tile by tile.
+    unsafe {
+        written(rows * cols, |t| {
+            if rows == 0 {
+                return;
+            }
+            t.par_chunks_mut(TILE * rows).enumerate().for_each(|(block, out)| {
+                let (c0, tc) = (block * TILE, out.len() / rows);
+                for r0 in (0..rows).step_by(TILE) {
+                    let tr = TILE.min(rows - r0);
+                    let mut tile = [[0f32; TILE]; TILE];
+                    for (i, row) in tile.iter_mut().enumerate().take(tr) {
+                        row[..tc].copy_from_slice(&a[(r0 + i) * cols + c0..][..tc]);
+                    }
+                    for c in 0..tc {
+                        for (i, v) in out[c * rows + r0..][..tr].iter_mut().enumerate() {
+                            v.write(tile[i][c]);
+                        }
+                    }
+                }
+            })
+        })
+    }
+}
+
 /// How many elements a rows × cols view with these strides spans, from its first to its last.
 fn span(rows: usize, cols: usize, (rs, cs): Strides) -> usize {
     (rows - 1) * rs + (cols - 1) * cs + 1
@@ -427,6 +460,21 @@ mod tests {
                     // SAFETY: the CPU has AVX2 and FMA (checked above).
                     unsafe { avx2::gemm_nt((m, n, k), &a, a_rs, &b, b_rs, &mut tier, c_rs, accumulate) };
                     assert_eq!(tier, baseline, "{m}x{n}x{k}: the AVX2 kernel gave other bits");
+                }
+            }
+        }
+    }
+
+    /// Every element in its transposed place, at shapes with partial tiles on either side and at empty ones.
+    #[test]
+    fn transposed_moves_every_element() {
+        for (rows, cols) in [(1, 1), (16, 16), (17, 33), (256, 4096), (4096, 64), (3, 40), (40, 3), (0, 5), (5, 0)] {
+            let a = values(rows * cols, 0.4);
+            let t = transposed(&a, rows, cols);
+            assert_eq!(t.len(), rows * cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r].to_bits(), a[r * cols + c].to_bits(), "{rows}×{cols} at ({r}, {c})");
                 }
             }
         }
