@@ -74,13 +74,13 @@ fn forward_product(x: &[f32], w: &[f32], (batch, inp, out): (usize, usize, usize
 /// Why: the `gemm` crate's AVX-512 path copies its left operand — w, once the crate has swapped the
 /// operands for the row-major output — into its packed layout slowly when w's rows are long. In a width-1/8
 /// training step on the AMD EPYC, the projector's 4096 → 256 product (batch 128) took 5.0 ms from the view
-/// and 2.4 ms from a copy, making the copy included (0.8 ms). Timed alone, at 512 → 4096 it was 5.0 ms
-/// against 3.0 + 1.0 ms, and at 64 → 4096 0.35 ms against 0.45 ms: below 512 inputs the copy costs more
-/// than it saves. The AVX2 path packs w faster: there the copy gained less at 4096 → 256 (3.1 against 2.6
-/// ms, timed alone) and lost at 512 → 4096 (2.9 against 5.0 ms) and at batch 512, so that path keeps the
-/// view.
+/// and 2.4 ms from a copy, making the copy included (0.8 ms: w is cold by then). At full width's 512 → 4096
+/// the copy (8 MB) ate the gain: 4.9–5.7 ms per call from the view, 5.0–6.4 ms with it; timed alone, the
+/// copy also won at 1024 → 1024 (3.4 against 2.0 ms) and lost at 64 → 4096 (0.35 against 0.45 ms). The
+/// AVX2 path packs w faster: there the copy gained less at 4096 → 256 (3.1 against 2.6 ms, timed alone)
+/// and lost at 512 → 4096 and at batch 512, so that path keeps the view.
 fn transpose_first(batch: usize, inp: usize, out: usize) -> bool {
-    SimdLevel::in_use() == SimdLevel::Avx512f && inp >= 512 && same_bits_either_way(batch, inp, out)
+    SimdLevel::in_use() == SimdLevel::Avx512f && inp >= 1024 && same_bits_either_way(batch, inp, out)
 }
 
 /// Whether both layouts take the `gemm` crate's general blocked path, whose blocking depends on m, n and k
@@ -150,7 +150,7 @@ mod tests {
     /// side of every bound of `transpose_first`.
     #[test]
     fn the_fused_layer_equals_candle_nn_bit_for_bit() {
-        for (batch, inp, out) in [(128, 128, 4096), (128, 4096, 256), (128, 512, 4096), (64, 512, 10), (16, 512, 16), (16, 512, 17), (2, 700, 129), (1, 600, 300), (300, 600, 1), (3, 5, 7), (1, 2, 1)] {
+        for (batch, inp, out) in [(128, 128, 4096), (128, 4096, 256), (128, 512, 4096), (64, 1024, 10), (16, 1024, 16), (16, 1024, 17), (2, 1100, 129), (1, 1200, 300), (300, 1200, 1), (3, 5, 7), (1, 2, 1)] {
             let vm = VarMap::new();
             let fc = Linear::new(inp, out, var_builder(&vm).pp("fc")).unwrap();
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (batch, inp), &Device::Cpu).unwrap()).unwrap();
