@@ -50,7 +50,7 @@ pub(super) fn applies(g: &Geom) -> bool {
 /// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, 3, 3), both contiguous; `applies(g)`.
 /// With `keep`, also the transformed input tiles, for [`backward`]'s weight gradient.
 pub(super) fn forward(x: &[f32], wt: &[f32], g: &Geom, keep: bool) -> (Vec<f32>, Option<TransformedInput>) {
-    Plan::new(&F2, g).forward(x, wt, keep)
+    Plan::<F2, 2, 4>::new(g).forward(x, wt, keep)
 }
 
 /// The input gradient (when `input_grad`) and the weight gradient, from x, w and the output gradient gy;
@@ -64,7 +64,7 @@ pub(super) fn backward(
     (input_grad, weight_grad): (bool, bool),
     kept: Option<&TransformedInput>,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
-    Plan::new(&F2, g).backward(x, gy, wt, (input_grad, weight_grad), kept)
+    Plan::<F2, 2, 4>::new(g).backward(x, gy, wt, (input_grad, weight_grad), kept)
 }
 
 /// The transformed input tiles V of a whole batch as [`forward`] computed them, chunk after chunk (each
@@ -106,12 +106,24 @@ impl<const M: usize, const A: usize> Algorithm<M, A> {
     }
 }
 
+/// An algorithm F(M×M, 3×3) as a constant of the type, so that the transforms' zero and unit entries fold
+/// away where they are applied. (Read through a pointer in the plan, every entry was loaded, compared with
+/// zero and multiplied at run time, and the transforms' sums lived in memory: the four transforms took
+/// about half of a Winograd layer's time at width 1/8.)
+trait Tiling<const M: usize, const A: usize> {
+    const ALG: Algorithm<M, A>;
+}
+
 /// F(2×2, 3×3), interpolation points 0, ±1.
-const F2: Algorithm<2, 4> = Algorithm::new(
-    [[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]],
-    [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]],
-    [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]],
-);
+struct F2;
+
+impl Tiling<2, 4> for F2 {
+    const ALG: Algorithm<2, 4> = Algorithm::new(
+        [[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]],
+        [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]],
+        [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]],
+    );
+}
 
 /// L·X·Lᵀ in every lane, for X of S×S and L of R×S. The matrices are constants, so after inlining the
 /// zero entries cost nothing.
@@ -278,8 +290,8 @@ thread_local! {
 }
 
 /// How a batch is cut into tiles: M×M output tiles, `th` × `tw` per image, `images` per chunk.
-struct Plan<'a, const M: usize, const A: usize> {
-    alg: &'static Algorithm<M, A>,
+struct Plan<'a, T, const M: usize, const A: usize> {
+    tiling: PhantomData<fn() -> T>,
     g: &'a Geom,
     per_image: usize,
     images: usize,
@@ -294,13 +306,13 @@ struct Plan<'a, const M: usize, const A: usize> {
     tw: usize,
 }
 
-impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
-    fn new(alg: &'static Algorithm<M, A>, g: &'a Geom) -> Self {
+impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
+    fn new(g: &'a Geom) -> Self {
         let (th, tw) = (g.h.div_ceil(M), g.w.div_ceil(M));
         let per_image = th * tw;
         let images = (CHUNK_TILES / per_image).clamp(1, g.n.max(1));
         let at = (0..images).flat_map(|i| (0..per_image).map(move |r| (i, r / tw, r % tw))).collect();
-        Plan { alg, g, per_image, images, at, hp: th * M + 2, wp: tw * M + 2, tw }
+        Plan { tiling: PhantomData, g, per_image, images, at, hp: th * M + 2, wp: tw * M + 2, tw }
     }
 
     /// Columns of a chunk's transformed tiles: its tiles, rounded up to whole groups of lanes (the extra
@@ -344,7 +356,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                         }
                     }
                 }
-                let ut = sandwich(&self.alg.g, &w);
+                let ut = sandwich(&T::ALG.g, &w);
                 for a in 0..A {
                     for b in 0..A {
                         uk[(a * A + b) * c + c0..][..n].copy_from_slice(&ut[a][b][..n]);
@@ -368,7 +380,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                         x[a][b][..n].copy_from_slice(&du[((a * A + b) * k + kk) * c + c0..][..n]);
                     }
                 }
-                let w = sandwich(&self.alg.gt, &x);
+                let w = sandwich(&T::ALG.gt, &x);
                 for l in 0..n {
                     for i in 0..3 {
                         for j in 0..3 {
@@ -408,7 +420,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                                 row[l].copy_from_slice(&pad[base + a * self.wp..][..A]);
                             }
                         }
-                        store_tiles(vc, cols, t0, &sandwich(&self.alg.bt, &lane_wise(&rows)));
+                        store_tiles(vc, cols, t0, &sandwich(&T::ALG.bt, &lane_wise(&rows)));
                     }
                 })
             })
@@ -432,7 +444,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                         copy_row(&mut row[l][..width], &src[(ty * M + a) * g.w + tx * M..][..width]);
                     }
                 }
-                store_tiles(sk, cols, t0, &sandwich(&self.alg.a, &lane_wise(&dy_rows)));
+                store_tiles(sk, cols, t0, &sandwich(&T::ALG.a, &lane_wise(&dy_rows)));
             }
         }));
     }
@@ -446,7 +458,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
             for t0 in (0..cols).step_by(LANES) {
                 // Row a of the 16 output tiles side by side (tile l's M values from l·M on), so that the tiles
                 // of one tile row go out as one contiguous piece of an output row.
-                let side_by_side = tile_wise(&sandwich(&self.alg.at, &load_tiles(mm, g.k, k, cols, t0)));
+                let side_by_side = tile_wise(&sandwich(&T::ALG.at, &load_tiles(mm, g.k, k, cols, t0)));
                 let lanes = LANES.min(tiles.saturating_sub(t0));
                 let mut l = 0;
                 while l < lanes {
@@ -477,7 +489,7 @@ impl<'a, const M: usize, const A: usize> Plan<'a, M, A> {
                 simd::wide(#[inline(always)] || {
                     pad.fill(0.0);
                     for t0 in (0..cols).step_by(LANES) {
-                        let dd = sandwich(&self.alg.b, &load_tiles(z, g.c, c, cols, t0));
+                        let dd = sandwich(&T::ALG.b, &load_tiles(z, g.c, c, cols, t0));
                         for l in 0..LANES.min(tiles.saturating_sub(t0)) {
                             let (i, ty, tx) = self.at[t0 + l];
                             let base = (i * self.hp + ty * M) * self.wp + tx * M;
@@ -604,7 +616,7 @@ mod tests {
 
     #[test]
     fn the_algorithm_computes_a_correlation() {
-        correlates(&F2);
+        correlates(&F2::ALG);
     }
 
     /// The kept zero-bordered planes: a 4×4 batch and a 3×3 batch have the same tile grid and the same
