@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::sync::{Mutex, PoisonError};
 
-use super::geom::copy_row;
+use super::geom::{copy_row, copy_row_to};
 use super::storage::{contiguous_f32, cpu_slice, written, KeptBuffer};
 use super::simd;
 use super::kernels::Kernels;
@@ -273,6 +273,35 @@ fn with_plane<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     PLANE.with_borrow_mut(|plane| simd::wide(#[inline(always)] || f(plane.resized(len))))
 }
 
+/// Windows per task of the pooled forward: enough that a task's work outweighs handing it to a thread.
+const POOL_TASK: usize = 2048;
+
+/// The next 2×2 window of a run of whole planes, in the pooled output's order: `window` of the `half`
+/// windows of row pair `pair` (of `pairs`) of plane `plane`.
+struct WindowCursor {
+    half: usize,
+    pairs: usize,
+    plane: usize,
+    pair: usize,
+    window: usize,
+}
+
+impl WindowCursor {
+    /// Moves on by `run` windows, which stay within the current row pair.
+    #[inline(always)]
+    fn advance(&mut self, run: usize) {
+        self.window += run;
+        if self.window == self.half {
+            self.window = 0;
+            self.pair += 1;
+            if self.pair == self.pairs {
+                self.pair = 0;
+                self.plane += 1;
+            }
+        }
+    }
+}
+
 /// y = [pool]([ReLU](γ·(x − mean)·invstd + β)) for the batch statistics given. Inputs: x, γ, β.
 pub(super) struct FusedBatchNorm {
     mean: Vec<f32>,
@@ -331,39 +360,56 @@ impl FusedBatchNorm {
     }
 
     /// The pooled activations `y` and the argmaxes `k` (which element of the window, 0..4 row-major, its
-    /// first maximum) of the windows of one pair of rows, with the comparisons of `pool::first_max` made for 16
-    /// windows at once (de-interleaved into one array per window position), so that the activations,
-    /// comparisons and selections vectorise; window by window it was about 5 % of a width/4 step.
+    /// first maximum) of the next `y.len()` ≤ 16 windows of `x`, whole planes whose first is plane `first`
+    /// of the batch, from `at` on. The comparisons of `pool::first_max` are made for the 16 windows at once
+    /// (de-interleaved into one array per window position), so that the activations, comparisons and
+    /// selections vectorise; window by window it was about 5 % of a width/4 step. The 16 windows may span
+    /// row pairs and planes: a call per row pair cost more than its work at the narrow planes of the last
+    /// layers (a 4×4 plane has two windows per row pair).
     #[inline(always)]
-    fn pool_row_pair(&self, top: &[f32], bottom: &[f32], (a, b): (f32, f32), y: &mut [MaybeUninit<f32>], k: &mut [MaybeUninit<u8>]) {
+    fn pool_windows(&self, x: &[f32], first: usize, at: &mut WindowCursor, (scale, shift): (&[f32], &[f32]), y: &mut [MaybeUninit<f32>], k: &mut [MaybeUninit<u8>]) {
         const B: usize = 16;
-        for j0 in (0..y.len()).step_by(B) {
-            let n = B.min(y.len() - j0);
-            // The windows' halves copied whole, then de-interleaved by permutations (the compiler made
-            // gathers of the element-by-element version, which on AMD's cores were most of this function).
-            let (mut top_pairs, mut bottom_pairs) = ([[0f32; 2]; B], [[0f32; 2]; B]);
-            copy_row(&mut top_pairs.as_flattened_mut()[..2 * n], &top[2 * j0..][..2 * n]);
-            copy_row(&mut bottom_pairs.as_flattened_mut()[..2 * n], &bottom[2 * j0..][..2 * n]);
-            let ([t0, t1], [b0, b1]) = (simd::deinterleave(&top_pairs), simd::deinterleave(&bottom_pairs));
-            let v = [t0, t1, b0, b1];
-            let mut act = [[0f32; B]; 4];
-            for (act_row, row) in act.iter_mut().zip(&v) {
-                for (o, &t) in act_row.iter_mut().zip(row) {
-                    *o = self.activation(a * t + b);
-                }
+        let n = y.len();
+        // The windows' halves copied whole, a row pair's windows at a time, then de-interleaved by
+        // permutations (the compiler made gathers of the element-by-element version, which on AMD's
+        // cores were most of this function).
+        let (mut top_pairs, mut bottom_pairs) = ([[0f32; 2]; B], [[0f32; 2]; B]);
+        let (mut a, mut b) = ([0f32; B], [0f32; B]);
+        let mut l = 0;
+        while l < n {
+            let run = (n - l).min(at.half - at.window);
+            let top = (at.plane * at.pairs + at.pair) * 4 * at.half + 2 * at.window;
+            copy_row(&mut top_pairs[l..l + run].as_flattened_mut(), &x[top..][..2 * run]);
+            copy_row(&mut bottom_pairs[l..l + run].as_flattened_mut(), &x[top + 2 * at.half..][..2 * run]);
+            let ch = (first + at.plane) % scale.len();
+            a[l..l + run].fill(scale[ch]);
+            b[l..l + run].fill(shift[ch]);
+            at.advance(run);
+            l += run;
+        }
+        let ([t0, t1], [b0, b1]) = (simd::deinterleave(&top_pairs), simd::deinterleave(&bottom_pairs));
+        let v = [t0, t1, b0, b1];
+        let mut act = [[0f32; B]; 4];
+        for (act_row, row) in act.iter_mut().zip(&v) {
+            for ((o, &t), (&a, &b)) in act_row.iter_mut().zip(row).zip(a.iter().zip(&b)) {
+                *o = self.activation(a * t + b);
             }
-            let (mut best, mut max) = ([0u8; B], act[0]);
-            for (e, row) in act.iter().enumerate().skip(1) {
-                for j in 0..B {
-                    let wins = row[j] > max[j];
-                    best[j] = if wins { e as u8 } else { best[j] };
-                    max[j] = if wins { row[j] } else { max[j] };
-                }
+        }
+        // The argmaxes in 32-bit lanes, as wide as the values compared (as bytes, the selections were
+        // made one by one).
+        let (mut best, mut max) = ([0u32; B], act[0]);
+        for (e, row) in act.iter().enumerate().skip(1) {
+            for j in 0..B {
+                let wins = row[j] > max[j];
+                best[j] = if wins { e as u32 } else { best[j] };
+                max[j] = if wins { row[j] } else { max[j] };
             }
-            for ((yo, &m), (ko, &e)) in y[j0..j0 + n].iter_mut().zip(&max).zip(k[j0..j0 + n].iter_mut().zip(&best)) {
-                yo.write(m);
-                ko.write(e);
-            }
+        }
+        let best = best.map(|e| e as u8);
+        // SAFETY: y and k hold n ≤ B values each, and the arrays do not overlap them.
+        unsafe {
+            copy_row_to(y.as_mut_ptr().cast(), &max[..n]);
+            std::ptr::copy_nonoverlapping(best.as_ptr(), k.as_mut_ptr().cast(), n);
         }
     }
 
@@ -378,15 +424,16 @@ impl FusedBatchNorm {
             let (h, w) = plane_dims(d)?;
             let mut argmax = Vec::new();
             // SAFETY (both): each plane's h/2 row pairs fill its s/4 pooled values and argmaxes, every one.
+            // Tasks of whole planes, at least POOL_TASK windows each.
+            let planes = POOL_TASK.div_ceil(s / 4);
             let y = unsafe {
                 written(x.len() / 4, |y| {
                     argmax = written(x.len() / 4, |argmax| {
-                        y.par_chunks_mut(s / 4).zip(argmax.par_chunks_mut(s / 4)).zip(x.par_chunks(s)).enumerate().for_each(|(plane, ((yp, kp), xp))| {
+                        y.par_chunks_mut(planes * s / 4).zip(argmax.par_chunks_mut(planes * s / 4)).zip(x.par_chunks(planes * s)).enumerate().for_each(|(task, ((yt, kt), xt))| {
                             simd::wide(#[inline(always)] || {
-                                let ab = (scale[plane % c], shift[plane % c]);
-                                for ((rows, yr), kr) in xp.chunks_exact(2 * w).zip(yp.chunks_exact_mut(w / 2)).zip(kp.chunks_exact_mut(w / 2)) {
-                                    let (top, bottom) = rows.split_at(w);
-                                    self.pool_row_pair(top, bottom, ab, yr, kr);
+                                let mut at = WindowCursor { half: w / 2, pairs: h / 2, plane: 0, pair: 0, window: 0 };
+                                for (yg, kg) in yt.chunks_mut(16).zip(kt.chunks_mut(16)) {
+                                    self.pool_windows(xt, task * planes, &mut at, (&scale, &shift), yg, kg);
                                 }
                             })
                         })

@@ -130,7 +130,9 @@ fn batch_norm_with_the_pool_fused_equals_batch_norm_then_pool_exactly() {
     use candle_nn::VarMap;
     let dev = Device::Cpu;
     // Widths of 16 and 32 take the pool routing's blocked path (8 windows at a time), the others the per-window one.
-    for (case, (shape, relu)) in [((5, 3, 8, 6), true), ((2, 17, 4, 4), true), ((3, 4, 2, 10), false), ((3, 5, 6, 16), true), ((2, 3, 4, 32), false)].into_iter().enumerate() {
+    // The forward's groups of 16 windows span row pairs and planes (4×4, 2×10); the last shape has enough
+    // windows (7 140) for several of its tasks, each starting at a plane of another channel.
+    for (case, (shape, relu)) in [((5, 3, 8, 6), true), ((2, 17, 4, 4), true), ((3, 4, 2, 10), false), ((3, 5, 6, 16), true), ((2, 3, 4, 32), false), ((4, 7, 34, 30), true)].into_iter().enumerate() {
         // Two copies of one layer (batch norm starts at γ = 1, β = 0): one fused with the pool, one followed by MaxPool2x2.
         let (vm_a, vm_b) = (VarMap::new(), VarMap::new());
         let fused = BatchNorm::new(shape.1, relu, common::var_builder(&vm_a, DType::F32)).unwrap();
