@@ -38,8 +38,8 @@ impl MaxPool2x2 {
 impl Module for MaxPool2x2 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (n, c, h, w) = x.dims4()?;
-        if h % 2 != 0 || w % 2 != 0 {
-            candle_core::bail!("MaxPool2x2 needs even height and width, got {h}×{w}");
+        if h % 2 != 0 || w % 2 != 0 || h == 0 || w == 0 {
+            candle_core::bail!("MaxPool2x2 needs an even, non-zero height and width, got {h}×{w}");
         }
         if self.kernels.native_on(&[x]) {
             return x.contiguous()?.apply_op1(Pool);
@@ -131,8 +131,9 @@ pub(super) fn window_offset(o: usize, k: usize, w: usize) -> usize {
 
 pub(super) fn plane_dims(d: &[usize]) -> Result<(usize, usize)> {
     match d {
-        [_, _, h, w] if h % 2 == 0 && w % 2 == 0 => Ok((*h, *w)),
-        _ => candle_core::bail!("MaxPool2x2: expected (N, C, H, W) with even H and W, got {d:?}"),
+        // Zero sides too: the kernels cut the batch into planes of H·W values.
+        [_, _, h, w] if h % 2 == 0 && w % 2 == 0 && *h > 0 && *w > 0 => Ok((*h, *w)),
+        _ => candle_core::bail!("MaxPool2x2: expected (N, C, H, W) with even, non-zero H and W, got {d:?}"),
     }
 }
 

@@ -153,3 +153,15 @@ fn batch_norm_with_the_pool_fused_equals_batch_norm_then_pool_exactly() {
         }
     }
 }
+
+#[test]
+fn batch_norm_with_the_pool_refuses_empty_planes() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_cpu_kernels::BatchNorm;
+    use candle_nn::VarMap;
+    let vm = VarMap::new();
+    let bn = BatchNorm::new(3, true, common::var_builder(&vm, DType::F32)).unwrap();
+    let x = Tensor::zeros((2, 3, 0, 4), DType::F32, &Device::Cpu).unwrap();
+    let err = bn.forward_pooled_t(&x, true).expect_err("an empty plane");
+    assert!(err.to_string().contains("non-zero"), "{err}");
+}

@@ -48,3 +48,15 @@ fn max_pool_matches_the_reshape_and_max_reference_on_random_inputs() {
         assert_eq!(flat(&g), flat(&g_ref), "case {case}: gradient");
     }
 }
+
+#[test]
+fn max_pool_refuses_odd_or_empty_planes_on_both_paths() {
+    use candle_cpu_kernels::Kernels;
+    for kernels in [Kernels::Native, Kernels::Candle] {
+        for (h, w) in [(3, 4), (4, 5), (0, 4), (4, 0)] {
+            let x = Tensor::zeros((2, 3, h, w), candle_core::DType::F32, &CPU).unwrap();
+            let err = MaxPool2x2::new(kernels).forward(&x).expect_err("an odd or empty plane");
+            assert!(err.to_string().contains("even, non-zero"), "{h}×{w}: {err}");
+        }
+    }
+}
