@@ -314,6 +314,29 @@ thread_local! {
     static ACCUMULATED: RefCell<KeptBuffer> = const { RefCell::new(KeptBuffer::new()) };
 }
 
+/// [`Plan::tile_runs`]: the runs among the first `lanes` of the tiles `at`, from lane `l` on.
+struct TileRuns<'a> {
+    at: &'a [(usize, usize, usize)],
+    tw: usize,
+    lanes: usize,
+    l: usize,
+}
+
+impl Iterator for TileRuns<'_> {
+    type Item = (usize, usize, (usize, usize, usize));
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.l >= self.lanes {
+            return None;
+        }
+        let (first, tile) = (self.l, self.at[self.l]);
+        let run = (self.lanes - first).min(self.tw - tile.2);
+        self.l += run;
+        Some((first, run, tile))
+    }
+}
+
 /// How a batch is cut into tiles: M×M output tiles, `th` × `tw` per image, `images` per chunk.
 struct Plan<'a, T, const M: usize, const A: usize> {
     tiling: PhantomData<fn() -> T>,
@@ -357,6 +380,14 @@ impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
     /// (first image, images) of each chunk, in order.
     fn chunks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         (0..self.g.n).step_by(self.images).map(|first| (first, self.images.min(self.g.n - first)))
+    }
+
+    /// The lanes of the group of tiles from t0 (of a chunk's `tiles`) as runs of consecutive tiles of one
+    /// tile row: (first lane, lanes in the run, the first tile's (image, tile row, tile column)). A run's
+    /// tiles lie side by side, so that the transforms move each of its rows as one piece.
+    #[inline(always)]
+    fn tile_runs(&self, t0: usize, tiles: usize) -> TileRuns<'_> {
+        TileRuns { at: &self.at[t0..], tw: self.tw, lanes: LANES.min(tiles.saturating_sub(t0)), l: 0 }
     }
 
     /// Rows and columns of the output tile (ty, tx) inside the plane: M × M but at odd edges.
@@ -463,18 +494,13 @@ impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
                 // The lanes of one tile row read one contiguous piece of each of its rows (tile by tile,
                 // in copies of two values, this pass took a third longer at width 1/8).
                 let mut dy_rows = [[[0f32; M]; LANES]; M];
-                let lanes = LANES.min(tiles.saturating_sub(t0));
-                let mut l = 0;
-                while l < lanes {
-                    let (i, ty, tx) = self.at[t0 + l];
-                    let run = (lanes - l).min(self.tw - tx);
+                for (l, run, (i, ty, tx)) in self.tile_runs(t0, tiles) {
                     let src = &gy[((first + i) * g.k + k) * plane..][..plane];
                     let (rows, _) = self.extent(ty, tx);
                     let width = (run * M).min(g.w - tx * M);
                     for (a, row) in dy_rows.iter_mut().enumerate().take(rows) {
                         copy_row(&mut row[l..l + run].as_flattened_mut()[..width], &src[(ty * M + a) * g.w + tx * M..][..width]);
                     }
-                    l += run;
                 }
                 store_tiles(sk, cols, t0, &sandwich(&T::ALG.a, &lane_wise(&dy_rows)));
             }
@@ -491,19 +517,13 @@ impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
                 // Row a of the 16 output tiles side by side (tile l's M values from l·M on), so that the tiles
                 // of one tile row go out as one contiguous piece of an output row.
                 let side_by_side = tile_wise(&sandwich(&T::ALG.at, &load_tiles(mm, g.k, k, cols, t0)));
-                let lanes = LANES.min(tiles.saturating_sub(t0));
-                let mut l = 0;
-                while l < lanes {
-                    // The lanes l..l + run hold consecutive tiles of one tile row.
-                    let (i, ty, tx) = self.at[t0 + l];
-                    let run = (lanes - l).min(self.tw - tx);
+                for (l, run, (i, ty, tx)) in self.tile_runs(t0, tiles) {
                     let (rows, _) = self.extent(ty, tx);
                     let width = (run * M).min(g.w - tx * M);
                     for (a, row) in side_by_side.iter().enumerate().take(rows) {
                         // SAFETY: this task alone writes channel k.
                         unsafe { out.write_row(((i * g.k + k) * g.h + ty * M + a) * g.w + tx * M, &row.as_flattened()[l * M..][..width]) };
                     }
-                    l += run;
                 }
             }
         }));
@@ -522,17 +542,11 @@ impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
                     pad.fill(0.0);
                     for t0 in (0..cols).step_by(LANES) {
                         let dd = sandwich(&T::ALG.b, &load_tiles(z, g.c, c, cols, t0));
-                        let lanes = LANES.min(tiles.saturating_sub(t0));
-                        let mut l = 0;
-                        while l < lanes {
-                            // The lanes l..l + run hold consecutive tiles of one tile row.
-                            let (i, ty, tx) = self.at[t0 + l];
-                            let run = (lanes - l).min(self.tw - tx);
+                        for (l, run, (i, ty, tx)) in self.tile_runs(t0, tiles) {
                             let base = (i * self.hp + ty * M) * self.wp + tx * M;
                             for (a, dda) in dd.iter().enumerate() {
                                 add_run::<M, A>(&mut pad[base + a * self.wp..][..run * M + A - M], dda, l, run);
                             }
-                            l += run;
                         }
                     }
                     for i in 0..imgs {
