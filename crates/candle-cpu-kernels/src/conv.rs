@@ -190,7 +190,7 @@ fn regroup(src: &[f32], dst: &mut [f32], rows: usize, imgs: usize, p: usize, bac
 /// C (m × n) = op(A)·B, row-major, single-threaded; `ta` reads A (stored k × m) transposed.
 fn gemm(m: usize, k: usize, n: usize, a: &[f32], ta: bool, b: &[f32], c: &mut [f32]) {
     let a_strides = if ta { (1, m) } else { (k, 1) };
-    matmul::gemm((m, n, k), a, a_strides, b, (n, 1), c, (n, 1), false, false);
+    matmul::gemm_rows((m, n, k), a, a_strides, b, n, c, n);
 }
 
 /// y = conv(x, w) of a batch x (N, C, H, W) and weights w (K, C, kh, kw), both contiguous; with `keep`,

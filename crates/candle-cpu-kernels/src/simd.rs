@@ -13,6 +13,8 @@
 //! version is written with intrinsics instead, behind [`has_avx512`]: [`deinterleave`] here and
 //! `matmul::gemm_nt`'s block kernel, which also has an AVX2 version behind [`has_avx2_fma`]. They move
 //! and combine the same values in the same order, so they too give the bits of the portable code.
+//! `matmul::gemm_rows`'s kernels, AVX-512 and AVX2, have no portable version: they give the `gemm`
+//! crate's bits, and where neither runs, the `gemm` crate computes the product.
 
 /// `f()`, with AVX-512 or else AVX2 (with FMA) enabled for the code inlined into it where the CPU supports it.
 /// Only inlined code gains the features: a call that is not inlined — a rayon task, a thread-local's

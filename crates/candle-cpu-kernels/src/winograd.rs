@@ -583,7 +583,7 @@ impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
                     self.inputs(x, first, imgs, v);
                     // One GEMM per point ξ: M_ξ (K × cols) = U_ξ (K × C) · V_ξ (C × cols).
                     mm[..A * A * g.k * cols].par_chunks_mut(g.k * cols).enumerate().for_each(|(xi, m)| {
-                        matmul::gemm((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], (self.pitch(cols), 1), m, (cols, 1), false, false);
+                        matmul::gemm_rows((g.k, cols, g.c), &u[xi * g.c..], (A * A * g.c, 1), &v[xi * cols..], self.pitch(cols), m, cols);
                     });
                     self.outputs(&mm, imgs, &mut y[first * img..][..imgs * img]);
                 }
@@ -630,7 +630,7 @@ impl<'a, T: Tiling<M, A>, const M: usize, const A: usize> Plan<'a, T, M, A> {
                     matmul::gemm_nt((k, c, cols), s_xi, pitch, &v[xi * cols..], pitch, du_xi, c, chunk > 0);
                 }
                 if let Some(z_xi) = z_xi {
-                    matmul::gemm((c, cols, k), &u[xi * c..], (1, A * A * c), s_xi, (pitch, 1), z_xi, (cols, 1), false, false);
+                    matmul::gemm_rows((c, cols, k), &u[xi * c..], (1, A * A * c), s_xi, pitch, z_xi, cols);
                 }
             });
             if let Some(dx) = dx.as_mut() {
