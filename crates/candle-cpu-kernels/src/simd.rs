@@ -105,6 +105,72 @@ unsafe fn deinterleave_avx2(pairs: &[[f32; 2]; 16]) -> [[f32; 16]; 2] {
     out
 }
 
+/// 8 max-pool windows' gradients `v` spread back over the windows' two rows (16 columns): window j's to
+/// the element `at[j]` (0..4, row-major in the window) chose, +0 at the other three. Lane-wise with
+/// AVX-512 or AVX2 where the CPU has them: from portable code the compiler kept it scalar, four stores a
+/// window.
+#[inline(always)]
+pub(super) fn spread_windows(at: &[u8; 8], v: &[f32; 8]) -> [[f32; 16]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F (checked above).
+        return unsafe { spread_windows_avx512(at, v) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU has AVX2 (checked above).
+        return unsafe { spread_windows_avx2(at, v) };
+    }
+    let mut rows = [[0f32; 16]; 2];
+    for (j, (&a, &g)) in at.iter().zip(v).enumerate() {
+        rows[usize::from(a >> 1)][2 * j + usize::from(a & 1)] = g;
+    }
+    rows
+}
+
+/// [`spread_windows`] with AVX-512: each window's value and argmax repeated into its two columns, each
+/// row the values whose argmax is that row's element in that column. SAFETY: the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn spread_windows_avx512(at: &[u8; 8], v: &[f32; 8]) -> [[f32; 16]; 2] {
+    use std::arch::x86_64::*;
+    // SAFETY: `at` holds 8 bytes, `v` 8 values.
+    let (at, v) = unsafe { (_mm512_cvtepu8_epi32(_mm_loadl_epi64(at.as_ptr().cast())), _mm512_castps256_ps512(_mm256_loadu_ps(v.as_ptr()))) };
+    let twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    let (at, v) = (_mm512_permutexvar_epi32(twice, at), _mm512_permutexvar_ps(twice, v));
+    let column = _mm512_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1);
+    let mut rows = [[0f32; 16]; 2];
+    for (r, row) in rows.iter_mut().enumerate() {
+        let chosen = _mm512_cmpeq_epi32_mask(at, _mm512_add_epi32(column, _mm512_set1_epi32(2 * r as i32)));
+        // SAFETY: each row holds 16 values.
+        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), _mm512_maskz_mov_ps(chosen, v)) };
+    }
+    rows
+}
+
+/// [`spread_windows`] with AVX2, in halves of 4 windows. SAFETY: the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn spread_windows_avx2(at: &[u8; 8], v: &[f32; 8]) -> [[f32; 16]; 2] {
+    use std::arch::x86_64::*;
+    // SAFETY: `at` holds 8 bytes, `v` 8 values.
+    let (at, v) = unsafe { (_mm256_cvtepu8_epi32(_mm_loadl_epi64(at.as_ptr().cast())), _mm256_loadu_ps(v.as_ptr())) };
+    let column = _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1);
+    let mut rows = [[0f32; 16]; 2];
+    for half in 0..2 {
+        let twice = _mm256_add_epi32(_mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), _mm256_set1_epi32(4 * half as i32));
+        let (at, v) = (_mm256_permutevar8x32_epi32(at, twice), _mm256_permutevar8x32_ps(v, twice));
+        for (r, row) in rows.iter_mut().enumerate() {
+            let chosen = _mm256_cmpeq_epi32(at, _mm256_add_epi32(column, _mm256_set1_epi32(2 * r as i32)));
+            // SAFETY: each row holds 16 values, 8 from half · 8 on.
+            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * half), _mm256_and_ps(v, _mm256_castsi256_ps(chosen))) };
+        }
+    }
+    rows
+}
+
 /// Whether kernels written with AVX-512 intrinsics may run: this build runs at AVX-512 on this CPU
 /// ([`SimdLevel::in_use`]) and no test asked for the baseline path.
 #[cfg(target_arch = "x86_64")]
@@ -216,6 +282,29 @@ pub(super) mod tests {
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2 (checked above).
             assert_eq!(unsafe { super::deinterleave_avx2(&pairs) }, expected);
+        }
+    }
+
+    /// Every value at its window's chosen element and +0 elsewhere, for every argmax of the 8 windows, on
+    /// each path; a -0 gradient stays -0 where it goes.
+    #[test]
+    fn spread_windows_routes_each_value_on_every_path() {
+        let v: [f32; 8] = [1.5, -2.0, -0.0, 3.25, -7.5, 0.125, 9.0, -1.0];
+        let bits = |rows: [[f32; 16]; 2]| rows.map(|row| row.map(f32::to_bits));
+        for code in 0..4u32.pow(8) {
+            let at: [u8; 8] = std::array::from_fn(|j| (code >> (2 * j) & 3) as u8);
+            let mut expected = [[0f32; 16]; 2];
+            for j in 0..8 {
+                let (row, col) = (at[j] / 2, at[j] % 2);
+                expected[row as usize][2 * j + col as usize] = v[j];
+            }
+            assert_eq!(bits(super::spread_windows(&at, &v)), bits(expected), "argmax {at:?}");
+            assert_eq!(bits(on_baseline(|| super::spread_windows(&at, &v))), bits(expected), "baseline, argmax {at:?}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2 (checked above).
+                assert_eq!(bits(unsafe { super::spread_windows_avx2(&at, &v) }), bits(expected), "AVX2, argmax {at:?}");
+            }
         }
     }
 }
